@@ -1,0 +1,67 @@
+"""rlreward: one composite reward from LLM judges, rule functions and reward models.
+
+``import rlreward`` is light: names are imported on first use, so torch, transformers,
+trl and verl load only when a feature that needs them is touched.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # core
+    "GraderScore": "rlreward.schema",
+    "GraderError": "rlreward.schema",
+    "GraderResult": "rlreward.schema",
+    "Grader": "rlreward.graders.base",
+    "FunctionGrader": "rlreward.graders.function",
+    "GraderConfig": "rlreward.runner",
+    "GradingRunner": "rlreward.runner",
+    "GradingResults": "rlreward.results",
+    "WeightedSumAggregator": "rlreward.aggregators",
+    "RewardSpec": "rlreward.integrations.spec",
+    "load_spec": "rlreward.integrations.spec",
+    "ConfigError": "rlreward.errors",
+    "MissingFieldsError": "rlreward.errors",
+    "UnknownNameError": "rlreward.errors",
+    "DatasetError": "rlreward.errors",
+    "DependencyError": "rlreward.errors",
+    "RLRewardError": "rlreward.errors",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rlreward' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # pragma: no cover - static import view for type checkers
+    from rlreward.aggregators import WeightedSumAggregator
+    from rlreward.errors import (
+        ConfigError,
+        DatasetError,
+        DependencyError,
+        MissingFieldsError,
+        RLRewardError,
+        UnknownNameError,
+    )
+    from rlreward.graders.base import Grader
+    from rlreward.graders.function import FunctionGrader
+    from rlreward.integrations.spec import RewardSpec, load_spec
+    from rlreward.results import GradingResults
+    from rlreward.runner import GraderConfig, GradingRunner
+    from rlreward.schema import GraderError, GraderResult, GraderScore

@@ -1,0 +1,3 @@
+from rlreward.cli import main
+
+raise SystemExit(main())

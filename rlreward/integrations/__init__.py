@@ -1,0 +1,1 @@
+"""Entrances to the grading path: reward specs (YAML), VERL and TRL adapters."""

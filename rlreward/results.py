@@ -1,0 +1,65 @@
+"""GradingResults: ``{name: [result per row]}`` with helpers for scores and summaries."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rlreward.schema import GraderError, GraderResult, GraderScore
+
+__all__ = ["GradingResults", "summarize"]
+
+
+def summarize(results: list[GraderResult]) -> dict[str, float | int]:
+    """count / mean / std / min / max over scores, and the error count and rate."""
+    scores = [r.score for r in results if isinstance(r, GraderScore)]
+    n, errors = len(results), sum(1 for r in results if isinstance(r, GraderError))
+    out: dict[str, float | int] = {"count": n, "errors": errors, "error_rate": errors / n if n else 0.0}
+    if scores:
+        mean = math.fsum(scores) / len(scores)
+        var = math.fsum((s - mean) ** 2 for s in scores) / len(scores)
+        out.update(mean=mean, std=math.sqrt(var), min=min(scores), max=max(scores))
+    else:
+        out.update(mean=math.nan, std=math.nan, min=math.nan, max=math.nan)
+    return out
+
+
+class GradingResults(dict[str, list[GraderResult]]):
+    """A plain dict ``{grader or aggregator name: [result per row]}`` plus helpers."""
+
+    def scores(self, name: str) -> list[float | None]:
+        """Scores of one column, ``None`` where the grade failed."""
+        return [r.score if isinstance(r, GraderScore) else None for r in self[name]]
+
+    def errors(self, name: str) -> dict[int, str]:
+        """``{row index: error message}`` for one column."""
+        return {i: r.error for i, r in enumerate(self[name]) if isinstance(r, GraderError)}
+
+    def summary(self) -> dict[str, dict[str, float | int]]:
+        return {name: summarize(col) for name, col in self.items()}
+
+    def row(self, index: int) -> dict[str, GraderResult]:
+        return {name: col[index] for name, col in self.items()}
+
+    def to_records(self) -> list[dict[str, dict[str, Any]]]:
+        """Per row ``{name: {"score", "reason"} | {"error"}}``, JSON-ready."""
+        n = len(next(iter(self.values()), []))
+        records: list[dict[str, dict[str, Any]]] = [{} for _ in range(n)]
+        for name, col in self.items():
+            for rec, r in zip(records, col):
+                if isinstance(r, GraderScore):
+                    rec[name] = {"score": r.score, "reason": r.reason}
+                else:
+                    rec[name] = {"error": r.error}
+        return records
+
+    def format_summary(self) -> str:
+        """A fixed-width table: one line per grader/aggregator."""
+        head = f"{'name':<24} {'n':>6} {'mean':>8} {'std':>8} {'min':>8} {'max':>8} {'errors':>7} {'err%':>6}"
+        lines = [head, "-" * len(head)]
+        for name, s in self.summary().items():
+            lines.append(
+                f"{name[:24]:<24} {s['count']:>6} {s['mean']:>8.4f} {s['std']:>8.4f} "
+                f"{s['min']:>8.4f} {s['max']:>8.4f} {s['errors']:>7} {100 * s['error_rate']:>5.1f}%"
+            )
+        return "\n".join(lines)

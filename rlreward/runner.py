@@ -1,0 +1,327 @@
+"""GraderConfig and GradingRunner: many graders over many rows, concurrently, losing none.
+
+The runner checks every (row, grader) pair's fields up front, then runs all calls
+through one pool of workers bounded by one per-event-loop semaphore (so the bound
+also holds across concurrent ``arun`` calls, as the VERL adapter makes), and finally
+applies aggregators per row. Loop-bound state is created inside the running loop, so
+one runner serves any number of ``asyncio.run`` calls in a row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from rlreward.aggregators import AggregatorLike, bind_aggregators
+from rlreward.dataset import load_rows
+from rlreward.errors import ConfigError, MissingFieldsError
+from rlreward.graders.base import Grader, to_result
+from rlreward.graders.function import FunctionGrader
+from rlreward.results import GradingResults
+from rlreward.schema import GraderError, GraderResult
+
+__all__ = ["GraderConfig", "GradingRunner"]
+
+Mapper = Mapping[str, str] | Callable[[dict[str, Any]], Mapping[str, Any]]
+_MISSING = object()
+
+
+def _resolve(sample: Mapping[str, Any], path: str) -> Any:
+    """Look up ``a.b.0.c`` in nested mappings / sequences; _MISSING when absent."""
+    if path in sample:
+        return sample[path]
+    node: Any = sample
+    for part in path.split("."):
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, Sequence) and not isinstance(node, str) and part.isdigit():
+            idx = int(part)
+            if idx >= len(node):
+                return _MISSING
+            node = node[idx]
+        else:
+            return _MISSING
+    return node
+
+
+@dataclass
+class GraderConfig:
+    """A grader plus how to get its fields out of a row.
+
+    ``mapper`` is ``{grader_field: row_field_or.dotted.path}`` (renames and overlays:
+    unmapped row fields stay available) or a callable ``row -> dict`` whose result
+    is used as the grader's fields. A plain callable as ``grader`` is wrapped in a
+    FunctionGrader.
+    """
+
+    grader: Any
+    mapper: Mapper | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.grader, Grader):
+            if hasattr(self.grader, "aevaluate"):
+                pass  # duck-typed grader: used as is
+            elif callable(self.grader):
+                self.grader = FunctionGrader(self.grader)
+            else:
+                raise ConfigError(
+                    f"GraderConfig.grader must be a Grader or a callable, "
+                    f"got {type(self.grader).__name__}"
+                )
+        m = self.mapper
+        if m is not None and not callable(m):
+            if not isinstance(m, Mapping):
+                raise ConfigError(
+                    f"GraderConfig.mapper must be a dict {{grader_field: row_field}} or a "
+                    f"callable row -> dict, got {type(m).__name__}"
+                )
+            bad = {k: v for k, v in m.items() if not isinstance(k, str) or not isinstance(v, str)}
+            if bad:
+                raise ConfigError(
+                    f"GraderConfig.mapper entries must map str -> str (dotted paths allowed), "
+                    f"got {bad!r}"
+                )
+
+    def map(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """The fields a grader sees for ``row`` (a mapped path that is absent is left out)."""
+        m = self.mapper
+        if m is None:
+            return dict(row)
+        if callable(m):
+            out = m(dict(row))
+            if not isinstance(out, Mapping):
+                raise TypeError(f"mapper returned {type(out).__name__}, expected a dict")
+            return dict(out)
+        fields = dict(row)
+        for target, path in m.items():
+            value = _resolve(row, path)
+            if value is not _MISSING:
+                fields[target] = value
+            elif target in fields and target != path:
+                del fields[target]  # a mapped field must come from its mapping, not by accident
+        return fields
+
+
+def _normalise_configs(configs: Any) -> dict[str, GraderConfig]:
+    if isinstance(configs, Mapping):
+        items = list(configs.items())
+    elif isinstance(configs, (list, tuple)):
+        items = []
+        for c in configs:
+            cfg = c if isinstance(c, GraderConfig) else GraderConfig(c)
+            items.append((getattr(cfg.grader, "name", None), cfg))
+    else:
+        raise ConfigError(
+            "grader_configs must be a dict {name: GraderConfig | Grader} or a list of them, "
+            f"got {type(configs).__name__}"
+        )
+    out: dict[str, GraderConfig] = {}
+    for name, cfg in items:
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"every grader needs a non-empty string name, got {name!r}")
+        if name in out:
+            raise ConfigError(f"two graders are named {name!r}; grader names must be unique")
+        out[name] = cfg if isinstance(cfg, GraderConfig) else GraderConfig(cfg)
+    if not out:
+        raise ConfigError("grader_configs is empty; give at least one grader")
+    return out
+
+
+def _format_missing(missing: dict[str, dict[str, list[int]]], n_rows: int) -> str:
+    lines = ["samples lack fields their graders need (nothing was graded):"]
+    for grader, fields in missing.items():
+        for field, idx in fields.items():
+            shown = ", ".join(map(str, idx[:10])) + (f" and {len(idx) - 10} more" if len(idx) > 10 else "")
+            lines.append(
+                f"  grader {grader!r}: field {field!r} missing in {len(idx)}/{n_rows} samples "
+                f"(indices {shown})"
+            )
+    lines.append(
+        "fix: add the field to the rows, or map it from another field with "
+        "GraderConfig(grader, mapper={'<grader field>': '<row field or dotted.path>'})"
+    )
+    return "\n".join(lines)
+
+
+class _LoopState:
+    __slots__ = ("semaphore",)
+
+    def __init__(self, limit: int) -> None:
+        self.semaphore = asyncio.Semaphore(limit)
+
+
+class GradingRunner:
+    """Run graders over rows concurrently and aggregate the results per row.
+
+    Args:
+        grader_configs: ``{name: GraderConfig | Grader | callable}`` or a list of them.
+        aggregators: one aggregator or a list (``WeightedSumAggregator`` or any callable
+            ``{name: result} -> GraderScore``; keyed by its ``name``, else ``__name__``).
+        max_concurrency: bound on grader calls in flight, across all graders and all
+            concurrent ``arun`` calls in one event loop.
+        timeout: seconds per grader call; a call past it becomes a GraderError.
+        show_progress: show a tqdm progress bar.
+    """
+
+    def __init__(
+        self,
+        grader_configs: Any,
+        aggregators: AggregatorLike | Sequence[AggregatorLike] | None = None,
+        max_concurrency: int = 32,
+        show_progress: bool = True,
+        timeout: float | None = None,
+    ) -> None:
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
+            raise ConfigError(f"max_concurrency must be an int >= 1, got {max_concurrency!r}")
+        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+            raise ConfigError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+        self.grader_configs = _normalise_configs(grader_configs)
+        self.graders: dict[str, Any] = {n: c.grader for n, c in self.grader_configs.items()}
+        self.aggregators = bind_aggregators(aggregators, self.graders)
+        clash = set(self.aggregators) & set(self.graders)
+        if clash:
+            raise ConfigError(f"aggregator names clash with grader names: {sorted(clash)}")
+        self.max_concurrency = max_concurrency
+        self.show_progress = show_progress
+        self.timeout = timeout
+        self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    # -- preparation -----------------------------------------------------------------
+    def prepare(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+        """Map every row for every grader; raise one MissingFieldsError listing all gaps."""
+        missing: dict[str, dict[str, list[int]]] = {}
+        calls: dict[str, list[dict[str, Any]]] = {}
+        for name, cfg in self.grader_configs.items():
+            grader = cfg.grader
+            per_row: list[dict[str, Any]] = []
+            for i, row in enumerate(rows):
+                try:
+                    fields = cfg.map(row)
+                except Exception as exc:  # a mapper bug is a config error for that row
+                    missing.setdefault(name, {}).setdefault(
+                        f"<mapper raised {type(exc).__name__}: {exc}>", []
+                    ).append(i)
+                    per_row.append({})
+                    continue
+                gaps = grader.missing_fields(fields) if hasattr(grader, "missing_fields") else []
+                for f in gaps:
+                    missing.setdefault(name, {}).setdefault(f, []).append(i)
+                per_row.append(fields if gaps else _select(grader, fields))
+            calls[name] = per_row
+        if missing:
+            raise MissingFieldsError(_format_missing(missing, len(rows)), missing)
+        return calls
+
+    # -- execution -------------------------------------------------------------------
+    def _state(self) -> _LoopState:
+        loop = asyncio.get_running_loop()
+        state = self._states.get(loop)
+        if state is None:
+            state = self._states[loop] = _LoopState(self.max_concurrency)
+        return state
+
+    async def _call(self, name: str, grader: Any, fields: dict[str, Any]) -> GraderResult:
+        try:
+            if self.timeout is None:
+                value = await grader.aevaluate(**fields)
+            else:
+                value = await asyncio.wait_for(grader.aevaluate(**fields), self.timeout)
+            return to_result(name, value)
+        except asyncio.TimeoutError:
+            return GraderError(name, f"timed out after {self.timeout} s", {"timeout": True})
+        except Exception as exc:  # graders not derived from Grader may raise
+            return GraderError(name, f"{type(exc).__name__}: {exc}", {"exception_type": type(exc).__name__})
+
+    async def arun(self, dataset: Any) -> GradingResults:
+        """Grade every row with every grader, then aggregate; results keep row order."""
+        rows = load_rows(dataset)
+        calls = self.prepare(rows)
+        names = list(calls)
+        n_rows, n_graders = len(rows), len(names)
+        grader_list = [self.graders[n] for n in names]
+        call_lists = [calls[n] for n in names]
+        out: list[list[Any]] = [[None] * n_rows for _ in names]
+        total = n_rows * n_graders
+        sem = self._state().semaphore
+        jobs = iter(range(total))  # row-major: every grader of row i before row i+1
+        bar = tqdm(total=total, desc="grading", unit="call", disable=not self.show_progress or total == 0)
+
+        async def worker() -> None:
+            for j in jobs:
+                r, g = divmod(j, n_graders)
+                async with sem:
+                    out[g][r] = await self._call(names[g], grader_list[g], call_lists[g][r])
+                bar.update(1)
+
+        try:
+            n_workers = min(self.max_concurrency, total)
+            if n_workers:
+                await asyncio.gather(*(worker() for _ in range(n_workers)))
+        finally:
+            bar.close()
+        results = GradingResults(zip(names, out))
+        self._aggregate(results, n_rows)
+        return results
+
+    def _aggregate(self, results: GradingResults, n_rows: int) -> None:
+        names = list(results)
+        for agg_name, agg in self.aggregators.items():
+            column = []
+            for i in range(n_rows):
+                per_row = {n: results[n][i] for n in names}
+                try:
+                    column.append(to_result(agg_name, agg(per_row)))
+                except Exception as exc:  # a custom aggregator bug fails that row only
+                    column.append(GraderError(agg_name, f"aggregator raised {type(exc).__name__}: {exc}"))
+            results[agg_name] = column
+
+    def run(self, dataset: Any) -> GradingResults:
+        """Synchronous ``arun`` (its own event loop); closes loop-bound grader resources."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self._run_and_close(dataset))
+        raise RuntimeError(
+            "GradingRunner.run() was called inside a running event loop; use `await runner.arun(...)`"
+        )
+
+    async def _run_and_close(self, dataset: Any) -> GradingResults:
+        try:
+            return await self.arun(dataset)
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Release resources the graders bound to the running loop (HTTP clients, caches)."""
+        seen: set[int] = set()
+        for g in self.graders.values():
+            for obj in (g, getattr(g, "model", None)):
+                close = getattr(obj, "aclose", None)
+                if close is not None and id(obj) not in seen:
+                    seen.add(id(obj))
+                    await close()
+
+    async def __aenter__(self) -> GradingRunner:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return (
+            f"GradingRunner(graders={list(self.graders)}, aggregators={list(self.aggregators)}, "
+            f"max_concurrency={self.max_concurrency})"
+        )
+
+
+def _select(grader: Any, fields: dict[str, Any]) -> dict[str, Any]:
+    select = getattr(grader, "select_fields", None)
+    return select(fields) if select is not None else fields
+
