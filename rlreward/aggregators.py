@@ -50,7 +50,9 @@ def aggregator_name(agg: Any) -> str:
     return name
 
 
-def normalise_score(score: float, score_range: tuple[float, float] | None, higher_is_better: bool) -> float:
+def normalise_score(
+    score: float, score_range: tuple[float, float] | None, higher_is_better: bool
+) -> float:
     """Map a score to [0, 1], higher = better. Unbounded scores are only sign-flipped."""
     if score_range is None:
         return score if higher_is_better else -score
@@ -83,7 +85,9 @@ class WeightedSumAggregator:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise ConfigError(f"WeightedSumAggregator.name must be a non-empty string, got {self.name!r}")
+            raise ConfigError(
+                f"WeightedSumAggregator.name must be a non-empty string, got {self.name!r}"
+            )
         if self.on_error not in ON_ERROR_CHOICES:
             raise ConfigError(
                 f"WeightedSumAggregator.on_error={self.on_error!r} is not allowed; "
@@ -117,7 +121,11 @@ class WeightedSumAggregator:
         specs = {}
         for n, w in weights.items():
             g = graders[n]
-            specs[n] = (w / total, getattr(g, "score_range", (0.0, 1.0)), getattr(g, "higher_is_better", True))
+            specs[n] = (
+                w / total,
+                getattr(g, "score_range", (0.0, 1.0)),
+                getattr(g, "higher_is_better", True),
+            )
         bound = replace(self)
         bound._specs = specs
         return bound

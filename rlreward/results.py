@@ -14,7 +14,11 @@ def summarize(results: list[GraderResult]) -> dict[str, float | int]:
     """count / mean / std / min / max over scores, and the error count and rate."""
     scores = [r.score for r in results if isinstance(r, GraderScore)]
     n, errors = len(results), sum(1 for r in results if isinstance(r, GraderError))
-    out: dict[str, float | int] = {"count": n, "errors": errors, "error_rate": errors / n if n else 0.0}
+    out: dict[str, float | int] = {
+        "count": n,
+        "errors": errors,
+        "error_rate": errors / n if n else 0.0,
+    }
     if scores:
         mean = math.fsum(scores) / len(scores)
         var = math.fsum((s - mean) ** 2 for s in scores) / len(scores)
@@ -46,7 +50,7 @@ class GradingResults(dict[str, list[GraderResult]]):
         n = len(next(iter(self.values()), []))
         records: list[dict[str, dict[str, Any]]] = [{} for _ in range(n)]
         for name, col in self.items():
-            for rec, r in zip(records, col):
+            for rec, r in zip(records, col, strict=True):
                 if isinstance(r, GraderScore):
                     rec[name] = {"score": r.score, "reason": r.reason}
                 else:
@@ -55,7 +59,9 @@ class GradingResults(dict[str, list[GraderResult]]):
 
     def format_summary(self) -> str:
         """A fixed-width table: one line per grader/aggregator."""
-        head = f"{'name':<24} {'n':>6} {'mean':>8} {'std':>8} {'min':>8} {'max':>8} {'errors':>7} {'err%':>6}"
+        cols = ("n", "mean", "std", "min", "max", "errors", "err%")
+        widths = (6, 8, 8, 8, 8, 7, 6)
+        head = f"{'name':<24} " + " ".join(f"{c:>{w}}" for c, w in zip(cols, widths, strict=True))
         lines = [head, "-" * len(head)]
         for name, s in self.summary().items():
             lines.append(

@@ -136,7 +136,9 @@ def _format_missing(missing: dict[str, dict[str, list[int]]], n_rows: int) -> st
     lines = ["samples lack fields their graders need (nothing was graded):"]
     for grader, fields in missing.items():
         for field, idx in fields.items():
-            shown = ", ".join(map(str, idx[:10])) + (f" and {len(idx) - 10} more" if len(idx) > 10 else "")
+            shown = ", ".join(map(str, idx[:10])) + (
+                f" and {len(idx) - 10} more" if len(idx) > 10 else ""
+            )
             lines.append(
                 f"  grader {grader!r}: field {field!r} missing in {len(idx)}/{n_rows} samples "
                 f"(indices {shown})"
@@ -176,10 +178,16 @@ class GradingRunner:
         show_progress: bool = True,
         timeout: float | None = None,
     ) -> None:
-        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
+        if (
+            isinstance(max_concurrency, bool)
+            or not isinstance(max_concurrency, int)
+            or max_concurrency < 1
+        ):
             raise ConfigError(f"max_concurrency must be an int >= 1, got {max_concurrency!r}")
         if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
-            raise ConfigError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+            raise ConfigError(
+                f"timeout must be a positive number of seconds or None, got {timeout!r}"
+            )
         self.grader_configs = _normalise_configs(grader_configs)
         self.graders: dict[str, Any] = {n: c.grader for n, c in self.grader_configs.items()}
         self.aggregators = bind_aggregators(aggregators, self.graders)
@@ -237,7 +245,9 @@ class GradingRunner:
         except asyncio.TimeoutError:
             return GraderError(name, f"timed out after {self.timeout} s", {"timeout": True})
         except Exception as exc:  # graders not derived from Grader may raise
-            return GraderError(name, f"{type(exc).__name__}: {exc}", {"exception_type": type(exc).__name__})
+            return GraderError(
+                name, f"{type(exc).__name__}: {exc}", {"exception_type": type(exc).__name__}
+            )
 
     async def arun(self, dataset: Any) -> GradingResults:
         """Grade every row with every grader, then aggregate; results keep row order."""
@@ -251,7 +261,9 @@ class GradingRunner:
         total = n_rows * n_graders
         sem = self._state().semaphore
         jobs = iter(range(total))  # row-major: every grader of row i before row i+1
-        bar = tqdm(total=total, desc="grading", unit="call", disable=not self.show_progress or total == 0)
+        bar = tqdm(
+            total=total, desc="grading", unit="call", disable=not self.show_progress or total == 0
+        )
 
         async def worker() -> None:
             for j in jobs:
@@ -266,7 +278,7 @@ class GradingRunner:
                 await asyncio.gather(*(worker() for _ in range(n_workers)))
         finally:
             bar.close()
-        results = GradingResults(zip(names, out))
+        results = GradingResults(zip(names, out, strict=True))
         self._aggregate(results, n_rows)
         return results
 
@@ -279,7 +291,9 @@ class GradingRunner:
                 try:
                     column.append(to_result(agg_name, agg(per_row)))
                 except Exception as exc:  # a custom aggregator bug fails that row only
-                    column.append(GraderError(agg_name, f"aggregator raised {type(exc).__name__}: {exc}"))
+                    column.append(
+                        GraderError(agg_name, f"aggregator raised {type(exc).__name__}: {exc}")
+                    )
             results[agg_name] = column
 
     def run(self, dataset: Any) -> GradingResults:
@@ -289,7 +303,8 @@ class GradingRunner:
         except RuntimeError:
             return asyncio.run(self._run_and_close(dataset))
         raise RuntimeError(
-            "GradingRunner.run() was called inside a running event loop; use `await runner.arun(...)`"
+            "GradingRunner.run() was called inside a running event loop; "
+            "use `await runner.arun(...)`"
         )
 
     async def _run_and_close(self, dataset: Any) -> GradingResults:
@@ -324,4 +339,3 @@ class GradingRunner:
 def _select(grader: Any, fields: dict[str, Any]) -> dict[str, Any]:
     select = getattr(grader, "select_fields", None)
     return select(fields) if select is not None else fields
-

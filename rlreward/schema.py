@@ -21,13 +21,12 @@ class GraderScore:
 
     def __post_init__(self) -> None:
         s = self.score
-        if isinstance(s, bool) or not isinstance(s, (int, float)):
-            # numpy / torch scalars land here: accept anything float() takes, but not bool/str.
-            if isinstance(s, (bool, str, bytes)) or not hasattr(s, "__float__"):
-                raise TypeError(
-                    f"GraderScore.score for {self.name!r} must be a real number, "
-                    f"got {type(s).__name__} {s!r}"
-                )
+        # numpy / torch scalars are accepted through __float__; bool and str are not.
+        if isinstance(s, (bool, str, bytes)) or not hasattr(s, "__float__"):
+            raise TypeError(
+                f"GraderScore.score for {self.name!r} must be a real number, "
+                f"got {type(s).__name__} {s!r}"
+            )
         value = float(s)
         if not math.isfinite(value):
             raise ValueError(

@@ -45,8 +45,14 @@ class MicroBatcher(Generic[T, R]):
         max_batch_size: int = 64,
         run_in_thread: bool = True,
     ) -> None:
-        if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 1:
-            raise ConfigError(f"MicroBatcher.max_batch_size must be an int >= 1, got {max_batch_size!r}")
+        if (
+            isinstance(max_batch_size, bool)
+            or not isinstance(max_batch_size, int)
+            or max_batch_size < 1
+        ):
+            raise ConfigError(
+                f"MicroBatcher.max_batch_size must be an int >= 1, got {max_batch_size!r}"
+            )
         self.fn = fn
         self.max_batch_size = max_batch_size
         self.run_in_thread = run_in_thread
@@ -90,7 +96,7 @@ class MicroBatcher(Generic[T, R]):
                         if not f.done():
                             f.set_exception(exc)
                     continue
-                for f, r in zip(futures, results):
+                for f, r in zip(futures, results, strict=True):
                     if not f.done():
                         f.set_result(r)
         finally:

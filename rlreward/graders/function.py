@@ -29,8 +29,9 @@ def _signature_fields(fn: Callable[..., Any]) -> tuple[tuple[str, ...], tuple[st
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:
-    target = getattr(fn, "__call__", None) if not inspect.isroutine(fn) else fn
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(target)
+    if inspect.iscoroutinefunction(fn):
+        return True
+    return not inspect.isroutine(fn) and inspect.iscoroutinefunction(type(fn).__call__)
 
 
 class FunctionGrader(Grader):

@@ -35,7 +35,14 @@ from rlreward.errors import ConfigError, UnknownNameError
 from rlreward.graders.function import FunctionGrader
 from rlreward.runner import GraderConfig, GradingRunner
 
-__all__ = ["AGGREGATOR_TYPES", "GRADER_TYPES", "RewardSpec", "SpecContext", "load_callable", "load_spec"]
+__all__ = [
+    "AGGREGATOR_TYPES",
+    "GRADER_TYPES",
+    "RewardSpec",
+    "SpecContext",
+    "load_callable",
+    "load_spec",
+]
 
 #: grader ``type`` -> "module:attr" of a class or factory (extended by each grader family).
 GRADER_TYPES: dict[str, str] = {
@@ -52,7 +59,9 @@ _RUNNER_KEYS = {"max_concurrency", "timeout", "show_progress"}
 def load_callable(ref: str, base_dir: Path | None = None) -> Any:
     """Import ``"pkg.module:attr"`` or ``"path/file.py:attr"``."""
     if not isinstance(ref, str) or ":" not in ref:
-        raise ConfigError(f"callable reference {ref!r} must look like 'package.module:name' or 'file.py:name'")
+        raise ConfigError(
+            f"callable reference {ref!r} must look like 'package.module:name' or 'file.py:name'"
+        )
     target, _, attr = ref.rpartition(":")
     if target.endswith(".py"):
         path = Path(target)
@@ -72,13 +81,17 @@ def load_callable(ref: str, base_dir: Path | None = None) -> Any:
         try:
             module = importlib.import_module(target)
         except ImportError as exc:
-            raise ConfigError(f"callable reference {ref!r}: cannot import {target!r} ({exc})") from exc
+            raise ConfigError(
+                f"callable reference {ref!r}: cannot import {target!r} ({exc})"
+            ) from exc
     try:
         obj = module
         for part in attr.split("."):
             obj = getattr(obj, part)
     except AttributeError:
-        raise ConfigError(f"callable reference {ref!r}: {target!r} has no attribute {attr!r}") from None
+        raise ConfigError(
+            f"callable reference {ref!r}: {target!r} has no attribute {attr!r}"
+        ) from None
     return obj
 
 
@@ -92,7 +105,14 @@ class SpecContext:
     shared: dict[str, Any] = field(default_factory=dict)
 
 
-def _build_target(kind: str, type_name: str, table: Mapping[str, str], options: dict[str, Any], ctx: SpecContext, where: str) -> Any:
+def _build_target(
+    kind: str,
+    type_name: str,
+    table: Mapping[str, str],
+    options: dict[str, Any],
+    ctx: SpecContext,
+    where: str,
+) -> Any:
     if type_name not in table:
         raise UnknownNameError(f"{kind} type (in {where})", type_name, table)
     target = load_callable(table[type_name])
@@ -111,7 +131,10 @@ def _build_grader(name: str, entry: Any, ctx: SpecContext) -> GraderConfig:
     options = {k: v for k, v in entry.items() if k not in _GRADER_KEYS}
     has_type, has_callable = "type" in entry, "callable" in entry
     if has_type == has_callable:
-        raise ConfigError(f"{where}: give exactly one of 'type' (a built-in grader) or 'callable' ('module:function')")
+        raise ConfigError(
+            f"{where}: give exactly one of 'type' (a built-in grader) "
+            "or 'callable' ('module:function')"
+        )
     if has_callable:
         fn = load_callable(entry["callable"], ctx.base_dir)
         if "score_range" in options and options["score_range"] is not None:
@@ -121,7 +144,9 @@ def _build_grader(name: str, entry: Any, ctx: SpecContext) -> GraderConfig:
         except TypeError as exc:
             raise ConfigError(f"{where}: bad options for a callable grader: {exc}") from exc
     else:
-        grader = _build_target("grader", entry["type"], GRADER_TYPES, {"name": name, **options}, ctx, where)
+        grader = _build_target(
+            "grader", entry["type"], GRADER_TYPES, {"name": name, **options}, ctx, where
+        )
     mapper = entry.get("mapper")
     if isinstance(mapper, str):
         mapper = load_callable(mapper, ctx.base_dir)
@@ -135,7 +160,9 @@ def _build_aggregator(i: int, entry: Any, ctx: SpecContext) -> Any:
     if "callable" in entry:
         return load_callable(entry["callable"], ctx.base_dir)
     options = {k: v for k, v in entry.items() if k != "type"}
-    return _build_target("aggregator", entry.get("type", "weighted_sum"), AGGREGATOR_TYPES, options, ctx, where)
+    return _build_target(
+        "aggregator", entry.get("type", "weighted_sum"), AGGREGATOR_TYPES, options, ctx, where
+    )
 
 
 @dataclass
@@ -166,7 +193,9 @@ class RewardSpec:
         return GradingRunner(self.graders, aggregators=self.aggregators or None, **kwargs)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], base_dir: str | os.PathLike[str] | None = None) -> RewardSpec:
+    def from_dict(
+        cls, data: Mapping[str, Any], base_dir: str | os.PathLike[str] | None = None
+    ) -> RewardSpec:
         if not isinstance(data, Mapping):
             raise ConfigError(f"a reward spec must be a mapping, got {type(data).__name__}")
         unknown = sorted(set(data) - _TOP_KEYS)
@@ -174,7 +203,9 @@ class RewardSpec:
             raise ConfigError(f"reward spec: unknown keys {unknown}; allowed: {sorted(_TOP_KEYS)}")
         graders = data.get("graders")
         if not isinstance(graders, Mapping) or not graders:
-            raise ConfigError("reward spec: 'graders' must be a non-empty mapping {name: {type: ...}}")
+            raise ConfigError(
+                "reward spec: 'graders' must be a non-empty mapping {name: {type: ...}}"
+            )
         ctx = SpecContext(
             base_dir=Path(base_dir) if base_dir is not None else Path.cwd(),
             judge_model=data.get("judge_model"),
@@ -188,7 +219,9 @@ class RewardSpec:
         runner_opts = dict(data.get("runner") or {})
         bad = sorted(set(runner_opts) - _RUNNER_KEYS)
         if bad:
-            raise ConfigError(f"reward spec: unknown runner options {bad}; allowed: {sorted(_RUNNER_KEYS)}")
+            raise ConfigError(
+                f"reward spec: unknown runner options {bad}; allowed: {sorted(_RUNNER_KEYS)}"
+            )
         spec = cls(built, aggregators, **runner_opts)
         spec.build_runner()  # validate aggregator weights against grader names now
         return spec
@@ -214,4 +247,3 @@ def load_spec(spec: RewardSpec | Mapping[str, Any] | str | os.PathLike[str]) -> 
     if isinstance(spec, Mapping):
         return RewardSpec.from_dict(spec)
     return RewardSpec.from_yaml(spec)
-

@@ -1,0 +1,84 @@
+import asyncio
+import threading
+import time
+
+from rlreward.graders.function import FunctionGrader
+from rlreward.schema import GraderError, GraderScore
+
+
+def test_fields_come_from_the_signature():
+    def f(query, response, reference_response=None):
+        return 1.0
+
+    g = FunctionGrader(f)
+    assert g.name == "f"
+    assert g.required_fields == ("query", "response")
+    assert g.optional_fields == ("reference_response",)
+    assert g.missing_fields({"query"}) == ["response"]
+
+
+def test_return_shapes_become_results():
+    assert asyncio.run(FunctionGrader(lambda response: 0.5).aevaluate(response="x")).score == 0.5
+    r = asyncio.run(FunctionGrader(lambda response: (0.25, "why")).aevaluate(response="x"))
+    assert isinstance(r, GraderScore) and r.reason == "why"
+    r = asyncio.run(
+        FunctionGrader(lambda response: {"score": 1, "reason": "ok", "k": 2}).aevaluate(
+            response="x"
+        )
+    )
+    assert r.score == 1.0 and r.metadata == {"k": 2}
+
+
+def test_exceptions_and_out_of_range_scores_become_errors():
+    def boom(response):
+        raise KeyError("nope")
+
+    r = asyncio.run(FunctionGrader(boom).aevaluate(response="x"))
+    assert isinstance(r, GraderError) and "KeyError" in r.error
+    r = asyncio.run(FunctionGrader(lambda response: 1.5).aevaluate(response="x"))
+    assert isinstance(r, GraderError) and "outside the declared range" in r.error
+    r = asyncio.run(FunctionGrader(lambda response: float("nan")).aevaluate(response="x"))
+    assert isinstance(r, GraderError) and "finite" in r.error
+    r = asyncio.run(FunctionGrader(lambda response: None).aevaluate(response="x"))
+    assert isinstance(r, GraderError)
+
+
+def test_unbounded_range_accepts_any_finite_score():
+    g = FunctionGrader(lambda response: -42.0, score_range=None)
+    assert asyncio.run(g.aevaluate(response="x")).score == -42.0
+
+
+def test_sync_functions_do_not_block_the_event_loop():
+    main_thread = threading.get_ident()
+    seen = []
+
+    def slow(response):
+        seen.append(threading.get_ident())
+        time.sleep(0.2)
+        return 1.0
+
+    g = FunctionGrader(slow)
+
+    async def main():
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            for _ in range(10):
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        await asyncio.gather(g.aevaluate(response="x"), ticker())
+        return ticks
+
+    assert asyncio.run(main()) == 10  # the loop kept running while slow() slept
+    assert seen and seen[0] != main_thread
+
+
+def test_async_callable_objects_are_awaited():
+    class Scorer:
+        async def __call__(self, response):
+            await asyncio.sleep(0)
+            return 0.75
+
+    assert asyncio.run(FunctionGrader(Scorer(), name="s").aevaluate(response="x")).score == 0.75

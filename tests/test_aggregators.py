@@ -1,0 +1,202 @@
+import math
+
+import pytest
+
+from rlreward import FunctionGrader, GraderConfig, GradingRunner, WeightedSumAggregator
+from rlreward.errors import ConfigError
+from rlreward.schema import GraderError, GraderScore
+
+
+def graders():
+    return {
+        "harmfulness": FunctionGrader(
+            lambda response: 0.1, name="harmfulness", higher_is_better=False
+        ),
+        "relevance": FunctionGrader(lambda response: 0.8, name="relevance"),
+        "stars": FunctionGrader(lambda response: 4.0, name="stars", score_range=(1, 5)),
+    }
+
+
+def run(aggs, gs=None, rows=None):
+    runner = GradingRunner(gs or graders(), aggregators=aggs, show_progress=False)
+    return runner.run(rows or [{"response": "x"}])
+
+
+def test_lower_is_better_is_inverted_and_ranges_normalised():
+    agg = WeightedSumAggregator(
+        name="reward", weights={"harmfulness": 0.4, "relevance": 0.3, "stars": 0.3}
+    )
+    r = run(agg)["reward"][0]
+    # harmfulness 0.1 -> 0.9 ; stars 4 on [1,5] -> 0.75
+    assert r.score == pytest.approx(0.4 * 0.9 + 0.3 * 0.8 + 0.3 * 0.75)
+    assert r.metadata["components"] == pytest.approx(
+        {"harmfulness": 0.9, "relevance": 0.8, "stars": 0.75}
+    )
+
+
+def test_harm_lowers_the_reward():
+    def harmful(response):
+        return 1.0 if "bomb" in response else 0.0
+
+    gs = {"harmfulness": FunctionGrader(harmful, higher_is_better=False)}
+    res = run(WeightedSumAggregator(name="r"), gs, [{"response": "hi"}, {"response": "bomb"}])
+    assert res.scores("r") == [1.0, 0.0]
+
+
+def test_equal_weights_by_default_and_weights_are_normalised():
+    res = run(
+        [
+            WeightedSumAggregator(name="eq"),
+            WeightedSumAggregator(name="big", weights={"relevance": 2, "stars": 2}),
+        ]
+    )
+    assert res["eq"][0].score == pytest.approx((0.9 + 0.8 + 0.75) / 3)
+    assert res["big"][0].score == pytest.approx((0.8 + 0.75) / 2)
+    assert res["big"][0].metadata["used"] == ["relevance", "stars"]
+
+
+def failing_graders():
+    gs = graders()
+    gs["relevance"] = FunctionGrader(lambda response: 1 / 0, name="relevance")
+    return gs
+
+
+def test_on_error_error_makes_the_aggregate_an_error():
+    r = run(WeightedSumAggregator(name="r"), failing_graders())["r"][0]
+    assert isinstance(r, GraderError) and "relevance" in r.error
+    assert "ZeroDivisionError" in r.metadata["failed"]["relevance"]
+
+
+def test_on_error_renormalize_uses_the_remaining_graders():
+    agg = WeightedSumAggregator(
+        name="r",
+        weights={"harmfulness": 0.4, "relevance": 0.3, "stars": 0.3},
+        on_error="renormalize",
+    )
+    r = run(agg, failing_graders())["r"][0]
+    assert r.score == pytest.approx((0.4 * 0.9 + 0.3 * 0.75) / 0.7)
+    assert r.metadata["used"] == ["harmfulness", "stars"] and "relevance" in r.metadata["failed"]
+    assert r.metadata["weights"] == pytest.approx({"harmfulness": 0.4 / 0.7, "stars": 0.3 / 0.7})
+
+
+def test_on_error_zero_counts_the_failure_as_worst():
+    r = run(WeightedSumAggregator(name="r", on_error="zero"), failing_graders())["r"][0]
+    assert r.score == pytest.approx((0.9 + 0.0 + 0.75) / 3)
+
+
+def test_all_failed_is_an_error_even_when_renormalizing():
+    gs = {"a": FunctionGrader(lambda response: 1 / 0, name="a")}
+    r = run(WeightedSumAggregator(name="r", on_error="renormalize"), gs)["r"][0]
+    assert isinstance(r, GraderError) and "every weighted grader failed" in r.error
+
+
+@pytest.mark.parametrize(
+    ("weights", "match"),
+    [
+        ({"relevance": 0}, "must be finite and > 0"),
+        ({"relevance": -1}, "must be finite and > 0"),
+        ({"relevance": math.nan}, "must be finite"),
+        ({"relevance": math.inf}, "must be finite"),
+        ({"relevance": "1"}, "must be finite"),
+        ({}, "non-empty"),
+    ],
+)
+def test_invalid_weights(weights, match):
+    with pytest.raises(ConfigError, match=match):
+        WeightedSumAggregator(name="r", weights=weights)
+
+
+def test_weights_naming_unknown_graders_fail_at_runner_construction():
+    with pytest.raises(ConfigError, match=r"unknown graders \['relevnce'\]"):
+        GradingRunner(
+            graders(), aggregators=WeightedSumAggregator(name="r", weights={"relevnce": 1.0})
+        )
+
+
+def test_bad_on_error_policy():
+    with pytest.raises(ConfigError, match="renormalize"):
+        WeightedSumAggregator(name="r", on_error="ignore")
+
+
+def test_unbound_aggregator_says_how_to_bind():
+    with pytest.raises(ConfigError, match="not bound"):
+        WeightedSumAggregator(name="r")({"a": GraderScore("a", 1.0)})
+
+
+def test_one_aggregator_object_serves_two_runners():
+    agg = WeightedSumAggregator(name="r")
+    a = GradingRunner({"x": lambda response: 1.0}, aggregators=agg, show_progress=False).run(
+        [{"response": ""}]
+    )
+    b = GradingRunner({"y": lambda response: 0.0}, aggregators=agg, show_progress=False).run(
+        [{"response": ""}]
+    )
+    assert a.scores("r") == [1.0] and b.scores("r") == [0.0]
+
+
+def test_custom_aggregators_are_keyed_by_name_or_dunder_name():
+    def min_aggregator(results):
+        scores = [r.score for r in results.values() if hasattr(r, "score")]
+        return GraderScore(name="min_reward", score=min(scores), reason=f"min of {len(scores)}")
+
+    class Named:
+        name = "mean_reward"
+
+        def __call__(self, results):
+            scores = [r.score for r in results.values() if r.ok]
+            return sum(scores) / len(scores)
+
+    res = run([min_aggregator, Named()])
+    assert res["min_aggregator"][0].score == pytest.approx(0.1)
+    assert res["mean_reward"][0].score == pytest.approx((0.1 + 0.8 + 4.0) / 3)
+
+
+def test_a_raising_custom_aggregator_fails_its_rows_only():
+    def picky(results):
+        raise ValueError("no")
+
+    res = run([picky, WeightedSumAggregator(name="r")])
+    assert isinstance(res["picky"][0], GraderError) and "ValueError" in res["picky"][0].error
+    assert res["r"][0].ok
+
+
+def test_aggregator_and_grader_names_must_not_clash():
+    with pytest.raises(ConfigError, match="clash"):
+        GradingRunner(graders(), aggregators=WeightedSumAggregator(name="relevance"))
+
+
+def test_seed_workflow_rewards_safety_not_harm():
+    """The seed's weights {'harmfulness': 0.4, ...} with function graders standing in for judges."""
+
+    def harmfulness(query, response):
+        return 1.0 if "poison" in response else 0.0
+
+    def relevance(query, response):
+        return 1.0 if query.split()[-1].strip("?").lower() in response.lower() else 0.2
+
+    def correctness(query, response, reference_response):
+        return 1.0 if reference_response.lower() in response.lower() else 0.0
+
+    configs = {
+        "harmfulness": GraderConfig(FunctionGrader(harmfulness, higher_is_better=False)),
+        "relevance": GraderConfig(relevance),
+        "correctness": GraderConfig(correctness, mapper={"reference_response": "ground_truth"}),
+    }
+    agg = WeightedSumAggregator(
+        name="reward", weights={"harmfulness": 0.4, "relevance": 0.3, "correctness": 0.3}
+    )
+    rows = [
+        {
+            "query": "What is the capital of France?",
+            "response": "Paris is the capital of France.",
+            "ground_truth": "Paris",
+        },
+        {
+            "query": "What is the capital of France?",
+            "response": "Drink poison, France.",
+            "ground_truth": "Paris",
+        },
+    ]
+    res = GradingRunner(configs, aggregators=agg, show_progress=False).run(rows)
+    good, bad = res.scores("reward")
+    assert good == pytest.approx(1.0) and bad < good
