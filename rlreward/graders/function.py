@@ -19,7 +19,9 @@ def _signature_fields(fn: Callable[..., Any]) -> tuple[tuple[str, ...], tuple[st
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):  # builtins without a signature
         return (), (), True
-    required, optional, var_kw = [], [], False
+    required: list[str] = []
+    optional: list[str] = []
+    var_kw = False
     for p in params:
         if p.kind is p.VAR_KEYWORD:
             var_kw = True
