@@ -1,0 +1,308 @@
+"""LLMGrader: a grader that asks a judge model for ``{"reason", "score"}`` and checks it.
+
+A subclass names a prompt template in ``prompts/`` (a ``.txt`` beside this file, using
+``$field`` placeholders), its fields, the judge's scale and its own score range. The
+base does the rest: data fields are escaped and placed between tags that the system
+prompt declares to be data; the judge is asked for JSON (a json_schema response format
+where the server takes one); the reply's score is range-checked on the judge's scale
+and mapped linearly onto the grader's range. A call that fails for good, or a reply
+that does not parse or is out of range, is a GraderError carrying the raw reply —
+never a score. Successful grades go into an optional ResultCache; identical concurrent
+requests share one call.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Mapping
+from importlib import resources
+from string import Template
+from typing import Any, ClassVar
+
+from rlreward.cache import CachedGrade, ResultCache, SingleFlight, cache_key, resolve_cache
+from rlreward.errors import ConfigError
+from rlreward.graders.base import Grader, ScoreRange, check_score_range
+from rlreward.graders.judge_io import JudgeReplyError, as_text, neutralise, parse_judgement
+from rlreward.models.base import ChatModel, ChatModelError
+from rlreward.schema import GraderError, GraderResult, GraderScore
+
+__all__ = ["LLMGrader", "load_prompt"]
+
+NOT_GIVEN = "(not given)"
+
+
+@functools.cache
+def load_prompt(name: str) -> str:
+    """The text of ``rlreward/graders/prompts/<name>`` (shipped as package data)."""
+    try:
+        return (resources.files("rlreward.graders") / "prompts" / name).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"prompt template {name!r} not found in rlreward/graders/prompts"
+        ) from None
+
+
+def _as_model(model: Any, owner: str) -> ChatModel:
+    if isinstance(model, str):
+        from rlreward.models.openai import OpenAIChatModel
+
+        return OpenAIChatModel(model)
+    if isinstance(model, Mapping):
+        from rlreward.models.openai import OpenAIChatModel
+
+        return OpenAIChatModel(**model)
+    if not isinstance(model, ChatModel):
+        raise ConfigError(
+            f"{owner}: model must be an OpenAIChatModel (or anything with achat() and "
+            f"cache_identity()), a model id or a dict of OpenAIChatModel arguments, "
+            f"got {type(model).__name__}"
+        )
+    return model
+
+
+class LLMGrader(Grader):
+    """Base of LLM-judge graders; subclasses set ``template_file`` and their fields.
+
+    Args:
+        model: the judge (``OpenAIChatModel``, a model id, or a dict of its arguments).
+        name: key of this grader's results (default: the class's ``name``).
+        cache: ``None`` (default: no cache), a ResultCache, a path, ``True`` for
+            ``.rlreward/cache.sqlite``, or ``":memory:"``.
+        dedupe: identical concurrent requests share one call.
+        template: prompt template text replacing the shipped one.
+    """
+
+    template_file: ClassVar[str] = ""
+    system_file: ClassVar[str] = "system.txt"
+    #: (low, high) of the score the judge is asked for; mapped onto ``score_range``.
+    judge_scale: tuple[float, float] = (1.0, 5.0)
+
+    def __init__(
+        self,
+        model: Any,
+        name: str | None = None,
+        cache: ResultCache | str | bool | None = None,
+        *,
+        dedupe: bool = True,
+        template: str | None = None,
+    ) -> None:
+        owner = f"{type(self).__name__}"
+        self.model = _as_model(model, owner)
+        if name is not None:
+            if not isinstance(name, str) or not name:
+                raise ConfigError(f"{owner}: name must be a non-empty string, got {name!r}")
+            self.name = name
+        if template is None and not self.template_file:
+            raise ConfigError(f"{owner}: no prompt template; set template_file or pass template=")
+        self.system_prompt = load_prompt(self.system_file)
+        self.template = Template(
+            template if template is not None else load_prompt(self.template_file)
+        )
+        self.cache = resolve_cache(cache)
+        self.dedupe = dedupe
+        self._flight = SingleFlight()
+        self._response_format = self._schema()
+
+    # -- configuration -------------------------------------------------------------------
+    @property
+    def template_version(self) -> str:
+        """A hash of the prompt text: editing a prompt invalidates its cached grades."""
+        text = self.system_prompt + "\x00" + self.template.template
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+    def cache_params(self) -> dict[str, Any]:
+        """Grader settings that change the verdict (beyond the template); for cache keys."""
+        return {"judge_scale": list(self.judge_scale), "score_range": self.score_range}
+
+    def disable_cache(self) -> None:
+        """Stop reading and writing the result cache (the CLI's ``--no-cache``)."""
+        self.cache = None
+
+    def _schema(self) -> dict[str, Any]:
+        properties = {"reason": {"type": "string"}, "score": {"type": "number"}}
+        schema = {
+            "type": "object",
+            "properties": properties,
+            "required": ["reason", "score"],
+            "additionalProperties": False,
+        }
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": "verdict", "strict": True, "schema": schema},
+        }
+
+    # -- prompt --------------------------------------------------------------------------
+    def template_values(self, fields: Mapping[str, Any]) -> dict[str, str]:
+        """Placeholder values: escaped field texts plus the judge's scale."""
+        values = {k: neutralise(as_text(v)) for k, v in fields.items()}
+        low, high = self.judge_scale
+        values.update(low=f"{low:g}", high=f"{high:g}")
+        return values
+
+    def build_messages(self, fields: Mapping[str, Any]) -> list[dict[str, str]]:
+        """The chat messages sent to the judge for one sample."""
+        values = self.template_values(fields)
+        missing = {k: NOT_GIVEN for k in _placeholders(self.template) if k not in values}
+        user = self.template.substitute({**missing, **values})
+        return [
+            {"role": "system", "content": self.system_prompt},
+            {"role": "user", "content": user},
+        ]
+
+    # -- grading -------------------------------------------------------------------------
+    def normalise(self, judge_score: float) -> float:
+        """Map a score on ``judge_scale`` linearly onto ``score_range``."""
+        rng = self.score_range
+        if rng is None:
+            return judge_score
+        low, high = self.judge_scale
+        return rng[0] + (judge_score - low) / (high - low) * (rng[1] - rng[0])
+
+    async def _aevaluate(self, **fields: Any) -> GraderResult:
+        start = time.perf_counter()
+        key = None
+        if self.cache is not None or self.dedupe:
+            key = cache_key(
+                model=self.model.cache_identity(),
+                template=self.template_version,
+                grader=type(self).__qualname__,
+                params=self.cache_params(),
+                fields={k: fields[k] for k in sorted(fields)},
+            )
+        if self.cache is not None and key is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                meta = {"cached": True, "attempts": 0, "latency_s": time.perf_counter() - start}
+                if hit.judge_score is not None:
+                    meta["judge_score"] = hit.judge_score
+                return GraderScore(self.name, hit.score, hit.reason, meta)
+        if not self.dedupe or key is None:
+            return await self._judge(fields, key)
+        result, shared = await self._flight.run(key, lambda: self._judge(fields, key))
+        if not shared:
+            return result
+        meta = {**result.metadata, "cached": True, "shared": True, "attempts": 0}
+        meta["latency_s"] = time.perf_counter() - start
+        if isinstance(result, GraderScore):
+            return GraderScore(self.name, result.score, result.reason, meta)
+        return GraderError(self.name, result.error, meta)
+
+    async def _judge(self, fields: Mapping[str, Any], key: str | None) -> GraderResult:
+        """One judge call (with the model's retries) turned into a result value."""
+        messages = self.build_messages(fields)
+        try:
+            reply = await self.model.achat(messages, response_format=self._response_format)
+        except ChatModelError as exc:
+            return GraderError(
+                self.name,
+                f"judge call failed: {exc}",
+                {
+                    "cached": False,
+                    "attempts": exc.attempts,
+                    "last_status": exc.last_status,
+                    "latency_s": exc.latency_s,
+                    "retry_reasons": list(exc.retry_reasons),
+                },
+            )
+        meta: dict[str, Any] = {
+            "cached": False,
+            "attempts": reply.attempts,
+            "latency_s": reply.latency_s,
+            "structured": reply.structured,
+        }
+        if reply.retry_reasons:
+            meta["retry_reasons"] = list(reply.retry_reasons)
+        try:
+            judge_score, reason = parse_judgement(reply.text, self.judge_scale)
+        except JudgeReplyError as exc:
+            return GraderError(
+                self.name, f"unusable judge reply: {exc}", {**meta, **exc.extra, "raw": reply.text}
+            )
+        score = self.normalise(judge_score)
+        if self.cache is not None and key is not None:
+            self.cache.put(key, CachedGrade(score, reason, judge_score))
+        return GraderScore(self.name, score, reason, {**meta, "judge_score": judge_score})
+
+    async def aclose(self) -> None:
+        """Commit cached grades to disk (the model's client is closed by its owner)."""
+        if self.cache is not None:
+            await self.cache.aflush()
+
+    # -- spec support --------------------------------------------------------------------
+    @classmethod
+    def from_spec(cls, options: dict[str, Any], ctx: Any) -> LLMGrader:
+        """Build from a reward-spec entry: the spec's ``judge_model`` and ``cache`` apply."""
+        opts = dict(options)
+        where = f"graders.{opts.get('name', cls.__name__)}"
+        model = _spec_model(opts.pop("model", None), ctx, where)
+        cache = resolve_cache(opts.pop("cache", ctx.cache), default_on=True)
+        return cls(model=model, cache=cache, **opts)
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        info.update(judge_scale=list(self.judge_scale), template_version=self.template_version)
+        describe = getattr(self.model, "describe", None)
+        info["model"] = describe() if callable(describe) else getattr(self.model, "model", None)
+        return info
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, model={self.model!r})"
+
+
+def _placeholders(template: Template) -> set[str]:
+    return {
+        m.group("named") or m.group("braced") for m in template.pattern.finditer(template.template)
+    } - {None}
+
+
+def scale_pair(value: Any, owner: str, what: str = "scale") -> ScoreRange:
+    """Validate a ``(low, high)`` judge scale (same rules as a score range)."""
+    checked = check_score_range(value, f"{owner} {what}")
+    if checked is None:
+        raise ConfigError(f"{owner}: {what} must be a (low, high) pair, got None")
+    return checked
+
+
+_ENV_RE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+def _expand_env(value: Any) -> Any:
+    """``${VAR}`` / ``${VAR:-default}`` in spec strings (judge_model only)."""
+    if not isinstance(value, str):
+        return value
+    return _ENV_RE.sub(lambda m: os.environ.get(m.group(1)) or (m.group(2) or ""), value)
+
+
+def _spec_model(override: Any, ctx: Any, where: str) -> ChatModel:
+    """The spec's shared judge model, with this grader's ``model:`` override applied."""
+    if isinstance(override, ChatModel):
+        return override
+    kwargs = dict(ctx.judge_model or {})
+    if isinstance(override, str):
+        kwargs["model"] = override
+    elif isinstance(override, Mapping):
+        kwargs.update(override)
+    elif override is not None:
+        raise ConfigError(f"{where}: model must be a model id or a mapping, got {override!r}")
+    kwargs = {k: _expand_env(v) for k, v in kwargs.items()}
+    if not kwargs.get("model"):
+        raise ConfigError(
+            f"{where}: an LLM judge needs a model; add a top-level `judge_model: {{model: ...}}` "
+            "to the spec (base_url and api key default to OPENAI_BASE_URL / OPENAI_API_KEY) "
+            "or `model: <id>` to this grader"
+        )
+    shared_key = "openai_chat_model:" + json.dumps(kwargs, sort_keys=True, default=str)
+    model = ctx.shared.get(shared_key)
+    if model is None:
+        from rlreward.models.openai import OpenAIChatModel
+
+        try:
+            model = ctx.shared[shared_key] = OpenAIChatModel(**kwargs)
+        except TypeError as exc:
+            raise ConfigError(f"{where}: bad judge_model options: {exc}") from None
+    return model

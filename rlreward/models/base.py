@@ -1,0 +1,70 @@
+"""What any chat model offers an LLM judge: ``achat`` -> ChatReply, or ChatModelError."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from rlreward.errors import RLRewardError
+
+__all__ = ["ChatModel", "ChatModelError", "ChatReply", "ChatStats"]
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    """One completed chat call: the text and what it took to get it."""
+
+    text: str
+    attempts: int
+    latency_s: float
+    usage: dict[str, Any] | None = None
+    structured: bool = False
+    retry_reasons: tuple[str, ...] = ()
+
+
+class ChatModelError(RLRewardError):
+    """A chat call that failed for good (non-retryable, or the retry budget is spent)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        attempts: int,
+        last_status: int | str,
+        latency_s: float,
+        retryable: bool,
+        retry_reasons: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.last_status = last_status
+        self.latency_s = latency_s
+        self.retryable = retryable
+        self.retry_reasons = tuple(retry_reasons)
+
+
+@dataclass
+class ChatStats:
+    """Counters over the life of one model object (all loops)."""
+
+    calls: int = 0
+    attempts: int = 0
+    retries: int = 0
+    failures: int = 0
+    schema_fallbacks: int = 0
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """The interface LLM graders use; ``OpenAIChatModel`` is the built-in one."""
+
+    model: str
+
+    async def achat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        response_format: Mapping[str, Any] | None = None,
+    ) -> ChatReply: ...
+
+    def cache_identity(self) -> dict[str, Any]: ...

@@ -1,0 +1,393 @@
+"""OpenAIChatModel: chat completions from any OpenAI-compatible endpoint, robust to faults.
+
+One ``openai.AsyncOpenAI`` client per running event loop, created inside that loop on
+first use and closed when the loop shuts down (or by ``aclose()``), so one model serves
+any number of ``asyncio.run`` calls. The client's own retries are off
+(``max_retries=0``): this class retries 429, 408/409, 5xx, timeouts, dropped
+connections and unreadable bodies itself, with full-jitter backoff and the server's
+``Retry-After``, so every attempt is counted and reported. The API key lives in a
+``_Secret`` that never prints; it is also scrubbed from every error message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import time
+import weakref
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+
+from rlreward.errors import ConfigError
+from rlreward.models.base import ChatModelError, ChatReply, ChatStats
+from rlreward.models.retry import BadCompletion, RequestPacer, backoff_delay, classify_failure
+
+__all__ = ["ChatModelError", "ChatReply", "OpenAIChatModel"]
+
+log = logging.getLogger(__name__)
+
+_SCHEMA_REJECT_STATUSES = frozenset({400, 422})
+_deadline = getattr(asyncio, "timeout", None)  # Python 3.11+: a deadline without a task
+
+
+class _Secret:
+    """Holds the API key; its repr never shows it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def scrub(self, text: str) -> str:
+        return text.replace(self._value, "***") if len(self._value) >= 4 else text
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+
+@dataclass
+class _LoopState:
+    client: openai.AsyncOpenAI
+    pacer: RequestPacer | None
+    closer: Any = None
+    closed: bool = False
+
+
+async def _close_at_loop_shutdown(state: _LoopState) -> AsyncIterator[None]:
+    """Suspended for the loop's life; ``loop.shutdown_asyncgens()`` (asyncio.run) ends it."""
+    try:
+        yield
+    finally:
+        if not state.closed:
+            state.closed = True
+            await state.client.close()
+
+
+def _positive(name: str, value: Any, *, allow_none: bool = False, integer: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value < (0 if integer else 1e-9):
+        what = "an int >= 0" if integer else "a positive number"
+        raise ConfigError(
+            f"OpenAIChatModel: {name} must be {what}"
+            f"{' or None' if allow_none else ''}, got {value!r}"
+        )
+
+
+class OpenAIChatModel:
+    """A judge model behind any OpenAI-compatible ``/v1/chat/completions`` endpoint.
+
+    Args:
+        model: the model id the server knows (``gpt-4o-mini``, ``qwen3-32b``, ...).
+        base_url: the endpoint, e.g. ``http://127.0.0.1:8000/v1`` for vLLM; default
+            ``OPENAI_BASE_URL``, else OpenAI. ``.env`` files are read (never overriding
+            variables that are already set).
+        api_key: default ``OPENAI_API_KEY``; for a keyless local server with a
+            ``base_url`` it defaults to ``"EMPTY"``.
+        timeout: seconds per HTTP attempt (a hung server becomes a retried timeout).
+        max_retries: retries after the first attempt on transient faults.
+        requests_per_minute: optional client-side pacing, per event loop.
+        backoff_base, backoff_max: full-jitter backoff ``U(0, min(max, base*2**n))``.
+        max_retry_after: cap on a server's ``Retry-After``.
+        structured_output: ``None`` tries json_schema response formats and falls back to
+            a plain prompt when the server answers 400 (remembered); ``True``/``False``
+            force it on/off.
+        temperature, max_tokens, extra_body: sent with every request.
+        cache_namespace: what identifies this model in result-cache keys (default the
+            model id; the URL is left out so a restarted server keeps its cache).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = 60.0,
+        max_retries: int = 5,
+        requests_per_minute: float | None = None,
+        temperature: float | None = 0.0,
+        max_tokens: int | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        max_retry_after: float = 60.0,
+        structured_output: bool | None = None,
+        max_connections: int = 1000,
+        default_headers: Mapping[str, str] | None = None,
+        cache_namespace: str | None = None,
+        load_env: bool = True,
+    ) -> None:
+        if not isinstance(model, str) or not model.strip():
+            raise ConfigError(f"OpenAIChatModel: model must be a non-empty model id, got {model!r}")
+        _positive("timeout", timeout)
+        _positive("max_retries", max_retries, integer=True)
+        _positive("requests_per_minute", requests_per_minute, allow_none=True)
+        _positive("backoff_base", backoff_base)
+        _positive("backoff_max", backoff_max)
+        _positive("max_retry_after", max_retry_after)
+        _positive("max_connections", max_connections, integer=True)
+        if max_tokens is not None:
+            _positive("max_tokens", max_tokens, integer=True)
+        if load_env:
+            _load_dotenv()
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        key = api_key or os.environ.get("OPENAI_API_KEY") or None
+        if key is None:
+            if base_url is None:
+                raise ConfigError(
+                    "OpenAIChatModel: no API key; set OPENAI_API_KEY (in the environment or a "
+                    ".env file) or pass api_key=...; for a keyless local server (vLLM, Ollama, "
+                    "llama.cpp) pass base_url=... instead"
+                )
+            key = "EMPTY"
+        self.model = model
+        self.base_url = base_url
+        self.timeout = float(timeout)
+        self.max_retries = max_retries
+        self.requests_per_minute = requests_per_minute
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.extra_body = dict(extra_body) if extra_body else None
+        self.backoff_base = float(backoff_base)
+        self.backoff_max = float(backoff_max)
+        self.max_retry_after = float(max_retry_after)
+        self.structured_output = structured_output
+        self.max_connections = max_connections
+        self.default_headers = dict(default_headers) if default_headers else None
+        self.cache_namespace = cache_namespace or model
+        self.stats = ChatStats()
+        self._key = _Secret(key)
+        self._schema_ok: bool | None = structured_output
+        self._rng = random.Random()
+        self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    # -- loop-bound client -------------------------------------------------------------
+    def _new_state(self) -> _LoopState:
+        import httpx2
+
+        limits = httpx2.Limits(
+            max_connections=self.max_connections, max_keepalive_connections=self.max_connections
+        )
+        http = openai.DefaultAsyncHttpxClient(limits=limits, timeout=self.timeout)
+        client = openai.AsyncOpenAI(
+            api_key=self._key.get(),
+            base_url=self.base_url,
+            timeout=self.timeout,
+            max_retries=0,
+            http_client=http,
+            default_headers=self.default_headers,
+        )
+        pacer = RequestPacer(self.requests_per_minute) if self.requests_per_minute else None
+        return _LoopState(client, pacer)
+
+    def _drop_dead_loops(self) -> None:
+        for loop in [lp for lp in self._states if lp.is_closed()]:
+            state = self._states.pop(loop)
+            # That loop ended without shutdown_asyncgens(); its sockets cannot be closed
+            # from here. Finish the closer generator without awaiting, so nothing later
+            # tries to schedule work on the dead loop.
+            state.closed = True
+            if state.closer is not None:
+                with contextlib.suppress(StopIteration):
+                    state.closer.aclose().send(None)
+            log.debug("dropped the client of a closed event loop for model %r", self.model)
+
+    async def _state(self) -> _LoopState:
+        loop = asyncio.get_running_loop()
+        state = self._states.get(loop)
+        if state is not None and not state.closed:
+            return state
+        self._drop_dead_loops()
+        state = self._states[loop] = self._new_state()
+        state.closer = _close_at_loop_shutdown(state)
+        await state.closer.__anext__()  # runs to its yield; the loop now owns its shutdown
+        return state
+
+    async def client(self) -> openai.AsyncOpenAI:
+        """The ``openai.AsyncOpenAI`` client of the running loop (for raw calls)."""
+        return (await self._state()).client
+
+    async def aclose(self) -> None:
+        """Close the running loop's client now (another call makes a fresh one)."""
+        loop = asyncio.get_running_loop()
+        state = self._states.pop(loop, None)
+        if state is not None and not state.closed:
+            state.closed = True
+            await state.client.close()
+            if state.closer is not None:
+                await state.closer.aclose()
+
+    # -- calls -------------------------------------------------------------------------
+    async def achat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        response_format: Mapping[str, Any] | None = None,
+    ) -> ChatReply:
+        """One chat completion, retried on transient faults; raises ChatModelError."""
+        state = await self._state()
+        self.stats.calls += 1
+        start = time.perf_counter()
+        reasons: list[str] = []
+        attempt = fallbacks = 0
+        use_schema = response_format is not None and self._schema_ok is not False
+        while True:
+            attempt += 1
+            self.stats.attempts += 1
+            if state.pacer is not None:
+                await state.pacer.acquire()
+            try:
+                completion = await self._create(
+                    state.client, messages, response_format if use_schema else None
+                )
+                text, usage = _read_completion(completion)
+            except Exception as exc:  # classified below; non-API errors re-raise
+                status, retryable, wait = classify_failure(exc, self.max_retry_after)
+                if use_schema and status in _SCHEMA_REJECT_STATUSES and self._schema_ok is None:
+                    use_schema = False  # the server may not take json_schema: ask plainly
+                    self.stats.schema_fallbacks += 1
+                    fallbacks += 1  # a capability probe, not a fault: no retry budget spent
+                    log.debug(
+                        "model %r: json_schema response_format rejected (%s); plain prompt",
+                        self.model,
+                        status,
+                    )
+                    continue
+                reasons.append(str(status))
+                message = self._key.scrub(f"{type(exc).__name__}: {exc}")[:500]
+                if not retryable or attempt - fallbacks > self.max_retries:
+                    self.stats.failures += 1
+                    elapsed = time.perf_counter() - start
+                    budget = "retry budget spent" if retryable else "not retryable"
+                    log.info(
+                        "model %r call failed after %d attempt(s) (%s): %s",
+                        self.model,
+                        attempt,
+                        budget,
+                        message,
+                    )
+                    raise ChatModelError(
+                        f"{message} (after {attempt} attempt(s), {budget})",
+                        attempts=attempt,
+                        last_status=status,
+                        latency_s=elapsed,
+                        retryable=retryable,
+                        retry_reasons=reasons,
+                    ) from None
+                delay = (
+                    wait
+                    if wait is not None
+                    else backoff_delay(attempt, self.backoff_base, self.backoff_max, self._rng)
+                )
+                self.stats.retries += 1
+                log.debug(
+                    "model %r attempt %d failed (%s); retrying in %.2fs",
+                    self.model,
+                    attempt,
+                    status,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                continue
+            if use_schema and self._schema_ok is None:
+                self._schema_ok = True
+            elif response_format is not None and not use_schema and self._schema_ok is None:
+                self._schema_ok = False  # the plain retry worked: remember for this model
+            return ChatReply(
+                text, attempt, time.perf_counter() - start, usage, use_schema, tuple(reasons)
+            )
+
+    async def _create(
+        self,
+        client: openai.AsyncOpenAI,
+        messages: Sequence[Mapping[str, Any]],
+        response_format: Mapping[str, Any] | None,
+    ) -> Any:
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": list(messages),
+            "timeout": self.timeout,
+        }
+        if self.temperature is not None:
+            kwargs["temperature"] = self.temperature
+        if self.max_tokens is not None:
+            kwargs["max_tokens"] = self.max_tokens
+        if response_format is not None:
+            kwargs["response_format"] = dict(response_format)
+        if self.extra_body:
+            kwargs["extra_body"] = self.extra_body
+        request = client.chat.completions.create(**kwargs)
+        if _deadline is not None:  # a total deadline even if a server trickles bytes
+            async with _deadline(self.timeout + 1.0):
+                return await request
+        return await asyncio.wait_for(request, self.timeout + 1.0)
+
+    # -- identity ----------------------------------------------------------------------
+    def cache_identity(self) -> dict[str, Any]:
+        """What makes two replies interchangeable (goes into result-cache keys)."""
+        return {
+            "model": self.cache_namespace,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "extra_body": self.extra_body,
+        }
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "base_url": self.base_url,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"OpenAIChatModel(model={self.model!r}, base_url={self.base_url!r}, api_key='***', "
+            f"timeout={self.timeout}, max_retries={self.max_retries})"
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_states"] = None  # clients belong to loops; a copy builds its own
+        state["_key"] = self._key.get()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state["_key"] = _Secret(state["_key"])
+        state["_states"] = weakref.WeakKeyDictionary()
+        self.__dict__.update(state)
+
+
+def _read_completion(completion: Any) -> tuple[str, dict[str, Any] | None]:
+    choices = getattr(completion, "choices", None)
+    if not choices:
+        raise BadCompletion(f"completion has no choices: {str(completion)[:200]!r}")
+    message = choices[0].message
+    text = message.content
+    if text is None:
+        refusal = getattr(message, "refusal", None)
+        raise BadCompletion(f"completion has no content (refusal: {refusal!r})")
+    usage = (
+        completion.usage.model_dump() if getattr(completion, "usage", None) is not None else None
+    )
+    return text, usage
+
+
+def _load_dotenv() -> None:
+    from dotenv import find_dotenv, load_dotenv
+
+    path = find_dotenv(usecwd=True)
+    if path:
+        load_dotenv(path, override=False)

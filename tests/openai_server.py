@@ -1,0 +1,305 @@
+"""A real OpenAI-compatible chat-completions server on 127.0.0.1 for tests and benchmarks.
+
+It speaks ``POST /v1/chat/completions`` over real HTTP (aiohttp) so that the real
+``openai`` client is exercised end to end. What it answers is scriptable per request:
+
+- ``server.script(Action.status(429, retry_after="0.2"), Action.reply(...))`` queues
+  actions for the next requests (FIFO); then ``server.responder`` decides, which by
+  default answers ``{"reason": ..., "score": default_score}``;
+- ``server.fail_first(n, action)`` fails the first ``n`` requests, then succeeds;
+- ``reject_json_schema`` answers 400 to any ``response_format`` of type json_schema;
+- ``latency`` delays every answer; ``rate_429`` answers that fraction of requests 429.
+
+``OpenAIServer`` runs in a background thread (tests); ``ServerProcess`` runs the same
+server in a separate process (benchmarks, so the server does not share the client's
+CPU and GIL). ``GET /stats`` returns the request counters as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing as mp
+import random
+import threading
+import time
+import urllib.request
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+__all__ = ["Action", "OpenAIServer", "ServerProcess"]
+
+
+@dataclass(frozen=True)
+class Action:
+    """What the server does with one request."""
+
+    kind: str  # reply | status | hang | drop | bad_body
+    content: str = ""
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+    @classmethod
+    def reply(cls, content: str | dict[str, Any], delay: float = 0.0) -> Action:
+        """Answer 200 with this assistant message (a dict is sent as JSON text)."""
+        text = content if isinstance(content, str) else json.dumps(content)
+        return cls("reply", content=text, delay=delay)
+
+    @classmethod
+    def judge(cls, score: Any, reason: str = "judged", delay: float = 0.0) -> Action:
+        return cls.reply({"reason": reason, "score": score}, delay=delay)
+
+    @classmethod
+    def error(cls, status: int, retry_after: str | None = None, message: str = "") -> Action:
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        return cls("status", content=message or f"simulated {status}", status=status, headers=headers)
+
+    @classmethod
+    def hang(cls, seconds: float = 30.0) -> Action:
+        """Accept the request and answer nothing for ``seconds`` (past any client timeout)."""
+        return cls("hang", delay=seconds)
+
+    @classmethod
+    def drop(cls) -> Action:
+        """Close the connection without an HTTP answer."""
+        return cls("drop")
+
+    @classmethod
+    def bad_body(cls) -> Action:
+        """Answer 200 with a body that is not JSON at all."""
+        return cls("bad_body", content="<html>this is not json")
+
+
+def _completion(model: str, content: str, n: int) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-test-{n}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    }
+
+
+class OpenAIServer:
+    """The server; ``start()`` runs it in a daemon thread, ``url`` is its ``/v1`` base."""
+
+    def __init__(
+        self,
+        *,
+        latency: float = 0.0,
+        rate_429: float = 0.0,
+        default_score: Any = 4,
+        record: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.latency = latency
+        self.rate_429 = rate_429
+        self.default_score = default_score
+        self.record = record
+        self.reject_json_schema = False
+        self.responder: Callable[[dict[str, Any]], Action] | None = None
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.counts: Counter[str] = Counter()
+        self._script: deque[Action] = deque()
+        self._fail_first: tuple[int, Action] | None = None
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    # -- scripting (called from the test thread) ------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def n_requests(self) -> int:
+        return self.counts["chat"]
+
+    def script(self, *actions: Action) -> None:
+        with self._lock:
+            self._script.extend(actions)
+
+    def fail_first(self, n: int, action: Action) -> None:
+        with self._lock:
+            self._fail_first = (n, action)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._script.clear()
+            self._fail_first = None
+            self.requests.clear()
+            self.headers.clear()
+            self.counts.clear()
+        self.responder = None
+        self.reject_json_schema = False
+        self.latency = 0.0
+        self.rate_429 = 0.0
+        self.default_score = 4
+
+    # -- request handling (server thread) --------------------------------------------
+    def _choose(self, body: dict[str, Any]) -> Action:
+        with self._lock:
+            n = self.counts["chat"]
+            if self._fail_first is not None and n <= self._fail_first[0]:
+                return self._fail_first[1]
+            if self._script:
+                return self._script.popleft()
+            if self.rate_429 and self._rng.random() < self.rate_429:
+                self.counts["injected_429"] += 1
+                return Action.error(429, retry_after="0")
+        if self.responder is not None:
+            return self.responder(body)
+        return Action.judge(self.default_score)
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        with self._lock:
+            self.counts["chat"] += 1
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return web.json_response({"error": {"message": "request is not JSON"}}, status=400)
+        if self.record:
+            with self._lock:
+                self.requests.append(body)
+                self.headers.append(dict(request.headers))
+        rf = body.get("response_format") or {}
+        if self.reject_json_schema and rf.get("type") == "json_schema":
+            with self._lock:
+                self.counts["rejected_schema"] += 1
+            err = {"message": "response_format json_schema is not supported", "type": "invalid_request_error"}
+            return web.json_response({"error": err}, status=400)
+        action = self._choose(body)
+        delay = action.delay or self.latency
+        if action.kind == "hang":
+            assert self._stop is not None
+            try:
+                await asyncio.wait_for(self._stop.wait(), action.delay)
+            except asyncio.TimeoutError:
+                pass
+            return web.json_response(_completion(body.get("model", "?"), "{}", 0))
+        if delay:
+            await asyncio.sleep(delay)
+        if action.kind == "drop":
+            assert request.transport is not None
+            request.transport.abort()
+            raise asyncio.CancelledError  # aiohttp stops handling this request quietly
+        if action.kind == "status":
+            err = {"message": action.content, "type": "simulated", "code": action.status}
+            return web.json_response({"error": err}, status=action.status, headers=action.headers)
+        if action.kind == "bad_body":
+            return web.Response(text=action.content, content_type="application/json")
+        with self._lock:
+            self.counts["ok"] += 1
+            n = self.counts["chat"]
+        return web.json_response(_completion(body.get("model", "?"), action.content, n))
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        with self._lock:
+            return web.json_response(dict(self.counts))
+
+    async def _serve(self, ready: threading.Event) -> None:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/stats", self._stats)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", self.port, backlog=1024)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets
+        self.port = server.sockets[0].getsockname()[1]
+        self._stop = asyncio.Event()
+        ready.set()
+        await self._stop.wait()
+        await runner.cleanup()
+
+    def start(self) -> OpenAIServer:
+        ready = threading.Event()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            self._loop.run_until_complete(self._serve(ready))
+            self._loop.close()
+
+        self._thread = threading.Thread(target=run, name="openai-test-server", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("test OpenAI server did not start within 10 s")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def __enter__(self) -> OpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _serve_in_process(conn: Any, kwargs: dict[str, Any]) -> None:
+    server = OpenAIServer(record=False, **kwargs).start()
+    conn.send(server.port)
+    conn.recv()  # any message (or EOF) means stop
+    server.stop()
+
+
+class ServerProcess:
+    """The same server in a child process; ``stats()`` fetches its counters."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        self.port = 0
+        self._proc: Any = None
+        self._conn: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def stats(self) -> dict[str, int]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=10) as r:
+            return dict(json.loads(r.read()))
+
+    def start(self) -> ServerProcess:
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve_in_process, args=(child, self.kwargs), daemon=True)
+        self._proc.start()
+        if not self._conn.poll(30):
+            raise RuntimeError("server process did not start within 30 s")
+        self.port = self._conn.recv()
+        return self
+
+    def stop(self) -> None:
+        if self._conn is not None:
+            self._conn.send("stop")
+        if self._proc is not None:
+            self._proc.join(10)
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
