@@ -31,6 +31,13 @@ _EXPORTS: dict[str, str] = {
     "DatasetError": "rlreward.errors",
     "DependencyError": "rlreward.errors",
     "RLRewardError": "rlreward.errors",
+    # rule-based reward functions (issue 4)
+    "RewardRegistry": "rlreward.rewards.registry",
+    "RewardFunction": "rlreward.rewards.base",
+    "CompositeReward": "rlreward.rewards.composite",
+    "RewardFunctionGrader": "rlreward.graders.reward_function",
+    "get_reward_function": "rlreward.rewards.registry",
+    "list_reward_functions": "rlreward.rewards.registry",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -61,7 +68,11 @@ if TYPE_CHECKING:  # pragma: no cover - static import view for type checkers
     )
     from rlreward.graders.base import Grader
     from rlreward.graders.function import FunctionGrader
+    from rlreward.graders.reward_function import RewardFunctionGrader
     from rlreward.integrations.spec import RewardSpec, load_spec
     from rlreward.results import GradingResults
+    from rlreward.rewards.base import RewardFunction
+    from rlreward.rewards.composite import CompositeReward
+    from rlreward.rewards.registry import RewardRegistry, get_reward_function, list_reward_functions
     from rlreward.runner import GraderConfig, GradingRunner
     from rlreward.schema import GraderError, GraderResult, GraderScore

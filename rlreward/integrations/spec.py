@@ -47,6 +47,7 @@ __all__ = [
 #: grader ``type`` -> "module:attr" of a class or factory (extended by each grader family).
 GRADER_TYPES: dict[str, str] = {
     "function": "rlreward.graders.function:FunctionGrader",
+    "reward_function": "rlreward.graders.reward_function:RewardFunctionGrader",
 }
 AGGREGATOR_TYPES: dict[str, str] = {
     "weighted_sum": "rlreward.aggregators:WeightedSumAggregator",
