@@ -38,6 +38,17 @@ _EXPORTS: dict[str, str] = {
     "RewardFunctionGrader": "rlreward.graders.reward_function",
     "get_reward_function": "rlreward.rewards.registry",
     "list_reward_functions": "rlreward.rewards.registry",
+    # LLM judges (issue 3)
+    "OpenAIChatModel": "rlreward.models.openai",
+    "ChatModelError": "rlreward.models.base",
+    "LLMGrader": "rlreward.graders.llm",
+    "HarmfulnessGrader": "rlreward.graders.judges",
+    "RelevanceGrader": "rlreward.graders.judges",
+    "CorrectnessGrader": "rlreward.graders.judges",
+    "InstructionFollowingGrader": "rlreward.graders.judges",
+    "HallucinationGrader": "rlreward.graders.judges",
+    "RubricGrader": "rlreward.graders.judges",
+    "ResultCache": "rlreward.cache",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -58,6 +69,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - static import view for type checkers
     from rlreward.aggregators import WeightedSumAggregator
+    from rlreward.cache import ResultCache
     from rlreward.errors import (
         ConfigError,
         DatasetError,
@@ -69,7 +81,18 @@ if TYPE_CHECKING:  # pragma: no cover - static import view for type checkers
     from rlreward.graders.base import Grader
     from rlreward.graders.function import FunctionGrader
     from rlreward.graders.reward_function import RewardFunctionGrader
+    from rlreward.graders.judges import (
+        CorrectnessGrader,
+        HallucinationGrader,
+        HarmfulnessGrader,
+        InstructionFollowingGrader,
+        RelevanceGrader,
+        RubricGrader,
+    )
+    from rlreward.graders.llm import LLMGrader
     from rlreward.integrations.spec import RewardSpec, load_spec
+    from rlreward.models.base import ChatModelError
+    from rlreward.models.openai import OpenAIChatModel
     from rlreward.results import GradingResults
     from rlreward.rewards.base import RewardFunction
     from rlreward.rewards.composite import CompositeReward

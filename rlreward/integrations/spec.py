@@ -48,6 +48,13 @@ __all__ = [
 GRADER_TYPES: dict[str, str] = {
     "function": "rlreward.graders.function:FunctionGrader",
     "reward_function": "rlreward.graders.reward_function:RewardFunctionGrader",
+    # LLM judges (issue 3): use the spec's judge_model and cache (on by default)
+    "harmfulness": "rlreward.graders.judges:HarmfulnessGrader",
+    "relevance": "rlreward.graders.judges:RelevanceGrader",
+    "correctness": "rlreward.graders.judges:CorrectnessGrader",
+    "instruction_following": "rlreward.graders.judges:InstructionFollowingGrader",
+    "hallucination": "rlreward.graders.judges:HallucinationGrader",
+    "rubric": "rlreward.graders.judges:RubricGrader",
 }
 AGGREGATOR_TYPES: dict[str, str] = {
     "weighted_sum": "rlreward.aggregators:WeightedSumAggregator",
