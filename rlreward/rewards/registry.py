@@ -40,6 +40,16 @@ BUILTIN_REWARD_FUNCTIONS: dict[str, str] = {
     "coherence": "rlreward.rewards.coherence:CoherenceReward",
     "helpfulness": "rlreward.rewards.helpfulness:HelpfulnessReward",
     "refusal": "rlreward.rewards.refusal:RefusalReward",
+    "repetition": "rlreward.rewards.diversity:RepetitionReward",
+    "distinct_n": "rlreward.rewards.diversity:DistinctNReward",
+    "format": "rlreward.rewards.format:FormatReward",
+    "exact_match": "rlreward.rewards.reference:ExactMatchReward",
+    "math_answer": "rlreward.rewards.reference:MathAnswerReward",
+    "bleu": "rlreward.rewards.reference:BleuReward",
+    "rouge": "rlreward.rewards.reference:RougeReward",
+    "readability": "rlreward.rewards.readability:ReadabilityReward",
+    "semantic_relevance": "rlreward.rewards.semantic:SemanticRelevanceReward",
+    "semantic_similarity": "rlreward.rewards.semantic:SemanticSimilarityReward",
 }
 
 Entry = Any  # "module:Class" | RewardFunction subclass | RewardFunction instance
