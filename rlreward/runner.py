@@ -13,7 +13,7 @@ import asyncio
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
@@ -28,6 +28,7 @@ from rlreward.schema import GraderError, GraderResult
 __all__ = ["GraderConfig", "GradingRunner"]
 
 Mapper = Mapping[str, str] | Callable[[dict[str, Any]], Mapping[str, Any]]
+OnMissing = Literal["raise", "skip"]
 _MISSING = object()
 
 
@@ -202,28 +203,48 @@ class GradingRunner:
         )
 
     # -- preparation -----------------------------------------------------------------
-    def prepare(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-        """Map every row for every grader; raise one MissingFieldsError listing all gaps."""
+    def prepare(
+        self, rows: Sequence[Mapping[str, Any]], on_missing: OnMissing = "raise"
+    ) -> dict[str, list[dict[str, Any] | GraderError]]:
+        """Map every row for every grader.
+
+        ``on_missing="raise"`` (default): raise one MissingFieldsError listing all gaps.
+        ``on_missing="skip"``: a (row, grader) pair whose fields are missing gets a
+        GraderError with ``metadata["not_applicable"] = True`` instead of a call (the
+        trainer adapters use this for "this grader does not apply to this row"); a
+        mapper that raises becomes an ordinary GraderError for that pair.
+        """
+        if on_missing not in ("raise", "skip"):
+            raise ConfigError(f"on_missing={on_missing!r} is not allowed; choose 'raise' or 'skip'")
+        skip = on_missing == "skip"
         missing: dict[str, dict[str, list[int]]] = {}
-        calls: dict[str, list[dict[str, Any]]] = {}
+        calls: dict[str, list[dict[str, Any] | GraderError]] = {}
         for name, cfg in self.grader_configs.items():
             grader = cfg.grader
-            per_row: list[dict[str, Any]] = []
+            per_row: list[dict[str, Any] | GraderError] = []
             for i, row in enumerate(rows):
                 try:
                     fields = cfg.map(row)
                 except Exception as exc:  # a mapper bug is a config error for that row
-                    missing.setdefault(name, {}).setdefault(
-                        f"<mapper raised {type(exc).__name__}: {exc}>", []
-                    ).append(i)
-                    per_row.append({})
+                    reason = f"mapper raised {type(exc).__name__}: {exc}"
+                    missing.setdefault(name, {}).setdefault(f"<{reason}>", []).append(i)
+                    per_row.append(GraderError(name, reason, {"mapper_error": True}))
                     continue
                 gaps = grader.missing_fields(fields) if hasattr(grader, "missing_fields") else []
                 for f in gaps:
                     missing.setdefault(name, {}).setdefault(f, []).append(i)
-                per_row.append(fields if gaps else _select(grader, fields))
+                if gaps and skip:
+                    per_row.append(
+                        GraderError(
+                            name,
+                            f"not applicable: the row lacks fields {gaps}",
+                            {"not_applicable": True, "missing_fields": list(gaps)},
+                        )
+                    )
+                else:
+                    per_row.append(fields if gaps else _select(grader, fields))
             calls[name] = per_row
-        if missing:
+        if missing and not skip:
             raise MissingFieldsError(_format_missing(missing, len(rows)), missing)
         return calls
 
@@ -249,10 +270,14 @@ class GradingRunner:
                 name, f"{type(exc).__name__}: {exc}", {"exception_type": type(exc).__name__}
             )
 
-    async def arun(self, dataset: Any) -> GradingResults:
-        """Grade every row with every grader, then aggregate; results keep row order."""
+    async def arun(self, dataset: Any, on_missing: OnMissing = "raise") -> GradingResults:
+        """Grade every row with every grader, then aggregate; results keep row order.
+
+        ``on_missing``: see ``prepare`` ("skip" turns rows lacking a grader's fields
+        into not-applicable GraderErrors instead of raising MissingFieldsError).
+        """
         rows = load_rows(dataset)
-        calls = self.prepare(rows)
+        calls = self.prepare(rows, on_missing)
         names = list(calls)
         n_rows, n_graders = len(rows), len(names)
         grader_list = [self.graders[n] for n in names]
@@ -268,8 +293,12 @@ class GradingRunner:
         async def worker() -> None:
             for j in jobs:
                 r, g = divmod(j, n_graders)
-                async with sem:
-                    out[g][r] = await self._call(names[g], grader_list[g], call_lists[g][r])
+                fields = call_lists[g][r]
+                if isinstance(fields, GraderError):  # not applicable (on_missing="skip")
+                    out[g][r] = fields
+                else:
+                    async with sem:
+                        out[g][r] = await self._call(names[g], grader_list[g], fields)
                 bar.update(1)
 
         try:
@@ -296,20 +325,20 @@ class GradingRunner:
                     )
             results[agg_name] = column
 
-    def run(self, dataset: Any) -> GradingResults:
+    def run(self, dataset: Any, on_missing: OnMissing = "raise") -> GradingResults:
         """Synchronous ``arun`` (its own event loop); closes loop-bound grader resources."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self._run_and_close(dataset))
+            return asyncio.run(self._run_and_close(dataset, on_missing))
         raise RuntimeError(
             "GradingRunner.run() was called inside a running event loop; "
             "use `await runner.arun(...)`"
         )
 
-    async def _run_and_close(self, dataset: Any) -> GradingResults:
+    async def _run_and_close(self, dataset: Any, on_missing: OnMissing) -> GradingResults:
         try:
-            return await self.arun(dataset)
+            return await self.arun(dataset, on_missing)
         finally:
             await self.aclose()
 
@@ -322,6 +351,16 @@ class GradingRunner:
                 if close is not None and id(obj) not in seen:
                     seen.add(id(obj))
                     await close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # per-loop state (semaphores) cannot be pickled and is rebuilt on use
+        state = dict(self.__dict__)
+        state.pop("_states", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._states = weakref.WeakKeyDictionary()
 
     async def __aenter__(self) -> GradingRunner:
         return self

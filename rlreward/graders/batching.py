@@ -9,9 +9,10 @@ batch. State is per event loop, so a batcher is safe across ``asyncio.run`` call
 from __future__ import annotations
 
 import asyncio
+import inspect
 import weakref
-from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, TypeVar, cast
 
 from rlreward.errors import ConfigError
 
@@ -34,14 +35,15 @@ class MicroBatcher(Generic[T, R]):
     """Collect concurrent ``submit(item)`` calls into ``fn(list_of_items) -> list_of_results``.
 
     Args:
-        fn: the batch function; must return one result per item, in order.
+        fn: the batch function; must return one result per item, in order. It may be
+            an ``async def`` function, which is awaited in the loop (no thread).
         max_batch_size: most items per ``fn`` call.
-        run_in_thread: run ``fn`` in a worker thread (keep True for torch/numpy work).
+        run_in_thread: run a sync ``fn`` in a worker thread (keep True for torch/numpy work).
     """
 
     def __init__(
         self,
-        fn: Callable[[list[T]], Sequence[R]],
+        fn: Callable[[list[T]], Sequence[R]] | Callable[[list[T]], Awaitable[Sequence[R]]],
         max_batch_size: int = 64,
         run_in_thread: bool = True,
     ) -> None:
@@ -56,6 +58,7 @@ class MicroBatcher(Generic[T, R]):
         self.fn = fn
         self.max_batch_size = max_batch_size
         self.run_in_thread = run_in_thread
+        self._is_async = inspect.iscoroutinefunction(fn)
         self.batch_sizes: list[int] = []  # observed batch sizes, for tests and benchmarks
         self._pending: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pending[T, R]] = (
             weakref.WeakKeyDictionary()
@@ -83,10 +86,13 @@ class MicroBatcher(Generic[T, R]):
                 del pending.items[:n], pending.futures[:n]
                 self.batch_sizes.append(len(items))
                 try:
-                    if self.run_in_thread:
-                        results = await asyncio.to_thread(self.fn, items)
+                    fn = cast(Callable[[list[T]], Any], self.fn)
+                    if self._is_async:
+                        results = await fn(items)
+                    elif self.run_in_thread:
+                        results = await asyncio.to_thread(fn, items)
                     else:
-                        results = self.fn(items)
+                        results = fn(items)
                     if len(results) != len(items):
                         raise RuntimeError(
                             f"batch function returned {len(results)} results for {len(items)} items"

@@ -1,0 +1,164 @@
+"""Rows from trainer data: what VERL and TRL hand a reward, turned into grader fields.
+
+Standard fields set here: ``query`` (the prompt text), ``response`` (the completion
+text) and, when a ground truth is known, ``ground_truth`` and ``reference_response``.
+Everything else the trainer knows (VERL's ``data_source`` and ``extra_info``, TRL's
+dataset columns, the raw prompt/completion) stays in the row, for mappers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "QUERY_KEYS",
+    "content_text",
+    "prompt_text",
+    "query_from",
+    "response_text",
+    "trl_rows",
+    "verl_row",
+]
+
+#: ``extra_info`` keys read as the prompt, in this order (verl's example preprocessors
+#: store the question under "question"; "raw_prompt" is a chat message list).
+QUERY_KEYS: tuple[str, ...] = ("query", "question", "prompt", "problem", "raw_prompt")
+
+
+def content_text(content: Any) -> str:
+    """The text of a message ``content``: a string, or the text parts of a parts list."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):
+        parts = [
+            p.get("text", "")
+            for p in content
+            if isinstance(p, Mapping) and p.get("type", "text") == "text"
+        ]
+        return "".join(parts)
+    return "" if content is None else str(content)
+
+
+def _is_messages(value: Any) -> bool:
+    return (
+        isinstance(value, Sequence)
+        and not isinstance(value, str)
+        and len(value) > 0
+        and all(isinstance(m, Mapping) and "content" in m for m in value)
+    )
+
+
+def _last(messages: Sequence[Mapping[str, Any]], role: str) -> str:
+    for m in reversed(messages):
+        if m.get("role") == role:
+            return content_text(m.get("content"))
+    return content_text(messages[-1].get("content"))
+
+
+def prompt_text(prompt: Any) -> str | None:
+    """A prompt's text: a string as is; for chat messages, the last user message."""
+    if isinstance(prompt, str):
+        return prompt
+    if _is_messages(prompt):
+        return _last(list(prompt), "user")
+    return None
+
+
+def response_text(completion: Any) -> str:
+    """A completion's text: a string as is; for chat messages, the last assistant message."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, Mapping):
+        return content_text(completion.get("content"))
+    if _is_messages(completion):
+        return _last(list(completion), "assistant")
+    return "" if completion is None else str(completion)
+
+
+def query_from(extra_info: Mapping[str, Any] | None, raw_prompt: Any = None) -> str | None:
+    """The prompt text from ``extra_info`` (keys in ``QUERY_KEYS`` order), else ``raw_prompt``."""
+    for key in QUERY_KEYS:
+        value = extra_info.get(key) if isinstance(extra_info, Mapping) else None
+        text = prompt_text(value) if value is not None else None
+        if text:
+            return text
+    return prompt_text(raw_prompt) if raw_prompt is not None else None
+
+
+def _reference(ground_truth: Any) -> str | None:
+    if isinstance(ground_truth, str):
+        return ground_truth
+    if isinstance(ground_truth, (int, float)) and not isinstance(ground_truth, bool):
+        return str(ground_truth)
+    return None  # lists / dicts (test cases, several answers): map them yourself
+
+
+def verl_row(
+    *,
+    data_source: Any,
+    solution_str: str,
+    ground_truth: Any,
+    extra_info: Mapping[str, Any] | None,
+    query: str | None = None,
+    prompt: str | None = None,
+    raw_prompt: Any = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One row from what VERL gives a reward (plus the decoded prompt when a manager has it).
+
+    ``query`` order: an explicit ``query``; ``extra_info`` keys in ``QUERY_KEYS`` order;
+    ``raw_prompt`` (last user message); the decoded ``prompt`` ids.
+    """
+    info = dict(extra_info) if isinstance(extra_info, Mapping) else {}
+    row: dict[str, Any] = dict(extra or {})
+    row.update(data_source=data_source, response=solution_str, extra_info=info)
+    if ground_truth is not None:
+        row["ground_truth"] = ground_truth
+        ref = _reference(ground_truth)
+        if ref is not None:
+            row["reference_response"] = ref
+    if prompt is not None:
+        row["prompt"] = prompt
+    q = query or query_from(info, raw_prompt) or prompt
+    if q is not None:
+        row["query"] = q
+    return row
+
+
+_TRL_INTERNAL = frozenset(
+    {"trainer_state", "log_extra", "log_metric", "environments", "completion_ids"}
+)
+
+
+def trl_rows(
+    prompts: Sequence[Any], completions: Sequence[Any], columns: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """Rows from a TRL reward call: dataset columns, then prompt/completion and their texts.
+
+    ``response`` is always the completion's text; ``query`` is the prompt's text unless
+    the dataset has a ``query`` column.
+    """
+    n = len(completions)
+    if len(prompts) != n:
+        raise ValueError(f"got {len(prompts)} prompts for {len(completions)} completions")
+    cols = {k: v for k, v in columns.items() if k not in _TRL_INTERNAL}
+    for k, v in cols.items():
+        if not isinstance(v, Sequence) or isinstance(v, str) or len(v) != n:
+            raise ValueError(
+                f"dataset column {k!r} must hold one value per completion ({n}), got {v!r:.80}"
+            )
+    rows = []
+    for i in range(n):
+        row = {k: v[i] for k, v in cols.items()}
+        if "ground_truth" in row and "reference_response" not in row:
+            ref = _reference(row["ground_truth"])
+            if ref is not None:
+                row["reference_response"] = ref
+        row["prompt"], row["completion"] = prompts[i], completions[i]
+        q = prompt_text(prompts[i])
+        if q is not None and "query" not in row:  # a dataset "query" column is deliberate
+            row["query"] = q
+        row["response"] = response_text(completions[i])
+        rows.append(row)
+    return rows
