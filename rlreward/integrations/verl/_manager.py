@@ -1,0 +1,88 @@
+"""RLRewardManager: a verl 0.9 reward-loop manager that grades with an rlreward spec.
+
+Select it with ``reward.reward_manager.source=importlib``,
+``reward.reward_manager.name=RLRewardManager`` and
+``reward.reward_manager.module.path=pkg://rlreward.integrations.verl``. Unlike the
+naive manager it decodes the prompt from the batch. VERL's reward loop calls
+``run_single`` once per sample, concurrently; the manager collects the calls of one
+loop tick into one batch (``MicroBatcher``) and grades it with one ``runner.arun``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from verl import DataProto
+from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
+
+from rlreward.errors import ConfigError
+from rlreward.graders.batching import MicroBatcher
+from rlreward.integrations.verl._batch import item_row
+from rlreward.integrations.verl._score import resolve_source, score_rows
+
+__all__ = ["RLRewardManager"]
+
+log = logging.getLogger(__name__)
+_OPTION_KEYS = frozenset({"spec", "aggregator", "max_batch_size", "reward_fn_key"})
+
+
+def _options(config: Any) -> dict[str, Any]:
+    """``reward.reward_kwargs`` overlaid with ``reward.custom_reward_function.reward_kwargs``."""
+    reward = config.get("reward") if hasattr(config, "get") else None
+    if reward is None:
+        return {}
+    opts: dict[str, Any] = {}
+    crf = reward.get("custom_reward_function") or {}
+    for node in (
+        reward.get("reward_kwargs"),
+        crf.get("reward_kwargs") if hasattr(crf, "get") else None,
+    ):
+        if node:
+            opts.update({k: node[k] for k in node if k in _OPTION_KEYS})
+    return opts
+
+
+class RLRewardManager(RewardManagerBase):
+    """Reward-loop manager: batch -> rows (decoded prompt) -> one runner.arun per batch."""
+
+    def __init__(
+        self,
+        config: Any,
+        tokenizer: Any,
+        compute_score: Any = None,
+        reward_router_address: str | None = None,
+        reward_model_tokenizer: Any = None,
+        *,
+        spec: Any = None,
+        aggregator: str | None = None,
+        max_batch_size: int | None = None,
+        reward_fn_key: str | None = None,
+    ) -> None:
+        super().__init__(config, tokenizer, compute_score)
+        opts = _options(config)
+        self.source = resolve_source(spec or opts.get("spec"), aggregator or opts.get("aggregator"))
+        self.reward_fn_key = reward_fn_key or opts.get("reward_fn_key", "data_source")
+        size = max_batch_size or opts.get("max_batch_size", 1024)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ConfigError(f"RLRewardManager: max_batch_size must be an int >= 1, got {size!r}")
+        self._batcher: MicroBatcher[dict[str, Any], dict[str, float | int]] = MicroBatcher(
+            self._grade, max_batch_size=size, run_in_thread=False
+        )
+
+    async def _grade(self, rows: list[dict[str, Any]]) -> list[dict[str, float | int]]:
+        return await score_rows(self.source, rows)
+
+    async def run_single(self, data: DataProto) -> dict[str, Any]:
+        """Grade one sample (the last sequence of a multi-sequence output, as VERL does)."""
+        item = data[-1:][0]
+        result = await self._batcher.submit(item_row(item, self.tokenizer, self.reward_fn_key))
+        return {"reward_score": result["score"], "reward_extra_info": result}
+
+    async def run_batch(self, data: DataProto) -> list[dict[str, Any]]:
+        """Grade a whole batch in one ``arun``: one ``run_single``-shaped dict per sample."""
+        rows = [item_row(data[i], self.tokenizer, self.reward_fn_key) for i in range(len(data))]
+        return [
+            {"reward_score": d["score"], "reward_extra_info": d}
+            for d in await score_rows(self.source, rows)
+        ]
