@@ -96,7 +96,7 @@ class ResultCache:
                 conn.commit()
             except sqlite3.Error as exc:
                 raise ConfigError(f"cache file {str(self.path)!r} cannot be used: {exc}") from exc
-            self._read = conn
+            conn.close()
             atexit.register(_close_at_exit, weakref.ref(self))
 
     @classmethod
@@ -110,6 +110,11 @@ class ResultCache:
                 cls._open[resolved] = cache
             return cache
 
+    def _reader(self) -> sqlite3.Connection:
+        if self._read is None:
+            self._read = self._connect()
+        return self._read
+
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
         conn.execute("PRAGMA journal_mode=WAL")
@@ -120,11 +125,13 @@ class ResultCache:
     def get(self, key: str) -> CachedGrade | None:
         """The stored grade for ``key`` or None; counts a hit or a miss."""
         found = self._pending.get(key)
-        if found is None and self._read is not None:
+        if found is None and self.path is not None:
             with self._lock:
-                row = self._read.execute(
-                    "SELECT value FROM grades WHERE key = ?", (key,)
-                ).fetchone()
+                row = (
+                    self._reader()
+                    .execute("SELECT value FROM grades WHERE key = ?", (key,))
+                    .fetchone()
+                )
             if row is not None:
                 try:
                     found = CachedGrade.loads(row[0])
@@ -193,19 +200,26 @@ class ResultCache:
             await asyncio.to_thread(self._queue.join)
 
     def close(self) -> None:
-        """Commit pending writes and stop the writer thread (the cache stays readable)."""
+        """Commit pending writes, stop the writer thread and close the reader connection.
+
+        The cache stays usable: a later get/put reopens what it needs.
+        """
         thread = self._thread
         if thread is not None:
             self._queue.put(_STOP)
             thread.join()
             self._thread = None
+        with self._lock:
+            if self._read is not None:
+                self._read.close()
+                self._read = None
 
     def __len__(self) -> int:
-        if self._read is None:
+        if self.path is None:
             return len(self._pending)
         self.flush()
         with self._lock:
-            return int(self._read.execute("SELECT COUNT(*) FROM grades").fetchone()[0])
+            return int(self._reader().execute("SELECT COUNT(*) FROM grades").fetchone()[0])
 
     def stats(self) -> dict[str, Any]:
         total = self.hits + self.misses

@@ -18,6 +18,7 @@ CPU and GIL). ``GET /stats`` returns the request counters as JSON.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import random
@@ -57,7 +58,9 @@ class Action:
     @classmethod
     def error(cls, status: int, retry_after: str | None = None, message: str = "") -> Action:
         headers = {"Retry-After": retry_after} if retry_after is not None else {}
-        return cls("status", content=message or f"simulated {status}", status=status, headers=headers)
+        return cls(
+            "status", content=message or f"simulated {status}", status=status, headers=headers
+        )
 
     @classmethod
     def hang(cls, seconds: float = 30.0) -> Action:
@@ -184,16 +187,17 @@ class OpenAIServer:
         if self.reject_json_schema and rf.get("type") == "json_schema":
             with self._lock:
                 self.counts["rejected_schema"] += 1
-            err = {"message": "response_format json_schema is not supported", "type": "invalid_request_error"}
+            err = {
+                "message": "response_format json_schema is not supported",
+                "type": "invalid_request_error",
+            }
             return web.json_response({"error": err}, status=400)
         action = self._choose(body)
         delay = action.delay or self.latency
         if action.kind == "hang":
             assert self._stop is not None
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), action.delay)
-            except asyncio.TimeoutError:
-                pass
             return web.json_response(_completion(body.get("model", "?"), "{}", 0))
         if delay:
             await asyncio.sleep(delay)

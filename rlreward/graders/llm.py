@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import json
 import os
 import re
@@ -290,6 +291,14 @@ def _spec_model(override: Any, ctx: Any, where: str) -> ChatModel:
     elif override is not None:
         raise ConfigError(f"{where}: model must be a model id or a mapping, got {override!r}")
     kwargs = {k: _expand_env(v) for k, v in kwargs.items()}
+    from rlreward.models.openai import OpenAIChatModel
+
+    allowed = set(inspect.signature(OpenAIChatModel).parameters)
+    unknown = sorted(set(kwargs) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown judge_model options {unknown}; allowed: {', '.join(sorted(allowed))}"
+        )
     if not kwargs.get("model"):
         raise ConfigError(
             f"{where}: an LLM judge needs a model; add a top-level `judge_model: {{model: ...}}` "
@@ -299,10 +308,5 @@ def _spec_model(override: Any, ctx: Any, where: str) -> ChatModel:
     shared_key = "openai_chat_model:" + json.dumps(kwargs, sort_keys=True, default=str)
     model = ctx.shared.get(shared_key)
     if model is None:
-        from rlreward.models.openai import OpenAIChatModel
-
-        try:
-            model = ctx.shared[shared_key] = OpenAIChatModel(**kwargs)
-        except TypeError as exc:
-            raise ConfigError(f"{where}: bad judge_model options: {exc}") from None
+        model = ctx.shared[shared_key] = OpenAIChatModel(**kwargs)
     return model

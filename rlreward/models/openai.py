@@ -62,11 +62,17 @@ class _LoopState:
     closed: bool = False
 
 
-async def _close_at_loop_shutdown(state: _LoopState) -> AsyncIterator[None]:
+async def _close_at_loop_shutdown(
+    state: _LoopState, states: weakref.ref[weakref.WeakKeyDictionary[Any, _LoopState]]
+) -> AsyncIterator[None]:
     """Suspended for the loop's life; ``loop.shutdown_asyncgens()`` (asyncio.run) ends it."""
     try:
         yield
     finally:
+        table = states()
+        if table is not None and table.get(asyncio.get_running_loop()) is state:
+            # drop the entry: a finished generator still references the loop
+            del table[asyncio.get_running_loop()]
         if not state.closed:
             state.closed = True
             await state.client.close()
@@ -212,7 +218,7 @@ class OpenAIChatModel:
             return state
         self._drop_dead_loops()
         state = self._states[loop] = self._new_state()
-        state.closer = _close_at_loop_shutdown(state)
+        state.closer = _close_at_loop_shutdown(state, weakref.ref(self._states))
         await state.closer.__anext__()  # runs to its yield; the loop now owns its shutdown
         return state
 
