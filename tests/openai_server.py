@@ -12,7 +12,8 @@ It speaks ``POST /v1/chat/completions`` over real HTTP (aiohttp) so that the rea
 
 ``OpenAIServer`` runs in a background thread (tests); ``ServerProcess`` runs the same
 server in a separate process (benchmarks, so the server does not share the client's
-CPU and GIL). ``GET /stats`` returns the request counters as JSON.
+CPU and GIL). ``GET /stats`` returns the request counters as JSON; ``POST /config``
+changes latency and the 429 rate of a running server.
 """
 
 from __future__ import annotations
@@ -219,10 +220,22 @@ class OpenAIServer:
         with self._lock:
             return web.json_response(dict(self.counts))
 
+    async def _config(self, request: web.Request) -> web.Response:
+        """``POST /config {"latency": s, "rate_429": p, "reset_counts": true}`` (benchmarks)."""
+        body = await request.json()
+        for name in ("latency", "rate_429", "default_score"):
+            if name in body:
+                setattr(self, name, body[name])
+        if body.get("reset_counts"):
+            with self._lock:
+                self.counts.clear()
+        return web.json_response({"ok": True})
+
     async def _serve(self, ready: threading.Event) -> None:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/stats", self._stats)
+        app.router.add_post("/config", self._config)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", self.port, backlog=1024)
@@ -285,6 +298,16 @@ class ServerProcess:
     def stats(self) -> dict[str, int]:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=10) as r:
             return dict(json.loads(r.read()))
+
+    def configure(self, **settings: Any) -> None:
+        """Change latency / rate_429 / default_score, or ``reset_counts=True``."""
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/config",
+            data=json.dumps(settings).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            r.read()
 
     def start(self) -> ServerProcess:
         ctx = mp.get_context("spawn")
