@@ -49,6 +49,12 @@ _EXPORTS: dict[str, str] = {
     "HallucinationGrader": "rlreward.graders.judges",
     "RubricGrader": "rlreward.graders.judges",
     "ResultCache": "rlreward.cache",
+    # trainer adapters (issue 6)
+    "make_reward_funcs": "rlreward.integrations.trl",
+    "RewardFuncs": "rlreward.integrations.trl",
+    "RewardLoggingCallback": "rlreward.integrations.trl",
+    "RLRewardManager": "rlreward.integrations.verl",
+    "LegacyRLRewardManager": "rlreward.integrations.verl",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -91,6 +97,8 @@ if TYPE_CHECKING:  # pragma: no cover - static import view for type checkers
     )
     from rlreward.graders.llm import LLMGrader
     from rlreward.integrations.spec import RewardSpec, load_spec
+    from rlreward.integrations.trl import RewardFuncs, RewardLoggingCallback, make_reward_funcs
+    from rlreward.integrations.verl import LegacyRLRewardManager, RLRewardManager
     from rlreward.models.base import ChatModelError
     from rlreward.models.openai import OpenAIChatModel
     from rlreward.results import GradingResults

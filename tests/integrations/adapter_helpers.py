@@ -114,6 +114,10 @@ def tokenizer() -> Any:
 
     tok = AutoTokenizer.from_pretrained(str(embedded_model_path()))
     tok.eos_token = "[SEP]"
+    tok.model_input_names = [
+        "input_ids",
+        "attention_mask",
+    ]  # no BERT token_type_ids for a causal LM
     tok.chat_template = (
         "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
         "{% if add_generation_prompt %}assistant: {% endif %}"

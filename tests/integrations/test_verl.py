@@ -15,7 +15,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from rlreward.embedded import embedded_model_path
 from rlreward.errors import ConfigError, MissingFieldsError
-from rlreward.integrations.verl import LegacyRLRewardManager, compute_score
+from rlreward.integrations._runtime import get_handle
+from rlreward.integrations.verl import LegacyRLRewardManager, compute_score, resolve_source
 from tests.integrations import adapter_helpers as H
 
 SAMPLES = [
@@ -251,3 +252,41 @@ def test_concurrent_compute_score_calls_share_one_runner_and_its_limit():
     assert all(o["score"] == 1.0 for o in outs) and H.IN_FLIGHT["calls"] == 40
     assert H.IN_FLIGHT["max"] == 4  # one semaphore across all 40 compute_score calls
     assert elapsed >= 40 / 4 * 0.01 * 0.9
+
+
+def test_llm_judge_calls_run_concurrently_through_one_runner(tok, openai_server, tmp_path):
+    """A real LLM judge over HTTP behind compute_score in VERL's reward loop: 64 samples
+    with 100 ms server latency finish far faster than one call after another (the client
+    and the server share this process's CPU, so the margin is wide)."""
+    openai_server.latency = 0.1
+    spec = {
+        "judge_model": {"model": "judge", "base_url": openai_server.url, "api_key": "sk-test-0000"},
+        "cache": False,
+        "graders": {"relevance": {"type": "relevance"}},
+        "aggregators": [{"type": "weighted_sum", "name": "reward"}],
+        "runner": {"max_concurrency": 32},
+    }
+    path = tmp_path / "judge.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    samples = [
+        {
+            "prompt": f"what is {i} plus {i}",
+            "response": f"it is {2 * i}",
+            "ground_truth": str(2 * i),
+            "extra_info": {"question": f"what is {i} plus {i}"},
+        }
+        for i in range(64)
+    ]
+    data = H.make_dataproto(tok, samples)
+    get_handle(resolve_source(str(path)))  # build the spec (imports the openai client) untimed
+    _, rm_scores, infos, _, elapsed = reward_loop(
+        H.verl_config(str(embedded_model_path()), str(path)), data
+    )
+    assert [i["relevance"] for i in infos] == [
+        0.75
+    ] * 64  # the server's 4 on the judge's 1..5 scale
+    assert torch.allclose(rm_scores.sum(-1), torch.full((64,), 0.75))
+    assert openai_server.n_requests == 64
+    # the judge saw the prompt from extra_info
+    assert any("what is 5 plus 5" in r["messages"][-1]["content"] for r in openai_server.requests)
+    assert elapsed < 64 * 0.1 / 3, f"{elapsed:.2f} s"

@@ -1,0 +1,93 @@
+"""RewardLoggingCallback: rlreward's per-grader diagnostics in a transformers Trainer's logs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from transformers import TrainerCallback
+
+from rlreward.errors import ConfigError
+from rlreward.integrations._rows import trl_rows
+from rlreward.integrations._runtime import get_handle, run_sync
+from rlreward.integrations.trl import RewardFuncs, RewardStats, RLRewardFunc, group_state
+
+__all__ = ["RewardLoggingCallback"]
+
+
+def _funcs(reward_funcs: Any) -> list[RLRewardFunc]:
+    if isinstance(reward_funcs, RewardFuncs):
+        items: Iterable[Any] = reward_funcs.funcs
+    elif isinstance(reward_funcs, RLRewardFunc):
+        items = [reward_funcs]
+    else:
+        items = reward_funcs
+    funcs = [f for f in items if isinstance(f, RLRewardFunc)]
+    if not funcs:
+        raise ConfigError(
+            "RewardLoggingCallback needs the functions from make_reward_funcs(...) "
+            f"(the RewardFuncs or its .funcs), got {reward_funcs!r:.120}"
+        )
+    return funcs
+
+
+class RewardLoggingCallback(TrainerCallback):
+    """Adds ``<prefix>/<name>/mean|std|error_rate|skip_rate|latency_s|cache_hit_rate`` to the logs.
+
+    ``<name>`` is every grader (raw scores, as the grader returned them) and every
+    aggregator. Values cover the reward calls since the previous log; on an evaluation
+    log the keys get TRL's ``eval_`` prefix. They land in ``state.log_history``; to send
+    them to reporters (W&B, TensorBoard) as well, add the callback with ``install``,
+    which places it before the reporting callbacks.
+
+    ``grade(prompts, completions, **columns)`` grades evaluation generations with the
+    same reward and returns (and logs at the next log) ``eval_<prefix>/...`` metrics.
+    """
+
+    def __init__(self, reward_funcs: Any, prefix: str = "rlreward") -> None:
+        funcs = _funcs(reward_funcs)
+        self.groups = sorted({f.group for f in funcs})
+        self.source = funcs[0].source
+        self.prefix = prefix
+        self._pending: dict[str, float] = {}
+
+    def pop_metrics(self) -> dict[str, float]:
+        """The metrics gathered since the last call (resets them)."""
+        out = dict(self._pending)
+        self._pending.clear()
+        for g in self.groups:
+            out.update(group_state(g).stats.pop(self.prefix))
+        return out
+
+    def grade(
+        self, prompts: Sequence[Any], completions: Sequence[Any], **columns: Any
+    ) -> dict[str, float]:
+        """Grade evaluation generations; returns ``eval_<prefix>/<name>/...`` metrics."""
+        handle = get_handle(self.source)
+        rows = trl_rows(prompts, completions, columns)
+        stats = RewardStats()
+        stats.record(run_sync(handle.runner.arun(rows, on_missing="skip")))
+        metrics = stats.pop(f"eval_{self.prefix}")
+        self._pending.update(metrics)
+        return metrics
+
+    def install(self, trainer: Any) -> RewardLoggingCallback:
+        """Add this callback to ``trainer`` ahead of its reporting callbacks."""
+        handler = trainer.callback_handler
+        if self in handler.callbacks:
+            handler.callbacks.remove(self)
+        # right after DefaultFlowCallback, before the reporters that read the logs
+        handler.callbacks.insert(1 if handler.callbacks else 0, self)
+        return self
+
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        metrics = self.pop_metrics()
+        if not metrics or logs is None:
+            return
+        if any(k.startswith("eval_") for k in logs):
+            metrics = {k if k.startswith("eval_") else f"eval_{k}": v for k, v in metrics.items()}
+        logs.update(metrics)
+        if state.log_history and state.log_history[-1].get("step") == state.global_step:
+            state.log_history[-1].update(metrics)
