@@ -33,7 +33,7 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["Action", "OpenAIServer", "ServerProcess"]
+__all__ = ["Action", "OpenAIServer", "ServerProcess", "local_model"]
 
 
 @dataclass(frozen=True)
@@ -330,3 +330,11 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def local_model(server: OpenAIServer, api_key: str, model: str = "judge", **kwargs: Any) -> Any:
+    """An OpenAIChatModel for ``server`` with test-friendly retry timing."""
+    from rlreward.models.openai import OpenAIChatModel
+
+    opts: dict[str, Any] = {"timeout": 1.0, "backoff_base": 0.01, "max_retries": 3, **kwargs}
+    return OpenAIChatModel(model, base_url=server.url, api_key=api_key, **opts)

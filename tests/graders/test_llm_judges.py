@@ -25,20 +25,13 @@ from rlreward import (
     WeightedSumAggregator,
 )
 from rlreward.errors import ConfigError
-from tests.openai_server import Action, OpenAIServer
+from tests.openai_server import Action, OpenAIServer, local_model
 
 KEY = "sk-judge-SECRET-abcdef0123456789"
 
 
 def judge_model(server: OpenAIServer, **kwargs: object) -> OpenAIChatModel:
-    opts: dict[str, object] = {
-        "api_key": KEY,
-        "timeout": 1.0,
-        "backoff_base": 0.01,
-        "max_retries": 3,
-    }
-    opts.update(kwargs)
-    return OpenAIChatModel("judge", base_url=server.url, **opts)  # type: ignore[arg-type]
+    return local_model(server, KEY, **kwargs)
 
 
 def user_prompt(body: dict) -> str:

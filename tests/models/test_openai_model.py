@@ -13,7 +13,7 @@ import pytest
 from rlreward.errors import ConfigError
 from rlreward.models import ChatModelError, ChatReply, OpenAIChatModel
 from rlreward.models.retry import backoff_delay, parse_retry_after
-from tests.openai_server import Action, OpenAIServer
+from tests.openai_server import Action, OpenAIServer, local_model
 
 KEY = "sk-test-SECRET-0123456789abcdef"
 MESSAGES = [{"role": "user", "content": "hello"}]
@@ -21,14 +21,7 @@ SCHEMA = {"type": "json_schema", "json_schema": {"name": "v", "schema": {"type":
 
 
 def make_model(server: OpenAIServer, **kwargs: object) -> OpenAIChatModel:
-    opts: dict[str, object] = {
-        "api_key": KEY,
-        "timeout": 2.0,
-        "backoff_base": 0.01,
-        "max_retries": 3,
-    }
-    opts.update(kwargs)
-    return OpenAIChatModel("judge-model", base_url=server.url, **opts)  # type: ignore[arg-type]
+    return local_model(server, KEY, model="judge-model", **{"timeout": 2.0, **kwargs})
 
 
 def chat(model: OpenAIChatModel, response_format: object = None) -> ChatReply:
