@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import random
+import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -78,12 +79,15 @@ async def _close_at_loop_shutdown(
             await state.client.close()
 
 
-def _positive(name: str, value: Any, *, allow_none: bool = False, integer: bool = False) -> None:
+def _positive(
+    name: str, value: Any, *, allow_none: bool = False, integer: bool = False, minimum: int = 0
+) -> None:
     if value is None and allow_none:
         return
     kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or value < (0 if integer else 1e-9):
-        what = "an int >= 0" if integer else "a positive number"
+    low = minimum if integer else 1e-9
+    if isinstance(value, bool) or not isinstance(value, kinds) or value < low:
+        what = f"an int >= {minimum}" if integer else "a positive number"
         raise ConfigError(
             f"OpenAIChatModel: {name} must be {what}"
             f"{' or None' if allow_none else ''}, got {value!r}"
@@ -142,9 +146,8 @@ class OpenAIChatModel:
         _positive("backoff_base", backoff_base)
         _positive("backoff_max", backoff_max)
         _positive("max_retry_after", max_retry_after)
-        _positive("max_connections", max_connections, integer=True)
-        if max_tokens is not None:
-            _positive("max_tokens", max_tokens, integer=True)
+        _positive("max_connections", max_connections, integer=True, minimum=1)
+        _positive("max_tokens", max_tokens, allow_none=True, integer=True, minimum=1)
         if load_env:
             _load_dotenv()
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
@@ -176,15 +179,19 @@ class OpenAIChatModel:
         self._key = _Secret(key)
         self._schema_ok: bool | None = structured_output
         self._rng = random.Random()
+        self._lock = threading.Lock()
         self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
             weakref.WeakKeyDictionary()
         )
 
     # -- loop-bound client -------------------------------------------------------------
     def _new_state(self) -> _LoopState:
-        import httpx2
+        try:  # openai >= 3 is built on httpx2, older releases on httpx
+            import httpx2 as httpx
+        except ImportError:  # pragma: no cover - depends on the installed openai
+            import httpx  # type: ignore[no-redef]
 
-        limits = httpx2.Limits(
+        limits = httpx.Limits(
             max_connections=self.max_connections, max_keepalive_connections=self.max_connections
         )
         http = openai.DefaultAsyncHttpxClient(limits=limits, timeout=self.timeout)
@@ -216,8 +223,9 @@ class OpenAIChatModel:
         state = self._states.get(loop)
         if state is not None and not state.closed:
             return state
-        self._drop_dead_loops()
-        state = self._states[loop] = self._new_state()
+        with self._lock:  # several threads may each run their own loop
+            self._drop_dead_loops()
+            state = self._states[loop] = self._new_state()
         state.closer = _close_at_loop_shutdown(state, weakref.ref(self._states))
         await state.closer.__anext__()  # runs to its yield; the loop now owns its shutdown
         return state
@@ -367,12 +375,14 @@ class OpenAIChatModel:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_states"] = None  # clients belong to loops; a copy builds its own
+        state["_lock"] = None
         state["_key"] = self._key.get()
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state["_key"] = _Secret(state["_key"])
         state["_states"] = weakref.WeakKeyDictionary()
+        state["_lock"] = threading.Lock()
         self.__dict__.update(state)
 
 
