@@ -104,18 +104,22 @@ class LLMGrader(Grader):
         self.template = Template(
             template if template is not None else load_prompt(self.template_file)
         )
+        try:  # a stray "$" fails here, not on every sample
+            self.template.substitute(dict.fromkeys(_placeholders(self.template), ""))
+        except (ValueError, KeyError) as exc:
+            raise ConfigError(
+                f"{owner}: bad prompt template ({exc}); placeholders are $field or ${{field}}, "
+                "write $$ for a literal dollar sign"
+            ) from None
+        text = self.system_prompt + "\x00" + self.template.template
+        #: a hash of the prompt text: editing a prompt invalidates its cached grades
+        self.template_version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
         self.cache = resolve_cache(cache)
         self.dedupe = dedupe
         self._flight = SingleFlight()
         self._response_format = self._schema()
 
     # -- configuration -------------------------------------------------------------------
-    @property
-    def template_version(self) -> str:
-        """A hash of the prompt text: editing a prompt invalidates its cached grades."""
-        text = self.system_prompt + "\x00" + self.template.template
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
     def cache_params(self) -> dict[str, Any]:
         """Grader settings that change the verdict (beyond the template); for cache keys."""
         return {"judge_scale": list(self.judge_scale), "score_range": self.score_range}

@@ -291,6 +291,8 @@ def test_disable_cache_and_pickling(openai_server, tmp_path):
     assert openai_server.n_requests == 2
 
 
-def test_bad_model_argument_is_a_config_error():
+def test_bad_model_or_template_is_a_config_error(openai_server):
     with pytest.raises(ConfigError, match="model must be"):
         RelevanceGrader(model=3.5)
+    with pytest.raises(ConfigError, match="bad prompt template"):
+        RelevanceGrader(model=judge_model(openai_server), template="costs $5: $response")
