@@ -55,6 +55,13 @@ _EXPORTS: dict[str, str] = {
     "RewardLoggingCallback": "rlreward.integrations.trl",
     "RLRewardManager": "rlreward.integrations.verl",
     "LegacyRLRewardManager": "rlreward.integrations.verl",
+    # reward-model training (issue 5)
+    "RewardModelTrainer": "rlreward.training.trainer",
+    "RewardModelTrainingConfig": "rlreward.training.config",
+    "RewardModelSourceConfig": "rlreward.training.config",
+    "RewardModelGrader": "rlreward.graders.reward_model",
+    "check_model_family": "rlreward.training.family",
+    "FamilyMismatchError": "rlreward.training.family",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -87,6 +94,7 @@ if TYPE_CHECKING:  # pragma: no cover - static import view for type checkers
     from rlreward.graders.base import Grader
     from rlreward.graders.function import FunctionGrader
     from rlreward.graders.reward_function import RewardFunctionGrader
+    from rlreward.graders.reward_model import RewardModelGrader
     from rlreward.graders.judges import (
         CorrectnessGrader,
         HallucinationGrader,
@@ -107,3 +115,6 @@ if TYPE_CHECKING:  # pragma: no cover - static import view for type checkers
     from rlreward.rewards.registry import RewardRegistry, get_reward_function, list_reward_functions
     from rlreward.runner import GraderConfig, GradingRunner
     from rlreward.schema import GraderError, GraderResult, GraderScore
+    from rlreward.training.config import RewardModelSourceConfig, RewardModelTrainingConfig
+    from rlreward.training.family import FamilyMismatchError, check_model_family
+    from rlreward.training.trainer import RewardModelTrainer

@@ -48,6 +48,7 @@ __all__ = [
 GRADER_TYPES: dict[str, str] = {
     "function": "rlreward.graders.function:FunctionGrader",
     "reward_function": "rlreward.graders.reward_function:RewardFunctionGrader",
+    "reward_model": "rlreward.graders.reward_model:RewardModelGrader",
     # LLM judges (issue 3): use the spec's judge_model and cache (on by default)
     "harmfulness": "rlreward.graders.judges:HarmfulnessGrader",
     "relevance": "rlreward.graders.judges:RelevanceGrader",

@@ -1,0 +1,271 @@
+"""RewardModelGrader: any sequence-classification reward model as a grader.
+
+The model may be a hub id, a local directory (a model trained by
+``RewardModelTrainer``, a full model, or a LoRA adapter directory), a
+``RewardModelSourceConfig``, or a ``(model, tokenizer)`` pair already in memory. Inputs
+are built by ``rlreward.training.encoding.encode_pairs`` exactly as in training (the
+input format of a model trained here is read from its ``rlreward_reward_model.json``).
+Scoring runs in length-sorted batches under ``torch.inference_mode`` (bf16 on GPU);
+concurrent ``aevaluate`` calls from the runner are gathered into batches by a
+MicroBatcher, so the grader is as fast inside GradingRunner as ``score_texts``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rlreward.embedded import resolve_model_name
+from rlreward.errors import ConfigError
+from rlreward.graders.base import Grader
+from rlreward.graders.batching import MicroBatcher
+from rlreward.graders.reward_function import _as_text
+from rlreward.training.encoding import (
+    check_input_format,
+    default_input_format,
+    encode_pairs,
+    ensure_pad_token,
+    score_ids,
+)
+from rlreward.training.metrics import read_metadata
+
+__all__ = ["RewardModelGrader"]
+
+logger = logging.getLogger(__name__)
+
+NORMALIZERS = (None, "sigmoid", "minmax")
+_Item = tuple[str | None, str]
+
+
+def _load(ref: str, device: str, dtype: Any) -> tuple[Any, Any]:
+    """(model, tokenizer) from a hub id or a directory (full model or LoRA adapter)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = Path(ref).expanduser()
+    try:
+        if (path / "adapter_config.json").is_file() and not (path / "config.json").is_file():
+            from peft import AutoPeftModelForSequenceClassification
+
+            model = AutoPeftModelForSequenceClassification.from_pretrained(
+                str(path), num_labels=1, dtype=dtype
+            )
+            model = model.merge_and_unload()
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(ref, dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(ref)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"RewardModelGrader: cannot load reward model {ref!r} ({type(exc).__name__}: {exc}); give a "
+            "local directory holding config.json (or adapter_config.json), or a cached/reachable hub id"
+        ) from exc
+    return model.to(device), tokenizer
+
+
+class RewardModelGrader(Grader):
+    """Score ``response`` (with an optional ``query``) with a reward model.
+
+    Args:
+        model: hub id, local path, ``RewardModelSourceConfig`` or ``(model, tokenizer)``.
+        normalize: ``None`` (raw scores, unbounded range), ``"sigmoid"`` (to (0, 1)) or
+            ``"minmax"`` (to [0, 1] by ``score_bounds``, default: the min/max of the
+            model's scores on its training texts, from its metadata; clipped).
+        prompt_template: ``"auto"`` (the trained model's own format, else the chat
+            template when the tokenizer has one, else sentence pairs), ``"text"``,
+            ``"pair"``, ``"chat"``, or a template such as ``"Q: {query}\\nA: {response}"``.
+        device / dtype: default CUDA + bfloat16 when available, else CPU + float32.
+    """
+
+    required_fields = ("response",)
+    optional_fields = ("query",)
+
+    def __init__(
+        self,
+        model: Any,
+        name: str = "reward_model",
+        *,
+        normalize: str | None = None,
+        score_bounds: tuple[float, float] | None = None,
+        batch_size: int = 32,
+        max_length: int | None = None,
+        device: str | None = None,
+        dtype: Any = None,
+        prompt_template: str = "auto",
+        higher_is_better: bool = True,
+    ) -> None:
+        import torch
+
+        owner = f"RewardModelGrader {name!r}"
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"RewardModelGrader: name must be a non-empty str, got {name!r}")
+        if normalize not in NORMALIZERS:
+            raise ConfigError(
+                f"{owner}: normalize={normalize!r} is not allowed; use one of {list(NORMALIZERS)}"
+            )
+        for field, value in (("batch_size", batch_size), ("max_length", max_length)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ConfigError(f"{owner}: {field}={value!r} is not allowed; use an int >= 1")
+        if prompt_template != "auto":
+            check_input_format(prompt_template, owner)
+        self.name = name
+        self.higher_is_better = bool(higher_is_better)
+        self.batch_size = batch_size
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if dtype is None:
+            dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        self.dtype = dtype
+        self.metadata: dict[str, Any] | None = None
+        self.source = self._load_model(model, owner)
+        meta = self.metadata or {}
+        self.max_length = max_length or int(meta.get("max_length") or 512)
+        if prompt_template == "auto":
+            prompt_template = meta.get("input_format") or default_input_format(self.tokenizer, True)
+        self.prompt_template = prompt_template
+        self.normalize = normalize
+        self.score_bounds = self._bounds(normalize, score_bounds, owner)
+        self.score_range = None if normalize is None else (0.0, 1.0)
+        self._lock = threading.Lock()
+        self._batcher: MicroBatcher[_Item, float] = MicroBatcher(
+            self._score_items, batch_size, run_in_thread=True
+        )
+
+    def _load_model(self, model: Any, owner: str) -> str:
+        from rlreward.training.config import RewardModelSourceConfig
+
+        if isinstance(model, RewardModelSourceConfig):
+            model = model.materialize()
+        if isinstance(model, tuple) and len(model) == 2:
+            self.model, self.tokenizer = model
+            self.model.to(self.device)
+            source = getattr(self.model.config, "_name_or_path", "") or type(self.model).__name__
+            if os.path.isdir(source):
+                self.metadata = read_metadata(source)
+        elif isinstance(model, (str, os.PathLike)) and os.fspath(model):
+            ref = resolve_model_name(os.fspath(model))
+            self.model, self.tokenizer = _load(ref, self.device, self.dtype)
+            source = ref
+            if os.path.isdir(ref):
+                self.metadata = read_metadata(ref)
+        else:
+            raise ConfigError(
+                f"{owner}: model must be a hub id, a local path, a RewardModelSourceConfig or a "
+                f"(model, tokenizer) pair, got {type(model).__name__}"
+            )
+        if getattr(self.model.config, "num_labels", 1) != 1:
+            raise ConfigError(
+                f"{owner}: {source!r} has num_labels={self.model.config.num_labels}; a reward model "
+                "outputs one score per sequence (num_labels=1)"
+            )
+        ensure_pad_token(self.tokenizer, self.model)
+        self.model.eval()
+        return source
+
+    def _bounds(self, normalize: str | None, bounds: Any, owner: str) -> tuple[float, float] | None:
+        if normalize != "minmax":
+            return None
+        if bounds is None:
+            stats = (self.metadata or {}).get("score_stats")
+            if not stats:
+                raise ConfigError(
+                    f"{owner}: normalize='minmax' needs score_bounds=(low, high); this model has no "
+                    "rlreward metadata to take them from (use normalize='sigmoid' or give the bounds)"
+                )
+            bounds = (stats["min"], stats["max"])
+        try:
+            lo, hi = (float(b) for b in bounds)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{owner}: score_bounds must be (low, high), got {bounds!r}"
+            ) from None
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ConfigError(
+                f"{owner}: score_bounds must be finite with low < high, got {bounds!r}"
+            )
+        return (lo, hi)
+
+    @classmethod
+    def from_spec(cls, options: Mapping[str, Any], ctx: Any = None) -> RewardModelGrader:
+        """``{type: reward_model, model: path-or-hub-id, normalize: sigmoid, ...}``."""
+        opts = dict(options)
+        if "model" not in opts:
+            raise ConfigError(
+                f"reward_model grader {opts.get('name')!r} needs 'model: <hub id or path>'"
+            )
+        model = opts.pop("model")
+        base = getattr(ctx, "base_dir", None)
+        if isinstance(model, str) and base is not None and not os.path.isabs(model):
+            local = Path(base) / model
+            if local.exists():
+                model = str(local)
+        if isinstance(opts.get("score_bounds"), list):
+            opts["score_bounds"] = tuple(opts["score_bounds"])
+        return cls(model, **opts)
+
+    # -- scoring ---------------------------------------------------------------------
+    def _normalise(self, raw: float) -> float:
+        if self.normalize == "sigmoid":
+            return (
+                1.0 / (1.0 + math.exp(-raw)) if raw >= 0 else math.exp(raw) / (1.0 + math.exp(raw))
+            )
+        if self.normalize == "minmax":
+            lo, hi = self.score_bounds  # type: ignore[misc]
+            return min(1.0, max(0.0, (raw - lo) / (hi - lo)))
+        return raw
+
+    def score_raw(
+        self, texts: Sequence[str], prompts: Sequence[str | None] | None = None
+    ) -> list[float]:
+        """The model's raw outputs for ``texts`` (with optional prompts), batched."""
+        ids = encode_pairs(
+            self.tokenizer, list(texts), prompts, self.prompt_template, self.max_length
+        )
+        with self._lock:  # one forward at a time: threads would only fight over the cores
+            return score_ids(self.model, self.tokenizer, ids, self.batch_size)
+
+    def score_texts(
+        self, texts: Sequence[str], prompts: Sequence[str | None] | None = None
+    ) -> list[float]:
+        """Scores as the grader returns them (normalised when asked), for a batch."""
+        return [self._normalise(r) for r in self.score_raw(texts, prompts)]
+
+    def _score_items(self, items: list[_Item]) -> list[float]:
+        prompts = [q for q, _ in items]
+        return self.score_texts(
+            [r for _, r in items], None if all(q is None for q in prompts) else prompts
+        )
+
+    async def _aevaluate(self, response: Any, query: Any = None, **_: Any) -> float:
+        text = _as_text(response, "response")
+        prompt = None if query is None else _as_text(query, "query")
+        return await self._batcher.submit((prompt, text))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_lock", None)
+        state["_batcher"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self._batcher = MicroBatcher(self._score_items, self.batch_size, run_in_thread=True)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **super().describe(),
+            "model": self.source,
+            "normalize": self.normalize,
+            "prompt_template": self.prompt_template,
+            "trained_by_rlreward": self.metadata is not None,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"RewardModelGrader({self.source!r}, name={self.name!r}, normalize={self.normalize!r})"
+        )

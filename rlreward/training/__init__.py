@@ -1,0 +1,31 @@
+"""Reward-model training from rule-based rewards, reward-model sources, family matching.
+
+Names load lazily, so importing this package (or validating a config) imports no torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "RewardModelTrainer": "rlreward.training.trainer",
+    "RewardModelFidelityError": "rlreward.training.trainer",
+    "RewardModelTrainingConfig": "rlreward.training.config",
+    "RewardModelSourceConfig": "rlreward.training.config",
+    "check_model_family": "rlreward.training.family",
+    "require_same_family": "rlreward.training.family",
+    "FamilyMismatchError": "rlreward.training.family",
+    "FamilyReport": "rlreward.training.family",
+    "METADATA_FILE": "rlreward.training.metrics",
+    "read_metadata": "rlreward.training.metrics",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rlreward.training' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

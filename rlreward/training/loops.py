@@ -1,0 +1,180 @@
+"""The two training loops on the real stack, plus LoRA and CPU-safe arguments.
+
+- regression: ``AutoModelForSequenceClassification(num_labels=1)`` with the transformers
+  ``Trainer`` (MSE on the label), inputs padded per batch by ``DataCollatorWithPadding``;
+- pairwise: TRL's ``RewardTrainer`` on (chosen, rejected) pairs built from the labels,
+  with the label gap as the margin (loss ``-log sigmoid(r_c - r_r - margin)``).
+
+Both take the tokenizer as ``processing_class`` (transformers 5 rejects ``tokenizer=``).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from rlreward.errors import ConfigError, DependencyError
+
+__all__ = ["apply_lora", "build_pairs", "pairwise_trainer", "regression_trainer", "training_kwargs"]
+
+logger = logging.getLogger(__name__)
+
+LORA_DEFAULTS: dict[str, Any] = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0}
+
+
+def training_kwargs(
+    output_dir: str,
+    *,
+    num_epochs: float,
+    learning_rate: float,
+    batch_size: int,
+    gradient_accumulation_steps: int,
+    seed: int,
+    save_checkpoints: bool,
+    show_progress: bool,
+    logging_steps: int,
+    warmup_ratio: float,
+    weight_decay: float,
+    extra: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """TrainingArguments fields that run anywhere: CPU when no CUDA, bf16 only on CUDA."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    kwargs: dict[str, Any] = {
+        "output_dir": output_dir,
+        "num_train_epochs": num_epochs,
+        "learning_rate": learning_rate,
+        "per_device_train_batch_size": batch_size,
+        "per_device_eval_batch_size": batch_size,
+        "gradient_accumulation_steps": gradient_accumulation_steps,
+        "use_cpu": not cuda,
+        "bf16": cuda and torch.cuda.is_bf16_supported(),
+        "fp16": False,
+        "report_to": [],
+        "save_strategy": "epoch" if save_checkpoints else "no",
+        "eval_strategy": "no",
+        "logging_steps": logging_steps,
+        "disable_tqdm": not show_progress,
+        "seed": seed,
+        "data_seed": seed,
+        "dataloader_num_workers": 0,
+        "warmup_steps": float(warmup_ratio),  # a float in [0, 1) is a ratio of all steps
+        "weight_decay": weight_decay,
+    }
+    kwargs.update(extra or {})
+    return kwargs
+
+
+def apply_lora(model: Any, lora_config: Any) -> Any:
+    """Wrap a sequence-classification model with a LoRA adapter (task SEQ_CLS)."""
+    try:
+        from peft import LoraConfig, TaskType, get_peft_model
+    except ImportError:
+        raise DependencyError(
+            "LoRA training needs peft; install it with: pip install 'rlreward[train]'"
+        ) from None
+    if lora_config is None or isinstance(lora_config, dict):
+        options = {**LORA_DEFAULTS, **(lora_config or {})}
+        options.pop("task_type", None)
+        try:
+            cfg = LoraConfig(task_type=TaskType.SEQ_CLS, **options)
+        except TypeError as exc:
+            raise ConfigError(f"lora_config: {exc}; use peft.LoraConfig field names") from None
+    elif isinstance(lora_config, LoraConfig):
+        cfg = lora_config
+        if cfg.task_type not in (TaskType.SEQ_CLS, "SEQ_CLS"):
+            raise ConfigError(
+                f"lora_config.task_type = {cfg.task_type!r}; use task_type='SEQ_CLS' so the reward "
+                "head is trained and saved with the adapter"
+            )
+    else:
+        raise ConfigError(
+            f"lora_config must be None, a dict or a peft.LoraConfig, got {type(lora_config).__name__}"
+        )
+    model = get_peft_model(model, cfg)
+    trainable, total = model.get_nb_trainable_parameters()
+    logger.info(
+        "LoRA: %d of %d parameters trainable (%.2f%%)", trainable, total, 100 * trainable / total
+    )
+    return model
+
+
+def regression_trainer(
+    model: Any,
+    tokenizer: Any,
+    ids: Sequence[list[int]],
+    labels: Sequence[float],
+    args: dict[str, Any],
+) -> Any:
+    """A transformers Trainer regressing ``labels`` (MSE), with per-batch dynamic padding."""
+    from datasets import Dataset
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+    model.config.problem_type = "regression"
+    data = Dataset.from_dict({"input_ids": list(ids), "labels": [float(x) for x in labels]})
+    return Trainer(
+        model=model,
+        args=TrainingArguments(**args),
+        train_dataset=data,
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+    )
+
+
+def build_pairs(
+    labels: Sequence[float], *, pairs_per_text: int = 2, seed: int = 0, min_gap: float = 1e-6
+) -> list[tuple[int, int, float]]:
+    """(chosen, rejected, gap) index pairs: each text against random partners, ties skipped."""
+    n = len(labels)
+    if n < 2:
+        raise ConfigError(f"pairwise training needs at least 2 training texts, got {n}")
+    rng = random.Random(seed)
+    pairs = []
+    for i in range(n):
+        for _ in range(pairs_per_text):
+            j = rng.randrange(n - 1)
+            j += j >= i
+            gap = float(labels[i]) - float(labels[j])
+            if abs(gap) < min_gap:
+                continue
+            pairs.append((i, j, gap) if gap > 0 else (j, i, -gap))
+    if not pairs:
+        raise ConfigError(
+            "pairwise training found no pair of texts with different scores; nothing to learn"
+        )
+    return pairs
+
+
+def pairwise_trainer(
+    model: Any,
+    tokenizer: Any,
+    ids: Sequence[list[int]],
+    labels: Sequence[float],
+    args: dict[str, Any],
+    *,
+    max_length: int,
+    seed: int,
+) -> Any:
+    """TRL's RewardTrainer on pre-tokenized pairs (so TRL encodes nothing differently)."""
+    from datasets import Dataset
+
+    try:
+        from trl import RewardConfig, RewardTrainer
+    except ImportError:
+        raise DependencyError(
+            "pairwise training needs trl; install it with: pip install 'rlreward[train]'"
+        ) from None
+    pairs = build_pairs(labels, seed=seed)
+    data = Dataset.from_dict(
+        {
+            "chosen_ids": [list(ids[c]) for c, _, _ in pairs],
+            "rejected_ids": [list(ids[r]) for _, r, _ in pairs],
+            "margin": [gap for _, _, gap in pairs],
+        }
+    )
+    logger.info("pairwise training on %d pairs from %d texts", len(pairs), len(ids))
+    config = RewardConfig(**args, max_length=max_length, center_rewards_coefficient=None)
+    return RewardTrainer(model=model, args=config, train_dataset=data, processing_class=tokenizer)

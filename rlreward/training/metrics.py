@@ -1,0 +1,106 @@
+"""Fidelity metrics of a reward model against its target, and its metadata file.
+
+A reward model is only useful if it reproduces the composite it was trained on, so
+every training run reports held-out Spearman/Pearson/MSE and writes them, with
+everything needed to reload and normalise the model, to ``rlreward_reward_model.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlreward.errors import ConfigError
+
+__all__ = [
+    "METADATA_FILE",
+    "fidelity_metrics",
+    "read_metadata",
+    "summary_stats",
+    "write_metadata",
+]
+
+METADATA_FILE = "rlreward_reward_model.json"
+METADATA_VERSION = 1
+
+
+def _finite_or_none(x: float) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def summary_stats(values: Any) -> dict[str, float]:
+    """min / max / mean / std of a 1-D array of numbers."""
+    a = np.asarray(values, dtype=np.float64).reshape(-1)
+    if a.size == 0:
+        return {"min": 0.0, "max": 0.0, "mean": 0.0, "std": 0.0}
+    return {
+        "min": float(a.min()),
+        "max": float(a.max()),
+        "mean": float(a.mean()),
+        "std": float(a.std()),
+    }
+
+
+def fidelity_metrics(pred: Any, target: Any) -> dict[str, float | int | None]:
+    """Spearman, Pearson, MSE, MAE, the MSE of always predicting the mean, and pair accuracy.
+
+    ``pair_accuracy`` is the share of pairs with different targets that the predictions
+    order the same way (what a pairwise-trained model is judged by; its raw outputs are
+    on another scale, so its MSE means little). Correlations of a constant are None.
+    """
+    from scipy.stats import pearsonr, spearmanr
+
+    p = np.asarray(pred, dtype=np.float64).reshape(-1)
+    t = np.asarray(target, dtype=np.float64).reshape(-1)
+    n = int(p.size)
+    out: dict[str, float | int | None] = {"n": n}
+    if n < 2 or np.ptp(p) == 0 or np.ptp(t) == 0:
+        out.update(spearman=None, pearson=None)
+    else:
+        out["spearman"] = _finite_or_none(spearmanr(p, t)[0])
+        out["pearson"] = _finite_or_none(pearsonr(p, t)[0])
+    out["mse"] = float(np.mean((p - t) ** 2)) if n else None
+    out["mae"] = float(np.mean(np.abs(p - t))) if n else None
+    out["baseline_mse"] = float(np.var(t)) if n else None
+    dt = t[:, None] - t[None, :]
+    dp = p[:, None] - p[None, :]
+    mask = dt > 0
+    out["pair_accuracy"] = float((dp[mask] > 0).mean()) if mask.any() else None
+    return out
+
+
+def write_metadata(directory: str | Path, data: dict[str, Any]) -> Path:
+    """Write ``rlreward_reward_model.json`` (strict JSON: non-finite floats become null)."""
+
+    def clean(x: Any) -> Any:
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {str(k): clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        return x
+
+    path = Path(directory) / METADATA_FILE
+    payload = {"metadata_version": METADATA_VERSION, **data}
+    path.write_text(json.dumps(clean(payload), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    return path
+
+
+def read_metadata(directory: str | Path) -> dict[str, Any] | None:
+    """The metadata of a reward model trained by rlreward, or None for any other model."""
+    path = Path(directory) / METADATA_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not valid JSON ({exc}); it tells how the model reads its inputs, so "
+            "restore it from the training run or retrain the model"
+        ) from None

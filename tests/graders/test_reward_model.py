@@ -1,0 +1,109 @@
+"""RewardModelGrader on a tiny GPT-2 reward model built in-process (and in a runner/spec)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from rlreward.aggregators import WeightedSumAggregator
+from rlreward.errors import ConfigError
+from rlreward.graders.reward_model import RewardModelGrader
+from rlreward.integrations.spec import RewardSpec
+from rlreward.runner import GraderConfig, GradingRunner
+from tests.training.tiny import tiny_gpt2_dir
+
+TEXTS = [
+    "this is a good answer",
+    "bad",
+    "thanks please help the dog and the cat in the rain",
+    "it is very very really good and nice and helpful and safe",
+    "no",
+    "love the sun and the moon",
+    "you are rude",
+]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return str(tiny_gpt2_dir(tmp_path_factory.mktemp("rm")))
+
+
+@pytest.fixture(scope="module")
+def grader(model_dir):
+    return RewardModelGrader(model_dir, batch_size=3)
+
+
+def test_batched_length_sorted_scores_match_one_at_a_time(grader):
+    batched = grader.score_texts(TEXTS)
+    single = [grader.score_texts([t])[0] for t in TEXTS]
+    assert batched == pytest.approx(single, abs=1e-5)
+    assert len(set(batched)) == len(TEXTS)  # distinct texts, distinct scores (order kept)
+    assert grader.score_range is None  # raw scores are unbounded
+    assert grader.model.config.pad_token_id == grader.tokenizer.eos_token_id  # GPT-2: pad = eos
+
+
+def test_query_changes_the_input(grader):
+    assert grader.prompt_template == "pair"  # no metadata, no chat template
+    with_q = grader.score_texts(TEXTS[:2], prompts=["is this good", "is this good"])
+    assert with_q != pytest.approx(grader.score_texts(TEXTS[:2]), abs=1e-6)
+
+
+def test_normalisation(model_dir, grader):
+    raw = grader.score_texts(TEXTS)
+    sig = RewardModelGrader(model_dir, normalize="sigmoid")
+    assert sig.score_range == (0.0, 1.0)
+    assert sig.score_texts(TEXTS) == pytest.approx([1 / (1 + math.exp(-r)) for r in raw], abs=1e-5)
+    lo, hi = min(raw), max(raw)
+    mm = RewardModelGrader(model_dir, normalize="minmax", score_bounds=(lo, (lo + hi) / 2))
+    scores = mm.score_texts(TEXTS)
+    assert min(scores) == pytest.approx(0.0, abs=1e-5) and max(scores) == 1.0  # clipped
+    with pytest.raises(ConfigError, match="normalize='minmax' needs score_bounds"):
+        RewardModelGrader(model_dir, normalize="minmax")
+    with pytest.raises(ConfigError, match="normalize='tanh' is not allowed"):
+        RewardModelGrader(model_dir, normalize="tanh")
+    with pytest.raises(ConfigError, match="input format 'xml' is not allowed"):
+        RewardModelGrader(model_dir, prompt_template="xml")
+
+
+def test_bad_models_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="cannot load reward model"):
+        RewardModelGrader(str(tmp_path / "missing"))
+    from transformers import GPT2Config, GPT2ForSequenceClassification
+
+    from tests.training.tiny import word_tokenizer
+
+    two = GPT2ForSequenceClassification(GPT2Config(vocab_size=120, n_embd=16, n_layer=1, n_head=2, num_labels=2))
+    with pytest.raises(ConfigError, match="num_labels=2; a reward model outputs one score"):
+        RewardModelGrader((two, word_tokenizer()))
+
+
+def test_inside_grading_runner_with_micro_batching(model_dir):
+    grader = RewardModelGrader(model_dir, name="rm", normalize="sigmoid", batch_size=4)
+    rows = [{"prompt": "is this good", "answer": t} for t in TEXTS]
+    runner = GradingRunner(
+        [GraderConfig(grader, mapper={"query": "prompt", "response": "answer"})],
+        aggregators=WeightedSumAggregator("reward"),
+        show_progress=False,
+    )
+    results = runner.run(rows)
+    expected = grader.score_texts(TEXTS, prompts=["is this good"] * len(TEXTS))
+    assert results.scores("rm") == pytest.approx(expected, abs=1e-5)
+    assert results.scores("reward") == pytest.approx(expected, abs=1e-5)
+    assert max(grader._batcher.batch_sizes) > 1  # concurrent calls were batched
+    # and again in a fresh event loop
+    assert asyncio.run(runner.arun(rows)).scores("rm") == pytest.approx(expected, abs=1e-5)
+
+
+def test_spec_type(model_dir, tmp_path):
+    spec = RewardSpec.from_dict(
+        {"graders": {"rm": {"type": "reward_model", "model": model_dir, "normalize": "sigmoid"}}}
+    )
+    grader = spec.graders["rm"].grader
+    assert isinstance(grader, RewardModelGrader) and grader.name == "rm"
+    with pytest.raises(ConfigError, match="needs 'model: <hub id or path>'"):
+        RewardSpec.from_dict({"graders": {"rm": {"type": "reward_model"}}})
