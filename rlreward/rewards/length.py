@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from rlreward.errors import ConfigError
 from rlreward.rewards.base import RewardFunction, check_param
 
 __all__ = ["LengthReward"]
@@ -28,7 +29,10 @@ class LengthReward(RewardFunction):
         check_param(self.name, "target_min", self.target_min, low=0, integer=True)
         check_param(self.name, "target_max", self.target_max, low=1, integer=True)
         if self.target_max < self.target_min:
-            check_param(self.name, "target_max", self.target_max, low=self.target_min, integer=True)
+            raise ConfigError(
+                f"reward function 'length': target_max={self.target_max!r} is below "
+                f"target_min={self.target_min!r}; use target_max >= target_min"
+            )
         check_param(self.name, "tolerance", self.tolerance, low=0.0, low_inclusive=False)
         self._lo_scale = max(1.0, self.tolerance * self.target_min)
         self._hi_scale = max(1.0, self.tolerance * self.target_max)

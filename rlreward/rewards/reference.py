@@ -92,6 +92,7 @@ _FRAC_SHORT = re.compile(r"\\[dt]?frac(\d)(\d)")
 _TEXT_CMD = re.compile(r"\\(?:text|mathrm|mbox|textbf)\s*\{([^{}]*)\}")
 _LATEX_NOISE = re.compile(r"\\left|\\right|\\!|\\,|\\;|\\ |\\displaystyle|\$|\\\$")
 _VAR_PREFIX = re.compile(r"^[a-z]\s*=\s*", re.I)
+_TEXT_NOISE = re.compile(r"[\s{}]")
 _THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 
 
@@ -130,8 +131,8 @@ def _same_answer(answer: str, reference: str, tolerance: float) -> bool:
         if a == r:
             return True
         return abs(float(a) - float(r)) <= tolerance * max(1.0, abs(float(r)))
-    na = _clean(answer).replace(" ", "").lower()
-    nr = _clean(reference).replace(" ", "").lower()
+    na = _TEXT_NOISE.sub("", _clean(answer)).lower()
+    nr = _TEXT_NOISE.sub("", _clean(reference)).lower()
     return bool(nr) and na == nr
 
 
