@@ -8,6 +8,7 @@ dataset columns, the raw prompt/completion) stays in the row, for mappers.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +21,8 @@ __all__ = [
     "trl_rows",
     "verl_row",
 ]
+
+log = logging.getLogger(__name__)
 
 #: ``extra_info`` keys read as the prompt, in this order (verl's example preprocessors
 #: store the question under "question"; "raw_prompt" is a chat message list).
@@ -142,12 +145,13 @@ def trl_rows(
     n = len(completions)
     if len(prompts) != n:
         raise ValueError(f"got {len(prompts)} prompts for {len(completions)} completions")
-    cols = {k: v for k, v in columns.items() if k not in _TRL_INTERNAL}
-    for k, v in cols.items():
-        if not isinstance(v, Sequence) or isinstance(v, str) or len(v) != n:
-            raise ValueError(
-                f"dataset column {k!r} must hold one value per completion ({n}), got {v!r:.80}"
-            )
+    cols = {}
+    for k, v in columns.items():
+        # per-sample dataset columns only; anything else a trainer passes is not row data
+        if k in _TRL_INTERNAL or isinstance(v, str) or not isinstance(v, Sequence) or len(v) != n:
+            log.debug("trl_rows: keyword %r is not a per-completion column; left out of rows", k)
+            continue
+        cols[k] = v
     rows = []
     for i in range(n):
         row = {k: v[i] for k, v in cols.items()}

@@ -20,6 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from rlreward.errors import ConfigError
 from rlreward.integrations.trl import RewardLoggingCallback, make_reward_funcs
 from tests.integrations import adapter_helpers as H
+from tests.training.tiny import tiny_llama_config
 
 ROOT = Path(__file__).resolve().parents[2]
 GRADERS = ["match", "brevity", "tox", "flaky"]
@@ -199,24 +200,22 @@ def tok():
     return H.tokenizer()
 
 
-def grpo_trainer(tok, funcs, weights, dataset, tmp_path, callbacks=()):
+def grpo_trainer(tok, funcs, weights, dataset, tmp_path, callbacks=(), rloo=False):
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-    from trl import GRPOConfig, GRPOTrainer
+    from transformers import LlamaForCausalLM
+    from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=128,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.sep_token_id,
+    config = tiny_llama_config(len(tok))  # the training tests' 2-layer Llama, built in-process
+    config.pad_token_id, config.bos_token_id, config.eos_token_id = (
+        tok.pad_token_id,
+        None,
+        tok.sep_token_id,
     )
-    args = GRPOConfig(
+    config_cls, trainer_cls = (RLOOConfig, RLOOTrainer) if rloo else (GRPOConfig, GRPOTrainer)
+    extra = {"beta": 0.0} if rloo else {}  # RLOO's KL reference would be loaded from a hub id
+    args = config_cls(
+        **extra,
         output_dir=str(tmp_path),
         use_cpu=True,
         bf16=False,
@@ -231,7 +230,7 @@ def grpo_trainer(tok, funcs, weights, dataset, tmp_path, callbacks=()):
         reward_weights=weights,
         seed=0,
     )
-    return GRPOTrainer(
+    return trainer_cls(
         model=LlamaForCausalLM(config),
         reward_funcs=funcs,
         args=args,
@@ -287,3 +286,14 @@ def test_grpo_combined_on_chat_prompts_logs_components_and_grades_eval(tok, tmp_
     assert metrics["eval_rlreward/match/mean"] == 0.5
     trainer.log({"eval_loss": 0.0})  # the next log carries the evaluation metrics
     assert trainer.state.log_history[-1]["eval_rlreward/match/mean"] == 0.5
+
+
+def test_rloo_trains_with_the_same_functions(tok, tmp_path):
+    from datasets import Dataset
+
+    rows = [{"prompt": f"what is {i} plus {i}", "ground_truth": str(2 * i)} for i in range(4)]
+    funcs, weights = make_reward_funcs(H.spec_dict(), mode="combined")
+    trainer = grpo_trainer(tok, funcs, weights, Dataset.from_list(rows), tmp_path, rloo=True)
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert len(logs) == 2 and all(f"rewards/{g}/mean" in log for g in GRADERS for log in logs)

@@ -4,6 +4,7 @@ import asyncio
 import math
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -290,3 +291,23 @@ def test_llm_judge_calls_run_concurrently_through_one_runner(tok, openai_server,
     # the judge saw the prompt from extra_info
     assert any("what is 5 plus 5" in r["messages"][-1]["content"] for r in openai_server.requests)
     assert elapsed < 64 * 0.1 / 3, f"{elapsed:.2f} s"
+
+
+def test_example_spec_grades_with_registry_reward_functions():
+    spec = str(Path(__file__).resolve().parents[2] / "examples" / "verl_reward.yaml")
+    good = "<think>2 + 2 = 4</think><answer>4</answer>"
+    out = asyncio.run(
+        compute_score("openai/gsm8k", good, "4", {"question": "what is 2+2"}, spec=spec)
+    )
+    assert out == {
+        "score": 1.0,
+        "error": 0,
+        "correct": 1.0,
+        "correct__error": 0,
+        "formatted": 1.0,
+        "formatted__error": 0,
+        "repetition": 0.0,
+        "repetition__error": 0,
+    }
+    wrong = asyncio.run(compute_score("openai/gsm8k", "so the answer is 5", "4", None, spec=spec))
+    assert wrong["correct"] == 0.0 and wrong["score"] == pytest.approx(0.1)  # repetition-free only
