@@ -1,0 +1,331 @@
+"""RLTrainingConfig: every argument of ``create_rl_trainer``, validated before any model loads.
+
+The rules (each failure is a ConfigError naming the argument, the value and the fix):
+
+- ``algorithm`` is "ppo" or "grpo", ``backend`` is "trl" or "unsloth";
+- PPO takes its reward from exactly one reward model source: ``train_custom_reward_model``
+  (trained here from ``reward_functions``), ``reward_model_name`` (hub) or
+  ``reward_model_path`` (local directory); rule functions reach PPO through that model;
+- GRPO takes rule functions, a reward model and/or a reward spec (LLM judges) directly,
+  and at most one reward model source;
+- training a reward model needs known ``reward_functions``, at least 10
+  ``reward_training_texts`` and positive weights, one per function;
+- numbers are positive, counts are integers, local paths exist.
+
+The policy/reward-model family check loads tokenizers, so it runs in
+``create_rl_trainer`` right after this (still before any model weights load).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from rlreward.errors import ConfigError, UnknownNameError
+from rlreward.training.config import (
+    MIN_TRAINING_TEXTS,
+    validate_reward_functions,
+    validate_texts,
+    validate_weights,
+)
+
+__all__ = ["ALGORITHMS", "BACKENDS", "RLTrainingConfig"]
+
+ALGORITHMS = ("ppo", "grpo")
+BACKENDS = ("trl", "unsloth")
+_OWNER = "create_rl_trainer"
+_LOCAL_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".txt", ".arrow")
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _number(
+    name: str, value: Any, *, integer: bool = False, low: float = 0.0, allow_none: bool = False
+) -> None:
+    """``value`` > low (>= 1 for integers), else a ConfigError naming the argument."""
+    if value is None and allow_none:
+        return
+    kind = int if integer else (int, float)
+    ok = isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value >= max(low, 1) if integer else value > low)
+    if not ok:
+        what = "an integer >= 1" if integer else f"a number > {low:g}"
+        none = " (or None)" if allow_none else ""
+        raise ConfigError(f"{_OWNER}: {name}={_short(value)} is not allowed; use {what}{none}")
+
+
+@dataclass
+class RLTrainingConfig:
+    """What ``create_rl_trainer`` was asked to do (see its docstring for each argument)."""
+
+    model_name: str
+    dataset_name: Any = None
+    algorithm: str = "ppo"
+    backend: str = "trl"
+    # a reward model trained here from rule-based reward functions
+    train_custom_reward_model: bool = False
+    reward_training_texts: Sequence[str] | None = None
+    reward_training_prompts: Sequence[str] | None = None
+    reward_functions: Sequence[Any] | None = None
+    reward_function_weights: Sequence[float] | None = None
+    reward_training_base_model: str | None = None
+    reward_training_output_dir: str = "./reward_models/custom"
+    reward_training_epochs: float = 3
+    reward_training_lr: float | None = None
+    reward_training_batch_size: int = 8
+    # a ready reward model, or (GRPO) a reward spec with LLM judges
+    reward_model_name: str | None = None
+    reward_model_path: str | None = None
+    reward_spec: Any = None
+    # the RL run
+    num_epochs: float = 1
+    batch_size: int = 8
+    learning_rate: float = 1e-5
+    max_samples: int | None = None
+    output_dir: str = "./outputs/rl"
+    dataset_split: str | None = None
+    prompt_column: str | None = None
+    max_prompt_length: int = 64
+    max_new_tokens: int = 48
+    policy_warmup_steps: int | None = None
+    seed: int = 0
+    # unsloth / LoRA
+    use_lora: bool | None = None
+    load_in_4bit: bool = True
+    lora_r: int = 16
+    lora_alpha: int = 16
+    max_seq_length: int = 1024
+    # algorithm-specific knobs: PPOSettings fields / GRPOConfig fields
+    ppo_options: Mapping[str, Any] = field(default_factory=dict)
+    grpo_options: Mapping[str, Any] = field(default_factory=dict)
+    show_progress: bool = True
+
+    def __post_init__(self) -> None:
+        if (
+            not isinstance(self.model_name, (str, os.PathLike))
+            or not os.fspath(self.model_name).strip()
+        ):
+            raise ConfigError(
+                f"{_OWNER}: model_name={_short(self.model_name)} is not allowed; give a hub id "
+                "(e.g. 'Qwen/Qwen3-0.6B'), a local directory, or 'embedded' for the tiny "
+                "offline policy"
+            )
+        self.model_name = os.fspath(self.model_name)
+        if self.algorithm not in ALGORITHMS:
+            raise UnknownNameError("algorithm", str(self.algorithm), ALGORITHMS)
+        if self.backend not in BACKENDS:
+            raise UnknownNameError("backend", str(self.backend), BACKENDS)
+        self._check_reward_sources()
+        self._check_reward_training()
+        self._check_numbers()
+        self._check_dataset()
+        self._check_options()
+
+    # -- rules -----------------------------------------------------------------------
+    def _check_reward_sources(self) -> None:
+        given = [
+            name
+            for name, on in (
+                ("train_custom_reward_model=True", bool(self.train_custom_reward_model)),
+                (
+                    f"reward_model_name={self.reward_model_name!r}",
+                    self.reward_model_name is not None,
+                ),
+                (
+                    f"reward_model_path={self.reward_model_path!r}",
+                    self.reward_model_path is not None,
+                ),
+            )
+            if on
+        ]
+        if len(given) > 1:
+            raise ConfigError(
+                f"{_OWNER}: give exactly one reward model source, got {len(given)}: "
+                f"{', '.join(given)}; "
+                "keep one of train_custom_reward_model=True, reward_model_name=<hub id> or "
+                "reward_model_path=<local directory>"
+            )
+        for name in ("reward_model_name", "reward_model_path"):
+            value = getattr(self, name)
+            if value is not None and (
+                not isinstance(value, (str, os.PathLike)) or not os.fspath(value).strip()
+            ):
+                raise ConfigError(f"{_OWNER}: {name}={_short(value)} must be a non-empty string")
+        if self.reward_model_path is not None:
+            path = Path(os.fspath(self.reward_model_path)).expanduser()
+            if not path.is_dir():
+                raise ConfigError(
+                    f"{_OWNER}: reward_model_path={os.fspath(self.reward_model_path)!r} is not a "
+                    "directory; give the output directory of a trained reward model, or use "
+                    "reward_model_name=<hub id> for a model on the Hugging Face Hub"
+                )
+        if self.algorithm == "ppo":
+            if not given:
+                raise ConfigError(
+                    f"{_OWNER}: algorithm='ppo' needs exactly one reward model source and none was "
+                    "given; set train_custom_reward_model=True (with reward_functions and "
+                    "reward_training_texts), reward_model_name=<hub id> or reward_model_path=<dir>"
+                )
+            if self.reward_functions is not None and not self.train_custom_reward_model:
+                raise ConfigError(
+                    f"{_OWNER}: reward_functions={_short(self.reward_functions)} with "
+                    "algorithm='ppo' "
+                    "are only used to train the reward model; set train_custom_reward_model=True, "
+                    "or use algorithm='grpo' to reward with the functions directly"
+                )
+            if self.reward_spec is not None:
+                raise ConfigError(
+                    f"{_OWNER}: reward_spec is for algorithm='grpo' (PPO reads its reward from a "
+                    "reward model); drop reward_spec or set algorithm='grpo'"
+                )
+        elif not given and self.reward_functions is None and self.reward_spec is None:
+            raise ConfigError(
+                f"{_OWNER}: algorithm='grpo' needs a reward: reward_functions=[...], a "
+                "reward_spec (YAML path/dict with LLM judges), reward_model_name or "
+                "reward_model_path, "
+                "or train_custom_reward_model=True"
+            )
+
+    def _check_reward_training(self) -> None:
+        funcs = self.reward_functions
+        if funcs is not None:
+            self.reward_functions = validate_reward_functions(_OWNER, "reward_functions", funcs)
+        if self.reward_function_weights is not None:
+            if funcs is None:
+                raise ConfigError(
+                    f"{_OWNER}: reward_function_weights={_short(self.reward_function_weights)} "
+                    "given "
+                    "without reward_functions; give the functions too, one weight per function"
+                )
+            self.reward_function_weights = validate_weights(
+                _OWNER,
+                "reward_function_weights",
+                self.reward_function_weights,
+                len(self.reward_functions or []),
+            )
+        if not self.train_custom_reward_model:
+            return
+        if funcs is None:
+            raise ConfigError(
+                f"{_OWNER}: train_custom_reward_model=True needs reward_functions, e.g. "
+                "['length', 'sentiment', 'safety'] (the reward model learns their composite)"
+            )
+        if self.reward_training_texts is None:
+            raise ConfigError(
+                f"{_OWNER}: train_custom_reward_model=True needs reward_training_texts (at least "
+                f"{MIN_TRAINING_TEXTS}); e.g. rlreward.data.load_reward_texts()"
+            )
+        self.reward_training_texts = validate_texts(
+            _OWNER,
+            "reward_training_texts",
+            self.reward_training_texts,
+            min_count=MIN_TRAINING_TEXTS,
+        )
+        if self.reward_training_prompts is not None:
+            prompts = validate_texts(
+                _OWNER, "reward_training_prompts", self.reward_training_prompts
+            )
+            if len(prompts) != len(self.reward_training_texts):
+                raise ConfigError(
+                    f"{_OWNER}: got {len(prompts)} reward_training_prompts for "
+                    f"{len(self.reward_training_texts)} reward_training_texts; give one per "
+                    "text or None"
+                )
+            self.reward_training_prompts = prompts
+        if not isinstance(self.reward_training_output_dir, (str, os.PathLike)) or not os.fspath(
+            self.reward_training_output_dir
+        ):
+            raise ConfigError(
+                f"{_OWNER}: reward_training_output_dir={_short(self.reward_training_output_dir)} "
+                "must be a directory path"
+            )
+        _number("reward_training_epochs", self.reward_training_epochs)
+        _number("reward_training_lr", self.reward_training_lr, allow_none=True)
+        _number("reward_training_batch_size", self.reward_training_batch_size, integer=True)
+
+    def _check_numbers(self) -> None:
+        _number("num_epochs", self.num_epochs)
+        _number("batch_size", self.batch_size, integer=True)
+        _number("learning_rate", self.learning_rate)
+        _number("max_samples", self.max_samples, integer=True, allow_none=True)
+        _number("max_prompt_length", self.max_prompt_length, integer=True)
+        _number("max_new_tokens", self.max_new_tokens, integer=True)
+        _number("lora_r", self.lora_r, integer=True)
+        _number("lora_alpha", self.lora_alpha, integer=True)
+        _number("max_seq_length", self.max_seq_length, integer=True)
+        if self.policy_warmup_steps is not None and (
+            isinstance(self.policy_warmup_steps, bool)
+            or not isinstance(self.policy_warmup_steps, int)
+            or self.policy_warmup_steps < 0
+        ):
+            raise ConfigError(
+                f"{_OWNER}: policy_warmup_steps={_short(self.policy_warmup_steps)} is not allowed; "
+                "use an integer >= 0 (0 = no warm-up) or None (300 for the embedded policy, else 0)"
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ConfigError(f"{_OWNER}: seed={_short(self.seed)} is not allowed; use an integer")
+        if not isinstance(self.output_dir, (str, os.PathLike)) or not os.fspath(self.output_dir):
+            raise ConfigError(
+                f"{_OWNER}: output_dir={_short(self.output_dir)} must be a directory path"
+            )
+
+    def _check_dataset(self) -> None:
+        ds = self.dataset_name
+        if ds is None or not isinstance(ds, (str, os.PathLike)):
+            return  # None: the shipped prompts; objects are checked when read
+        text = os.fspath(ds)
+        path = Path(text).expanduser()
+        looks_local = text.startswith((".", "/", "~")) or path.suffix.lower() in _LOCAL_SUFFIXES
+        if looks_local and not path.exists():
+            raise ConfigError(
+                f"{_OWNER}: dataset_name={text!r} looks like a local file but does not exist; "
+                "give an "
+                "existing JSONL/JSON/CSV/Parquet file or directory, a hub id such as "
+                "'HuggingFaceH4/ultrafeedback_binarized', a datasets.Dataset, or None for the "
+                "shipped prompts"
+            )
+
+    def _check_options(self) -> None:
+        from rlreward.rl.ppo import PPOSettings
+
+        known = {f.name for f in fields(PPOSettings)}
+        for name in ("ppo_options", "grpo_options"):
+            value = getattr(self, name)
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{_OWNER}: {name} must be a dict, got {_short(value)}")
+        unknown = sorted(set(self.ppo_options) - known)
+        if unknown:
+            raise ConfigError(
+                f"{_OWNER}: ppo_options has unknown keys {unknown}; known: "
+                f"{', '.join(sorted(known))} "
+                "(other PPOConfig fields go under ppo_options={'extra': {...}})"
+            )
+
+    # -- derived ---------------------------------------------------------------------
+    @property
+    def lora(self) -> bool:
+        """Train LoRA adapters: asked for, else on with unsloth and off with plain TRL."""
+        return self.backend == "unsloth" if self.use_lora is None else bool(self.use_lora)
+
+    @property
+    def reward_model_source(self) -> str | None:
+        """What the PPO value model / reward grader load once any training is done."""
+        if self.train_custom_reward_model:
+            return os.fspath(self.reward_training_output_dir)
+        if self.reward_model_path is not None:
+            return os.fspath(self.reward_model_path)
+        return self.reward_model_name
+
+    @property
+    def reward_family_reference(self) -> str | None:
+        """The model whose tokenizer the reward model will have (for the family check)."""
+        if self.train_custom_reward_model:
+            return self.reward_training_base_model or "embedded"
+        return self.reward_model_source

@@ -1,0 +1,134 @@
+"""PPO through TRL's ``PPOTrainer`` (``trl.experimental.ppo``; TRL 1.12 is its last release).
+
+What this module wires, and why:
+- the reward is a ``TextRewardModel`` (decode the policy's ids, score the texts with the
+  reward model's own tokenizer and forward), so TRL's rewards equal
+  ``RewardModelGrader.score_texts`` for the same text;
+- the value model is the reward model's network, causal and with its head on every
+  token (``build_value_model``);
+- queries are left-padded to one fixed ``context_length`` (the text adapter splits
+  prompt from response there);
+- CPU needs ``use_cpu=True, bf16=False, fp16=False, gradient_checkpointing=False``
+  (PPOConfig defaults to bf16 and checkpointing), and ``num_sample_generations=0``
+  (sample generations need an eval set we do not pass);
+- ``stop_token="eos"``: generation stops at the tokenizer's eos ([SEP] for BERT
+  tokenizers), and TRL truncates each response after it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rlreward.rl.policy import encode_prompt
+
+__all__ = ["PPOSettings", "build_ppo_dataset", "build_ppo_trainer", "make_ppo_config"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PPOSettings:
+    """PPO knobs that ``create_rl_trainer`` does not name (passed as ``ppo_options``)."""
+
+    total_episodes: int | None = None
+    num_ppo_epochs: int = 4
+    num_mini_batches: int = 1
+    gradient_accumulation_steps: int = 1
+    response_length: int = 24
+    max_prompt_length: int = 16
+    temperature: float = 0.7
+    kl_coef: float = 0.05
+    cliprange: float = 0.2
+    vf_coef: float = 0.1
+    missing_eos_penalty: float | None = None
+    include_prompt_in_reward: bool | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def build_ppo_dataset(prompts: Sequence[str], tokenizer: Any, context_length: int) -> Any:
+    """A ``datasets.Dataset`` of queries, every one left-padded to exactly ``context_length``."""
+    from datasets import Dataset
+
+    rows = []
+    for p in prompts:
+        ids = encode_prompt(tokenizer, p, max_length=context_length)
+        rows.append([tokenizer.pad_token_id] * (context_length - len(ids)) + ids)
+    return Dataset.from_dict({"input_ids": rows})
+
+
+def make_ppo_config(
+    output_dir: str,
+    settings: PPOSettings,
+    *,
+    batch_size: int,
+    learning_rate: float,
+    num_epochs: float,
+    use_cpu: bool,
+    seed: int = 0,
+    bf16: bool = False,
+) -> Any:
+    """A TRL ``PPOConfig`` with the settings that make PPO run on CPU and on one GPU."""
+    from trl.experimental.ppo import PPOConfig
+
+    kwargs: dict[str, Any] = {
+        "output_dir": output_dir,
+        "per_device_train_batch_size": batch_size,
+        "gradient_accumulation_steps": settings.gradient_accumulation_steps,
+        "num_mini_batches": settings.num_mini_batches,
+        "num_train_epochs": num_epochs,
+        "total_episodes": settings.total_episodes,
+        "num_ppo_epochs": settings.num_ppo_epochs,
+        "local_rollout_forward_batch_size": batch_size * settings.gradient_accumulation_steps,
+        "response_length": settings.response_length,
+        "temperature": settings.temperature,
+        "kl_coef": settings.kl_coef,
+        "cliprange": settings.cliprange,
+        "vf_coef": settings.vf_coef,
+        "missing_eos_penalty": settings.missing_eos_penalty,
+        "learning_rate": learning_rate,
+        "stop_token": "eos",
+        "num_sample_generations": 0,
+        "use_cpu": use_cpu,
+        "bf16": bf16 and not use_cpu,
+        "fp16": False,
+        "gradient_checkpointing": False,
+        "report_to": [],
+        "save_strategy": "no",
+        "logging_steps": 1,
+        "seed": seed,
+        "disable_tqdm": False,
+    }
+    kwargs.update(settings.extra)
+    return PPOConfig(**kwargs)
+
+
+def build_ppo_trainer(
+    *,
+    policy: Any,
+    tokenizer: Any,
+    reward_model: Any,
+    value_model: Any,
+    dataset: Any,
+    config: Any,
+    callbacks: Sequence[Any] = (),
+    peft_config: Any | None = None,
+) -> Any:
+    """TRL's PPOTrainer over our pieces (policy eos/pad ids already on its generation_config)."""
+    from trl.experimental.ppo import PPOTrainer
+
+    policy.generation_config.eos_token_id = tokenizer.eos_token_id
+    policy.generation_config.pad_token_id = tokenizer.pad_token_id
+    return PPOTrainer(
+        args=config,
+        processing_class=tokenizer,
+        model=policy,
+        ref_model=None,
+        reward_model=reward_model,
+        value_model=value_model,
+        train_dataset=dataset,
+        callbacks=list(callbacks) or None,
+        peft_config=peft_config,
+    )

@@ -1,0 +1,186 @@
+"""Text-level reward for TRL's PPO, and a value model initialised from the reward model.
+
+TRL's PPOTrainer computes rewards with ``get_reward(model, query_responses, pad_id,
+context_length)``: it runs ``getattr(model, model.base_model_prefix)`` on the *policy's*
+token ids and reads ``model.score(hidden_states[-1])`` at the last non-pad token. A
+reward model used that way must share the policy's tokenizer and put its head on every
+token, which BERT-family models (they pool ``[CLS]`` through ``.classifier``) do not;
+even with a shared vocabulary, scoring the policy's ids directly differs from scoring
+the text, because decode/re-encode does not round-trip.
+
+``TextRewardModel`` makes any text scorer look like that reward model: its backbone
+decodes the policy's ids, scores the texts with the reward model's own tokenization and
+forward (``RewardModelGrader.score_texts``), and broadcasts each score over the
+sequence so that TRL reads exactly the score the grader returns. Queries are padded to
+a fixed ``context_length`` so the backbone knows where the prompt ends.
+
+The value model, by contrast, must read the policy's ids token by token (it is
+trained, and TRL calls it inside the policy/value wrapper), so it is the reward
+model's own network loaded as a causal (``is_decoder=True``) model with its head
+applied at every position; this is why PPO requires policy and reward model of one
+tokenizer family.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from transformers.modeling_outputs import BaseModelOutput
+
+from rlreward.errors import ConfigError
+
+__all__ = ["TextRewardModel", "TextScorer", "build_value_model", "split_and_decode"]
+
+logger = logging.getLogger(__name__)
+
+#: ``scorer(texts, prompts) -> one float per text``; prompts is None when not used
+TextScorer = Callable[[list[str], "list[str] | None"], Sequence[float]]
+
+
+def split_and_decode(
+    tokenizer: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, context_length: int
+) -> tuple[list[str], list[str]]:
+    """(prompts, responses) as text from left-padded ``query + response`` rows."""
+    prompts, responses = [], []
+    for ids, mask in zip(input_ids.tolist(), attention_mask.bool().tolist(), strict=True):
+        kept = [t for t, m in zip(ids, mask, strict=True) if m]
+        n_prompt = sum(mask[:context_length])
+        q, r = kept[:n_prompt], kept[n_prompt:]
+        prompts.append(tokenizer.decode(q, skip_special_tokens=True).strip())
+        responses.append(tokenizer.decode(r, skip_special_tokens=True).strip())
+    return prompts, responses
+
+
+class _DecodeAndScore(nn.Module):
+    """The "backbone" TRL calls: ids -> texts -> scores, as a (batch, seq, 1) hidden state."""
+
+    def __init__(self, owner: TextRewardModel) -> None:
+        super().__init__()
+        self._owner = [owner]  # a list, so the parent is not registered as a submodule
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **_: Any
+    ) -> BaseModelOutput:
+        owner = self._owner[0]
+        if attention_mask is None:
+            attention_mask = input_ids != owner.tokenizer.pad_token_id
+        prompts, responses = split_and_decode(
+            owner.tokenizer, input_ids, attention_mask, owner.context_length
+        )
+        scores = owner.score_texts(responses, prompts if owner.include_prompt else None)
+        value = torch.tensor(scores, dtype=torch.float32, device=input_ids.device)
+        hidden = value.view(-1, 1, 1).expand(input_ids.shape[0], input_ids.shape[1], 1)
+        return BaseModelOutput(last_hidden_state=hidden, hidden_states=(hidden,))
+
+
+class TextRewardModel(nn.Module):
+    """A text scorer in the shape TRL's PPO reads rewards from (see the module docstring).
+
+    Args:
+        scorer: ``scorer(texts, prompts) -> scores`` (e.g. ``RewardModelGrader.score_texts``).
+        tokenizer: the policy's tokenizer (decodes the ids TRL passes in).
+        context_length: the fixed, left-padded length of every query.
+        include_prompt: pass the decoded prompts to the scorer (reward models trained on
+            prompt + response); ``False`` scores the response alone.
+    """
+
+    base_model_prefix = "backbone"
+
+    def __init__(
+        self,
+        scorer: TextScorer,
+        tokenizer: Any,
+        context_length: int,
+        *,
+        include_prompt: bool = False,
+    ) -> None:
+        super().__init__()
+        if context_length < 1:
+            raise ConfigError(
+                f"TextRewardModel: context_length must be >= 1, got {context_length!r}"
+            )
+        self.scorer = scorer
+        self.tokenizer = tokenizer
+        self.context_length = int(context_length)
+        self.include_prompt = include_prompt
+        self.backbone = _DecodeAndScore(self)
+        self.score = nn.Identity()
+        #: one entry per scored batch: {"mean", "std", "min", "max", "n"}
+        self.history: list[dict[str, float]] = []
+
+    def score_texts(self, texts: list[str], prompts: list[str] | None) -> list[float]:
+        """Score texts through the wrapped scorer and record the batch's statistics."""
+        scores = [float(s) for s in self.scorer(texts, prompts)]
+        if len(scores) != len(texts):
+            raise RuntimeError(
+                f"reward scorer returned {len(scores)} scores for {len(texts)} texts"
+            )
+        bad = [i for i, s in enumerate(scores) if not math.isfinite(s)]
+        if bad:  # a NaN reward would silently poison the PPO update
+            raise RuntimeError(f"reward scorer returned non-finite scores at rows {bad[:10]}")
+        n = len(scores)
+        mean = sum(scores) / n
+        std = math.sqrt(sum((s - mean) ** 2 for s in scores) / n)
+        self.history.append(
+            {"mean": mean, "std": std, "min": min(scores), "max": max(scores), "n": n}
+        )
+        return scores
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kw: Any
+    ) -> torch.Tensor:
+        """Scores of whole ``query + response`` rows, shape (batch,)."""
+        return self.backbone(input_ids, attention_mask)[0][:, -1, 0]
+
+
+def _bert_like_head(model: Any) -> nn.Module | None:
+    """``pooler.dense -> tanh -> classifier``: a BERT classifier applied at every token."""
+    base = getattr(model, model.base_model_prefix, None)
+    pooler = getattr(base, "pooler", None)
+    classifier = getattr(model, "classifier", None)
+    if pooler is None or classifier is None or not hasattr(pooler, "dense"):
+        return None
+    return nn.Sequential(pooler.dense, nn.Tanh(), classifier)
+
+
+def build_value_model(reward_model_path: str, *, trust_remote_code: bool = False) -> Any:
+    """The reward model's network as a per-token, causal value model for TRL's PPO.
+
+    Models with a ``score`` head (Llama, Qwen, GPT-2, ... sequence classifiers) are used
+    as they are; BERT-family models are loaded with ``is_decoder=True`` (causal
+    attention: a value at token t sees tokens <= t) and get ``score`` = their pooler
+    and classifier applied at every position.
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    config = AutoConfig.from_pretrained(reward_model_path, trust_remote_code=trust_remote_code)
+    config.num_labels = 1
+    with torch.device("meta"):  # architecture only: no weights allocated
+        probe = AutoModelForSequenceClassification.from_config(
+            config, trust_remote_code=trust_remote_code
+        )
+    needs_head = not isinstance(getattr(probe, "score", None), nn.Module)
+    del probe
+    if needs_head:
+        config.is_decoder = True
+    model = AutoModelForSequenceClassification.from_pretrained(
+        reward_model_path, config=config, trust_remote_code=trust_remote_code
+    )
+    if needs_head:
+        head = _bert_like_head(model)
+        if head is None:
+            raise ConfigError(
+                f"cannot build a PPO value model from {reward_model_path!r} "
+                f"({type(model).__name__}): it has neither a `score` head nor a BERT-style "
+                "pooler + classifier; use a reward model of a causal-LM family (Llama, Qwen, "
+                "GPT-2, ...) or BERT family, or train with algorithm='grpo' (no value model)"
+            )
+        model.score = head
+    if getattr(model.config, "pad_token_id", None) is None:
+        logger.info("value model config has no pad_token_id; PPO passes an attention mask instead")
+    return model
