@@ -93,8 +93,6 @@ if TYPE_CHECKING:  # pragma: no cover - static import view for type checkers
     )
     from rlreward.graders.base import Grader
     from rlreward.graders.function import FunctionGrader
-    from rlreward.graders.reward_function import RewardFunctionGrader
-    from rlreward.graders.reward_model import RewardModelGrader
     from rlreward.graders.judges import (
         CorrectnessGrader,
         HallucinationGrader,
@@ -104,6 +102,8 @@ if TYPE_CHECKING:  # pragma: no cover - static import view for type checkers
         RubricGrader,
     )
     from rlreward.graders.llm import LLMGrader
+    from rlreward.graders.reward_function import RewardFunctionGrader
+    from rlreward.graders.reward_model import RewardModelGrader
     from rlreward.integrations.spec import RewardSpec, load_spec
     from rlreward.integrations.trl import RewardFuncs, RewardLoggingCallback, make_reward_funcs
     from rlreward.integrations.verl import LegacyRLRewardManager, RLRewardManager
