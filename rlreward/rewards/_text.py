@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
-__all__ = ["SENTENCE_SPLIT", "STOPWORDS", "WORD", "content_words", "stem"]
+__all__ = ["SENTENCE_SPLIT", "STOPWORDS", "WORD", "content_words", "stem", "words"]
 
 #: a word: letters/digits/underscore, with an inner apostrophe ("don't")
 WORD = re.compile(r"\w+(?:'\w+)?")
-#: sentence boundaries: end punctuation followed by space, or line breaks
-SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
+_WORD_ASCII = re.compile(r"[a-z0-9_]+(?:'[a-z0-9_]+)?")  # WORD on lowercase ASCII, faster
+#: sentence boundaries: end punctuation (consumed) followed by space, or line breaks
+SENTENCE_SPLIT = re.compile(r"[.!?]+\s+|\n\s*")
 
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before
@@ -23,9 +25,16 @@ STOPWORDS = frozenset(
     one would could thing things way something anything""".split()  # noqa: SIM905
 )
 
+
+def words(lowered: str) -> list[str]:
+    """``WORD`` tokens of an already-lowercased text."""
+    return (_WORD_ASCII if lowered.isascii() else WORD).findall(lowered)
+
+
 _SUFFIXES = ("ingly", "edly", "ings", "ing", "ies", "ied", "es", "ed", "ly", "s")
 
 
+@lru_cache(maxsize=1 << 16)
 def stem(word: str) -> str:
     """A crude suffix-stripping stem, enough to match "baking" with "bake(s)"."""
     if len(word) > 4:
@@ -35,6 +44,8 @@ def stem(word: str) -> str:
     return word.rstrip("e") if len(word) > 3 else word
 
 
-def content_words(text: str) -> set[str]:
-    """Stemmed lowercase words of ``text`` that are not stopwords (length > 2)."""
-    return {stem(w) for w in WORD.findall(text.lower()) if len(w) > 2 and w not in STOPWORDS}
+@lru_cache(maxsize=4096)
+def content_words(text: str) -> frozenset[str]:
+    """Stemmed lowercase words of ``text`` that are not stopwords (length > 2), cached:
+    prompts repeat across a batch (GRPO groups)."""
+    return frozenset(stem(w) for w in set(words(text.lower())) if len(w) > 2 and w not in STOPWORDS)

@@ -4,8 +4,9 @@ Components, each in [0, 1]:
 
 - relevance (only when a prompt is given): share of the prompt's content words (stemmed,
   stopwords removed) that the response uses;
-- specificity: numbers, examples ("for example", "such as"), steps ("first", "then"),
-  named things (capitalised words mid-sentence), minus hedging ("maybe", "I think");
+- specificity: numbers, examples ("for example", "such as"), steps ("first", "then",
+  "step 1"), named things (capitalised words mid-sentence), minus hedging ("maybe",
+  "I think");
 - structure: lists, several paragraphs, headings or code blocks, several sentences;
 - substance: grows with length up to about 60 words.
 
@@ -21,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from rlreward.rewards._text import SENTENCE_SPLIT, WORD, content_words, stem
+from rlreward.rewards._text import content_words, stem, words
 from rlreward.rewards.base import RewardFunction
 from rlreward.rewards.refusal import refusal_position
 from rlreward.rewards.safety import unsafe_categories
@@ -29,65 +30,65 @@ from rlreward.rewards.safety import unsafe_categories
 __all__ = ["HelpfulnessReward", "helpfulness_score"]
 
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+\S", re.MULTILINE)
-_PARAGRAPH = re.compile(r"\n\s*\n")
 _HEADING_OR_CODE = re.compile(r"^\s*#{1,6}\s+\S|```|^\s*\*\*[^*]+\*\*\s*$", re.MULTILINE)
-_NUMBER = re.compile(r"\d")
-_EXAMPLE = re.compile(r"\b(?:for example|for instance|e\.g\.|such as|like this|i\.e\.)", re.I)
-_STEPS = re.compile(
-    r"\b(?:first(?:ly)?|second(?:ly)?|then|next|finally|step \d|after that)\b", re.I
-)
-_PROPER = re.compile(r"(?<=[a-z,;] )[A-Z][a-z]+")
-_HEDGE = re.compile(
-    r"\b(?:maybe|perhaps|i think|i guess|not sure|i don't know|it depends|possibly|kind of|"
-    r"sort of|might be)\b",
-    re.I,
-)
+_TWO_SENTENCES = re.compile(r"[.!?]\s+\S|\n\s*\S")
+_DIGIT = re.compile(r"\d")
+_PROPER = re.compile(r"[a-z,;] [A-Z][a-z]")
+_EXAMPLES = ("for example", "for instance", "e.g.", "such as", "like this", "i.e.")
+_STEP_WORDS = frozenset({"first", "firstly", "second", "secondly", "then", "next", "finally"})
+_STEP_PHRASES = ("after that", "step 1", "step 2", "step 3")
+_HEDGE_WORDS = ("maybe", "perhaps", "possibly")
+_HEDGE_PHRASES = ("i think", "i guess", "not sure", "i don't know", "it depends", "kind of",
+                  "sort of", "might be")  # fmt: skip
 
 
-def _specificity(text: str) -> float:
+def _specificity(text: str, lowered: str, ws: list[str]) -> float:
     s = 0.0
-    if _NUMBER.search(text):
+    if _DIGIT.search(text):
         s += 0.3
-    if _EXAMPLE.search(text):
-        s += 0.25
-    if _STEPS.search(text):
-        s += 0.25
     if _PROPER.search(text):
         s += 0.2
-    s -= 0.1 * len(_HEDGE.findall(text))
-    return min(1.0, max(0.0, s))
+    if any(k in lowered for k in _EXAMPLES):
+        s += 0.25
+    if not _STEP_WORDS.isdisjoint(ws) or any(k in lowered for k in _STEP_PHRASES):
+        s += 0.25
+    hedges = sum(ws.count(w) for w in _HEDGE_WORDS)
+    hedges += sum(lowered.count(p) for p in _HEDGE_PHRASES)
+    return min(1.0, max(0.0, s - 0.1 * hedges))
 
 
 def _structure(text: str) -> float:
     s = 0.0
-    if len(_LIST_ITEM.findall(text)) >= 2:
+    multiline = "\n" in text
+    if multiline and len(_LIST_ITEM.findall(text)) >= 2:
         s += 0.4
-    if _PARAGRAPH.search(text):
+    if multiline and "\n\n" in text.replace(" ", "").replace("\t", "").replace("\r", ""):
         s += 0.2
-    if _HEADING_OR_CODE.search(text):
+    if ("#" in text or "```" in text or "**" in text) and _HEADING_OR_CODE.search(text):
         s += 0.2
-    if sum(1 for x in SENTENCE_SPLIT.split(text) if x.strip()) >= 2:
+    if _TWO_SENTENCES.search(text.strip()):
         s += 0.2
     return min(1.0, s)
 
 
-def _relevance(words: list[str], prompt: str) -> float | None:
+def _relevance(ws: list[str], prompt: str) -> float | None:
     wanted = content_words(prompt)
     if not wanted:
         return None
-    have = {stem(w) for w in words}
+    have = {stem(w) for w in set(ws)}
     return len(wanted & have) / len(wanted)
 
 
 def helpfulness_score(text: str, prompt: str | None = None) -> float:
     """Helpfulness of one response in [0, 1] (see the module docstring)."""
-    words = WORD.findall(text.lower())
-    n = len(words)
+    lowered = text.lower()
+    ws = words(lowered)
+    n = len(ws)
     if n == 0:
         return 0.0
     substance = min(1.0, n / 60) ** 0.5
-    spec, struct = _specificity(text), _structure(text)
-    rel = _relevance(words, prompt) if prompt else None
+    spec, struct = _specificity(text, lowered, ws), _structure(text)
+    rel = _relevance(ws, prompt) if prompt else None
     if rel is None:
         score = 0.35 * spec + 0.3 * struct + 0.35 * substance
     else:

@@ -37,9 +37,20 @@ _REFUSAL = re.compile(
 _OPENING = 200
 
 
+# Every refusal phrase contains one of these; texts without any skip the regex.
+_KEYS = ("sorry", "can't", "cannot", "can not", "won't", "will not", "unable", "not able",
+         "decline", "as an ai", "not allowed", "not permitted", "not comfortable",
+         "appropriate", "against", "afraid")  # fmt: skip
+
+
 def refusal_position(text: str) -> int | None:
     """Character offset of the first refusal phrase in ``text``, or None."""
-    m = _REFUSAL.search(text.lower().replace("’", "'"))
+    low = text.lower()
+    if not low.isascii():
+        low = low.replace("’", "'")
+    if not any(k in low for k in _KEYS):
+        return None
+    m = _REFUSAL.search(low)
     return None if m is None else m.start()
 
 

@@ -124,15 +124,18 @@ _LEET = str.maketrans(
 _LEET_TOKEN = re.compile(r"[a-z0-9@$!|€+]*[0-9@$!|€+][a-z0-9@$!|€+]*")
 # punctuation between two letters ("k.i.l.l", "s-u-i-c-i-d-e", "b*tch")
 _INNER_PUNCT = re.compile(r"(?<=[a-z])[.\-_*~^`\"/\\]+(?=[a-z])")
-# three or more single letters separated by single spaces ("k i l l")
-_SPACED = re.compile(r"(?<![a-z])(?:[a-z] ){2,}[a-z](?![a-z])")
+# a word gap with marks on both sides ("k.i.l.l. .y.o.u"): only obfuscation writes that
+_DOT_GAP = re.compile(r"(?<=[a-z])[.\-_*~^`\"/\\]+\s+[.\-_*~^`\"/\\]+(?=[a-z])")
+# two or more single letters separated by single spaces ("k i l l", "w e")
+_SPACED = re.compile(r"(?<![a-z])(?:[a-z] )+[a-z](?![a-z])")
 # a letter repeated three or more times ("kiiiill")
 _STRETCH = re.compile(r"([a-z])\1{2,}")
 _WS = re.compile(r"\s+")
 # Text without any of these has nothing to de-obfuscate: the cheap path.
 _HINT = re.compile(
     r"[0-9@$!|€+][a-z]|[a-z][0-9@$!|€+]|[a-z][.\-_*~^`\"/\\]+[a-z]|"
-    r"(?<![a-z])[a-z] [a-z] [a-z](?![a-z])|([a-z])\1\1"
+    r"(?<![a-z])[a-z] [a-z] [a-z](?![a-z])|([a-z])\1\1|"
+    r"[a-z][.\-_*~^`\"/\\]+\s+[.\-_*~^`\"/\\]+[a-z]"
 )
 
 
@@ -144,28 +147,93 @@ def _unleet(m: re.Match[str]) -> str:
     return core.translate(_LEET) + tok[len(core) :]
 
 
+def _fold(t: str) -> str:
+    """Compatibility-decompose non-ASCII text (full-width letters, accents) to ASCII letters."""
+    if t.isascii():
+        return t
+    t = unicodedata.normalize("NFKD", t)
+    return "".join(c for c in t if not unicodedata.combining(c))
+
+
 def normalise_for_matching(text: str) -> list[str]:
     """The lowercase, de-obfuscated forms of ``text`` that the patterns run on.
 
     One form usually; two when letters are stretched ("kiiill" -> "kill" and "kil").
     """
-    t = text.lower()
-    if not t.isascii():
-        t = unicodedata.normalize("NFKD", t)
-        t = "".join(c for c in t if not unicodedata.combining(c))
-    t = _WS.sub(" ", t)
+    t = _fold(text.lower())
     if _HINT.search(t) is None:
-        return [t]
+        return [_WS.sub(" ", t)]
     t = _LEET_TOKEN.sub(_unleet, t)
+    t = _DOT_GAP.sub(" ", t)
     t = _INNER_PUNCT.sub("", t)
+    # before collapsing whitespace: in "k i l l   y o u" the wider gaps separate words
     t = _SPACED.sub(lambda m: m.group().replace(" ", ""), t)
+    t = _WS.sub(" ", t)
     if _STRETCH.search(t) is None:
         return [t]
     return [_STRETCH.sub(r"\1\1", t), _STRETCH.sub(r"\1", t)]
 
 
+# A word every pattern needs (in the de-obfuscated text). Texts with none of them skip
+# the pattern search; tests check that this prefilter never changes a result.
+_ANCHORS = frozenset(
+    """kill murder stab strangle hurt rape slaughter behead torture shoot die pay dead bleed
+    know watch bomb burn blow myself yourself self life suicide suicidal selfharm selfharming
+    overdose od lethal fatal wrist wrists kys explosives explosive ied molotov detonator nerve
+    bioweapon napalm meth methamphetamine fentanyl heroin cocaine lsd mdma ricin sarin launder
+    laundering steal stealing clone cloning skim skimming hack hacking break untraceable ghost
+    gun guns drugs weapon weapons porn pornography csam ransomware keylogger malware virus
+    poison drug evade cheat trafficking hotwire idiot idiots imbecile imbeciles moron morons
+    moronic dumbass dumbasses retard retarded retards fuck screw stfu bitch bitches cunt cunts
+    asshole assholes bastard bastards motherfucker motherfuckers motherfucking dickhead
+    dickheads shithead shitheads shit scumbag scumbags twat twats wanker wankers stupid dumb
+    worthless pathetic useless disgusting ugly loser failure waste nobody hate despise nigger
+    niggers nigga niggas faggot faggots kike kikes tranny trannies subhuman vermin""".split()  # noqa: SIM905
+)
+_ALPHA = re.compile(r"[a-z]+")
+_SQUASH = bytes.maketrans(b"013457@$!|+", b"oieastasiit")  # the _LEET table, as bytes
+_SQUASH_DELETE = b'.-_*~^`"/\\'
+_TRAILING_MARKS = re.compile(r"[!|+]+(?=\s|$)")
+_TRIPLE = re.compile(r"([a-z])\1\1")
+
+
+def _may_be_unsafe(t: str) -> bool:
+    """Cheap screen on lowercased text: could any pattern match its de-obfuscated form?"""
+    anchors = _ANCHORS
+    if not anchors.isdisjoint(_ALPHA.findall(t)):
+        return True
+    if "!" in t or "|" in t or "+" in t:
+        t = _TRAILING_MARKS.sub("", t)
+    sq = t.replace("€", "e").encode("ascii", "ignore").translate(_SQUASH, _SQUASH_DELETE).decode()
+    toks = _ALPHA.findall(sq)
+    if not anchors.isdisjoint(toks):
+        return True
+    run: list[str] = []  # spaced-out letters ("k i l l") joined, searched for any anchor
+    for tok in [*toks, ""]:
+        if len(tok) == 1:
+            run.append(tok)
+            continue
+        if len(run) >= 3:
+            joined = "".join(run)
+            if any(a in joined for a in anchors):
+                return True
+        run = []
+    if _TRIPLE.search(sq):
+        for form in (_STRETCH.sub(r"\1\1", sq), _STRETCH.sub(r"\1", sq)):
+            if not anchors.isdisjoint(_ALPHA.findall(form)):
+                return True
+    return False
+
+
 def unsafe_categories(text: str) -> dict[str, int]:
     """``{category: number of distinct matched phrases}`` for the unsafe categories found."""
+    if not _may_be_unsafe(_fold(text.lower())):
+        return {}
+    return _match_categories(text)
+
+
+def _match_categories(text: str) -> dict[str, int]:
+    """The full search (no prefilter): normalise, then run every pattern."""
     found: dict[str, set[str]] = {}
     for form in normalise_for_matching(text):
         for m in _COMBINED.finditer(form):

@@ -23,6 +23,12 @@ SENTENCES = [
     "no no no good",
     "",
     "   ",
+    "no",
+    "least good, at least good, very least bad",
+    "NO GOOD. not BAD! KIND OF great?? So what?!?!",
+    "kind",
+    "but",
+    "good but bad but good",
 ]
 
 
@@ -41,5 +47,7 @@ def test_matches_stock_vader_on_examples_and_random_text():
         for _ in range(600)
     ]
     for t in texts:
-        assert fast.polarity_scores(t) == stock.polarity_scores(t), t
+        expected = stock.polarity_scores(t)
+        assert fast.polarity_scores(t) == expected, t
+        assert fast.compound(t) == expected["compound"], t
     assert vader_compound("I love it") > 0 > vader_compound("I hate it")
