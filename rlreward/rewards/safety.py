@@ -208,16 +208,19 @@ def _may_be_unsafe(t: str) -> bool:
     toks = _ALPHA.findall(sq)
     if not anchors.isdisjoint(toks):
         return True
-    run: list[str] = []  # spaced-out letters ("k i l l") joined, searched for any anchor
-    for tok in [*toks, ""]:
-        if len(tok) == 1:
-            run.append(tok)
-            continue
-        if len(run) >= 3:
-            joined = "".join(run)
-            if any(a in joined for a in anchors):
-                return True
-        run = []
+    lens = list(map(len, toks))
+    if lens.count(1) - toks.count("a") - toks.count("i") >= 2:
+        # spaced-out letters ("k i l l"): join each run of one-letter tokens, look for anchors
+        run: list[str] = []
+        for tok, n in zip([*toks, ""], [*lens, 0], strict=True):
+            if n == 1:
+                run.append(tok)
+                continue
+            if len(run) >= 2:
+                joined = "".join(run)
+                if any(a in joined for a in anchors):
+                    return True
+            run = []
     if _TRIPLE.search(sq):
         for form in (_STRETCH.sub(r"\1\1", sq), _STRETCH.sub(r"\1", sq)):
             if not anchors.isdisjoint(_ALPHA.findall(form)):
