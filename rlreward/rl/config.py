@@ -300,6 +300,10 @@ class RLTrainingConfig:
             value = getattr(self, name)
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{_OWNER}: {name} must be a dict, got {_short(value)}")
+        if self.algorithm == "grpo":
+            from rlreward.rl.grpo import check_num_generations
+
+            check_num_generations(self.batch_size, self.grpo_options.get("num_generations"))
         unknown = sorted(set(self.ppo_options) - known)
         if unknown:
             raise ConfigError(

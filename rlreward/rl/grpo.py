@@ -15,7 +15,12 @@ from typing import Any
 
 from rlreward.errors import ConfigError
 
-__all__ = ["build_grpo_reward_spec", "build_grpo_trainer", "make_grpo_config"]
+__all__ = [
+    "build_grpo_reward_spec",
+    "build_grpo_trainer",
+    "check_num_generations",
+    "make_grpo_config",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +80,24 @@ def build_grpo_reward_spec(
     return RewardSpec(graders, [aggregator], **runner_opts)
 
 
+def check_num_generations(batch_size: int, num_generations: Any = None) -> int:
+    """Completions per prompt (default: 4, 3 or 2, whichever divides the batch first)."""
+    default = next((k for k in (4, 3, 2) if batch_size % k == 0), 2)
+    n = default if num_generations is None else num_generations
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ConfigError(
+            f"GRPO: num_generations={n!r} is not allowed; use an integer >= 2 (GRPO compares "
+            "completions of one prompt)"
+        )
+    if batch_size % n:
+        raise ConfigError(
+            f"GRPO: batch_size={batch_size} must be a multiple of num_generations={n} "
+            "(each prompt's completions form one group); change batch_size or "
+            "grpo_options={'num_generations': ...}"
+        )
+    return n
+
+
 def make_grpo_config(
     output_dir: str,
     *,
@@ -92,14 +115,7 @@ def make_grpo_config(
     from trl import GRPOConfig
 
     opts = dict(options or {})
-    num_generations = opts.pop("num_generations", max(2, min(4, batch_size)))
-    if batch_size % num_generations:
-        raise ConfigError(
-            f"GRPO: batch_size={batch_size} must be a multiple of "
-            f"num_generations={num_generations} "
-            "(each prompt's completions form one group); change batch_size or "
-            "grpo_options={'num_generations': ...}"
-        )
+    num_generations = check_num_generations(batch_size, opts.pop("num_generations", None))
     kwargs: dict[str, Any] = {
         "output_dir": output_dir,
         "per_device_train_batch_size": batch_size,

@@ -18,6 +18,7 @@ What this module wires, and why:
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,19 @@ from rlreward.rl.policy import encode_prompt
 __all__ = ["PPOSettings", "build_ppo_dataset", "build_ppo_trainer", "make_ppo_config"]
 
 logger = logging.getLogger(__name__)
+
+
+def _trl_ppo() -> Any:
+    """``trl.experimental.ppo``, imported without TRL's "experimental API" warning.
+
+    We pin TRL 1.12 because it is the last release with PPOTrainer; the warning would only
+    repeat that on every run.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*trl.experimental")
+        from trl.experimental import ppo
+
+    return ppo
 
 
 @dataclass
@@ -48,15 +62,23 @@ class PPOSettings:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def build_ppo_dataset(prompts: Sequence[str], tokenizer: Any, context_length: int) -> Any:
-    """A ``datasets.Dataset`` of queries, every one left-padded to exactly ``context_length``."""
+def build_ppo_dataset(
+    prompts: Sequence[Any], tokenizer: Any, context_length: int
+) -> tuple[Any, dict]:
+    """(queries, prompt lookup): a Dataset of queries left-padded to exactly ``context_length``.
+
+    The lookup maps each query's token ids to its prompt text, for ``TextRewardModel``.
+    """
     from datasets import Dataset
 
-    rows = []
+    from rlreward.rl.data import prompt_text
+
+    rows, lookup = [], {}
     for p in prompts:
         ids = encode_prompt(tokenizer, p, max_length=context_length)
+        lookup[tuple(ids)] = prompt_text(p)
         rows.append([tokenizer.pad_token_id] * (context_length - len(ids)) + ids)
-    return Dataset.from_dict({"input_ids": rows})
+    return Dataset.from_dict({"input_ids": rows}), lookup
 
 
 def make_ppo_config(
@@ -71,7 +93,7 @@ def make_ppo_config(
     bf16: bool = False,
 ) -> Any:
     """A TRL ``PPOConfig`` with the settings that make PPO run on CPU and on one GPU."""
-    from trl.experimental.ppo import PPOConfig
+    PPOConfig = _trl_ppo().PPOConfig
 
     kwargs: dict[str, Any] = {
         "output_dir": output_dir,
@@ -117,7 +139,7 @@ def build_ppo_trainer(
     peft_config: Any | None = None,
 ) -> Any:
     """TRL's PPOTrainer over our pieces (policy eos/pad ids already on its generation_config)."""
-    from trl.experimental.ppo import PPOTrainer
+    PPOTrainer = _trl_ppo().PPOTrainer
 
     policy.generation_config.eos_token_id = tokenizer.eos_token_id
     policy.generation_config.pad_token_id = tokenizer.pad_token_id

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -43,15 +43,26 @@ TextScorer = Callable[[list[str], "list[str] | None"], Sequence[float]]
 
 
 def split_and_decode(
-    tokenizer: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, context_length: int
+    tokenizer: Any,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    context_length: int,
+    prompt_lookup: Mapping[tuple[int, ...], str] | None = None,
 ) -> tuple[list[str], list[str]]:
-    """(prompts, responses) as text from left-padded ``query + response`` rows."""
+    """(prompts, responses) as text from left-padded ``query + response`` rows.
+
+    A prompt is looked up by its token ids in ``prompt_lookup`` (the original text, e.g.
+    without the chat template's role markers) and decoded when it is not there.
+    """
     prompts, responses = [], []
     for ids, mask in zip(input_ids.tolist(), attention_mask.bool().tolist(), strict=True):
         kept = [t for t, m in zip(ids, mask, strict=True) if m]
         n_prompt = sum(mask[:context_length])
         q, r = kept[:n_prompt], kept[n_prompt:]
-        prompts.append(tokenizer.decode(q, skip_special_tokens=True).strip())
+        known = prompt_lookup.get(tuple(q)) if prompt_lookup else None
+        prompts.append(
+            known if known is not None else tokenizer.decode(q, skip_special_tokens=True).strip()
+        )
         responses.append(tokenizer.decode(r, skip_special_tokens=True).strip())
     return prompts, responses
 
@@ -70,7 +81,7 @@ class _DecodeAndScore(nn.Module):
         if attention_mask is None:
             attention_mask = input_ids != owner.tokenizer.pad_token_id
         prompts, responses = split_and_decode(
-            owner.tokenizer, input_ids, attention_mask, owner.context_length
+            owner.tokenizer, input_ids, attention_mask, owner.context_length, owner.prompt_lookup
         )
         scores = owner.score_texts(responses, prompts if owner.include_prompt else None)
         value = torch.tensor(scores, dtype=torch.float32, device=input_ids.device)
@@ -85,8 +96,11 @@ class TextRewardModel(nn.Module):
         scorer: ``scorer(texts, prompts) -> scores`` (e.g. ``RewardModelGrader.score_texts``).
         tokenizer: the policy's tokenizer (decodes the ids TRL passes in).
         context_length: the fixed, left-padded length of every query.
-        include_prompt: pass the decoded prompts to the scorer (reward models trained on
-            prompt + response); ``False`` scores the response alone.
+        include_prompt: pass the prompts to the scorer (``RewardModelGrader`` then encodes
+            them as the model was trained: a response-only model ignores them);
+            ``False`` scores the response alone.
+        prompt_lookup: ``{query token ids: prompt text}`` for the queries of the PPO
+            dataset, so the scorer sees each prompt as written rather than decoded.
     """
 
     base_model_prefix = "backbone"
@@ -97,7 +111,8 @@ class TextRewardModel(nn.Module):
         tokenizer: Any,
         context_length: int,
         *,
-        include_prompt: bool = False,
+        include_prompt: bool = True,
+        prompt_lookup: Mapping[tuple[int, ...], str] | None = None,
     ) -> None:
         super().__init__()
         if context_length < 1:
@@ -108,6 +123,7 @@ class TextRewardModel(nn.Module):
         self.tokenizer = tokenizer
         self.context_length = int(context_length)
         self.include_prompt = include_prompt
+        self.prompt_lookup = dict(prompt_lookup or {})
         self.backbone = _DecodeAndScore(self)
         self.score = nn.Identity()
         #: one entry per scored batch: {"mean", "std", "min", "max", "n"}

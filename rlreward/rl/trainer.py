@@ -265,11 +265,13 @@ class RLTrainer:
             }
         )
         grader = RewardModelGrader(self.reward_model_path)
+        queries, lookup = build_ppo_dataset(
+            list(dataset["prompt"]), tokenizer, settings.max_prompt_length
+        )
         self.reward_adapter = TextRewardModel(
-            grader.score_texts, tokenizer, settings.max_prompt_length
+            grader.score_texts, tokenizer, settings.max_prompt_length, prompt_lookup=lookup
         )
         value_model = build_value_model(self.reward_model_path)
-        queries = build_ppo_dataset(list(dataset["prompt"]), tokenizer, settings.max_prompt_length)
         self.step_logger = StepLogger(self.reward_adapter)
         config = make_ppo_config(
             os.fspath(cfg.output_dir),

@@ -1,0 +1,99 @@
+"""Tiny models built from configs for the RL tests (nothing is downloaded).
+
+All share the embedded MiniLM's WordPiece tokenizer, so the PPO family check passes:
+- ``policy_dir``: a 2-layer Llama causal LM (hidden 16) saved with its tokenizer;
+- ``tiny_reward_base``: a 1-layer BERT (hidden 32) as a fast reward-model training base;
+- ``minilm_reward_dir``: the real MiniLM as a sequence classifier (seeded head).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+PROMPTS = [
+    "How do I boil an egg?",
+    "Why is the sky blue?",
+    "How can I sleep better?",
+    "What is photosynthesis?",
+    "How do I start learning Python?",
+    "What is a healthy breakfast?",
+    "How can I keep my houseplants alive?",
+    "How does compound interest work?",
+]
+
+
+def _minilm_tokenizer():
+    from transformers import AutoTokenizer
+
+    from rlreward.embedded import embedded_model_path
+
+    return AutoTokenizer.from_pretrained(embedded_model_path())
+
+
+@pytest.fixture(scope="session")
+def policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from rlreward.rl.policy import prepare_policy_tokenizer, sync_generation_ids
+
+    out = tmp_path_factory.mktemp("policy")
+    tok = prepare_policy_tokenizer(_minilm_tokenizer())
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=128,
+        tie_word_embeddings=True,
+    )
+    model = LlamaForCausalLM(cfg)
+    sync_generation_ids(model, tok)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_reward_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    out = tmp_path_factory.mktemp("tiny_bert")
+    tok = _minilm_tokenizer()
+    torch.manual_seed(0)
+    cfg = BertConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=256,
+        num_labels=1,
+    )
+    BertForSequenceClassification(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def minilm_reward_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from rlreward.embedded import embedded_model_path
+
+    out = tmp_path_factory.mktemp("minilm_rm")
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(embedded_model_path(), num_labels=1)
+    model.save_pretrained(out)
+    _minilm_tokenizer().save_pretrained(out)
+    return out

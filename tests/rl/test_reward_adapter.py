@@ -1,0 +1,113 @@
+"""The PPO reward invariant: what TRL's own ``get_reward`` computes through our adapter equals
+``RewardModelGrader.score_texts`` for the same text; and the value model reads token ids causally.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.rl.conftest import PROMPTS
+
+RESPONSES = [
+    "Place the egg in cold water, boil it for nine minutes, then cool it.",
+    "Air scatters blue light more than red light!",
+    "idk",
+    "Go to bed at the same time every day and keep the room dark.",
+]
+
+
+def _policy_tokenizer():
+    from transformers import AutoTokenizer
+
+    from rlreward.embedded import embedded_model_path
+    from rlreward.rl.policy import prepare_policy_tokenizer
+
+    return prepare_policy_tokenizer(AutoTokenizer.from_pretrained(embedded_model_path()))
+
+
+def _query_responses(tok, prompts, responses, context_length):
+    """Rows as TRL's PPO builds them: left-padded queries, responses truncated after eos, pad after."""
+    from rlreward.rl.ppo import build_ppo_dataset
+
+    queries, lookup = build_ppo_dataset(prompts, tok, context_length)
+    resp = [tok(r, add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for r in responses]
+    width = max(len(r) for r in resp) + 3  # trailing pads, like a batch with longer responses
+    rows = [
+        q + r + [tok.pad_token_id] * (width - len(r))
+        for q, r in zip(queries["input_ids"], resp, strict=True)
+    ]
+    return torch.tensor(rows), lookup
+
+
+@pytest.mark.parametrize("with_prompts", [False, True])
+def test_trl_get_reward_through_the_adapter_equals_the_grader(
+    minilm_reward_dir: Path, with_prompts: bool
+) -> None:
+    from trl.experimental.utils import get_reward
+
+    from rlreward.graders.reward_model import RewardModelGrader
+    from rlreward.rl.reward_adapter import TextRewardModel
+
+    tok = _policy_tokenizer()
+    # "pair" encodes prompt + response: the adapter must hand the grader the original prompts
+    grader = RewardModelGrader(
+        str(minilm_reward_dir), prompt_template="pair" if with_prompts else "text"
+    )
+    context_length = 16
+    ids, lookup = _query_responses(tok, PROMPTS[:4], RESPONSES, context_length)
+    adapter = TextRewardModel(grader.score_texts, tok, context_length, prompt_lookup=lookup)
+    with torch.no_grad():
+        _, scores, _ = get_reward(adapter, ids, tok.pad_token_id, context_length)
+    expected = grader.score_texts(RESPONSES, PROMPTS[:4])
+    assert scores.tolist() == pytest.approx(expected, abs=1e-6)
+    # the scores differ between texts, so equality is not a constant coincidence
+    assert max(expected) - min(expected) > 1e-4
+    if with_prompts:  # and the prompt really reached the reward model
+        assert expected != pytest.approx(grader.score_texts(RESPONSES), abs=1e-6)
+    assert adapter.history[-1]["n"] == 4
+
+
+def test_the_raw_bert_reward_model_cannot_be_read_by_trl(minilm_reward_dir: Path) -> None:
+    """Why the adapter exists: BERT classifiers pool [CLS] through .classifier and have no .score."""
+    from transformers import AutoModelForSequenceClassification
+    from trl.experimental.utils import get_reward
+
+    tok = _policy_tokenizer()
+    ids, _ = _query_responses(tok, PROMPTS[:2], RESPONSES[:2], 16)
+    model = AutoModelForSequenceClassification.from_pretrained(minilm_reward_dir)
+    with pytest.raises(AttributeError, match="score"):
+        get_reward(model, ids, tok.pad_token_id, 16)
+
+
+def test_split_and_decode_uses_the_original_prompt_text() -> None:
+    from rlreward.rl.reward_adapter import split_and_decode
+
+    tok = _policy_tokenizer()
+    ids, lookup = _query_responses(tok, ["Why is the SKY blue?"], ["Because of scattering."], 12)
+    prompts, responses = split_and_decode(tok, ids, ids != tok.pad_token_id, 12, lookup)
+    assert prompts == ["Why is the SKY blue?"]  # as written, not the uncased decode
+    assert responses == ["because of scattering."]
+    prompts, _ = split_and_decode(tok, ids, ids != tok.pad_token_id, 12)
+    assert prompts == ["why is the sky blue?"]
+
+
+def test_value_model_is_causal_and_scores_every_token(minilm_reward_dir: Path) -> None:
+    from trl.experimental.utils import get_reward
+
+    from rlreward.rl.reward_adapter import build_value_model
+
+    value = build_value_model(str(minilm_reward_dir)).eval()
+    assert value.config.is_decoder
+    tok = _policy_tokenizer()
+    ids, _ = _query_responses(tok, PROMPTS[:2], RESPONSES[:2], 16)
+    changed = ids.clone()
+    changed[:, -1] = tok.convert_tokens_to_ids("blue")  # alter only the last position
+    with torch.no_grad():
+        full, _, _ = get_reward(value, ids, tok.pad_token_id, 16)
+        full2, _, _ = get_reward(value, changed, tok.pad_token_id, 16)
+    assert full.shape == (*ids.shape, 1)
+    assert torch.allclose(full[:, :-1], full2[:, :-1], atol=1e-5)  # earlier values cannot see it
+    assert not torch.allclose(full[:, -1], full2[:, -1])
