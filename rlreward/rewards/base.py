@@ -12,12 +12,12 @@ is cheaper (embeddings), ``_score_batch(texts, prompts, references)``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from rlreward.errors import ConfigError
 
-__all__ = ["RewardFunction", "as_text_batch", "check_param"]
+__all__ = ["RewardFunction", "as_text_batch", "check_choice", "check_param"]
 
 
 def as_text_batch(texts: Any, owner: str, what: str = "texts") -> list[str]:
@@ -70,6 +70,15 @@ def check_param(
         allowed = f"{kind}" + (f" {' and '.join(bounds)}" if bounds else "")
         raise ConfigError(
             f"reward function {owner!r}: {param}={value!r} is not allowed; use {allowed}"
+        )
+
+
+def check_choice(owner: str, param: str, value: Any, choices: Collection[str]) -> None:
+    """Raise ConfigError unless ``value`` is one of ``choices`` (listed in the message)."""
+    if value not in choices:
+        raise ConfigError(
+            f"reward function {owner!r}: {param}={value!r} is not allowed; "
+            f"choose one of {', '.join(choices)}"
         )
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rlreward.errors import ConfigError
-from rlreward.rewards.base import RewardFunction
+from rlreward.rewards.base import RewardFunction, check_choice
 
 __all__ = ["FormatReward", "extract_tag"]
 
@@ -54,11 +54,7 @@ class FormatReward(RewardFunction):
     pattern: str | None = None
 
     def __post_init__(self) -> None:
-        if self.style not in STYLES:
-            raise ConfigError(
-                f"reward function 'format': style={self.style!r} is not allowed; "
-                f"choose one of {', '.join(STYLES)}"
-            )
+        check_choice(self.name, "style", self.style, STYLES)
         for p in ("think_tag", "answer_tag"):
             v = getattr(self, p)
             if not isinstance(v, str) or not _TAG_NAME.match(v):

@@ -21,8 +21,7 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
-from rlreward.errors import ConfigError
-from rlreward.rewards.base import RewardFunction, check_param
+from rlreward.rewards.base import RewardFunction, check_choice, check_param
 from rlreward.rewards.format import extract_tag
 
 __all__ = [
@@ -200,16 +199,8 @@ class BleuReward(RewardFunction):
     def __post_init__(self) -> None:
         from sacrebleu.metrics.bleu import BLEU
 
-        if self.tokenize not in BLEU.TOKENIZERS:
-            raise ConfigError(
-                f"reward function 'bleu': tokenize={self.tokenize!r} is not allowed; "
-                f"choose one of {', '.join(BLEU.TOKENIZERS)}"
-            )
-        if self.smooth_method not in BLEU.SMOOTH_DEFAULTS:
-            raise ConfigError(
-                f"reward function 'bleu': smooth_method={self.smooth_method!r} is not allowed; "
-                f"choose one of {', '.join(BLEU.SMOOTH_DEFAULTS)}"
-            )
+        check_choice(self.name, "tokenize", self.tokenize, list(BLEU.TOKENIZERS))
+        check_choice(self.name, "smooth_method", self.smooth_method, list(BLEU.SMOOTH_DEFAULTS))
 
     def _score_batch(self, texts: list[str], prompts: Any, references: Any) -> list[float]:
         bleu = _bleu(self.tokenize, self.smooth_method)
@@ -241,16 +232,8 @@ class RougeReward(RewardFunction):
     use_stemmer: bool = True
 
     def __post_init__(self) -> None:
-        if self.variant not in ROUGE_VARIANTS:
-            raise ConfigError(
-                f"reward function 'rouge': variant={self.variant!r} is not allowed; "
-                f"choose one of {', '.join(ROUGE_VARIANTS)}"
-            )
-        if self.measure not in ROUGE_MEASURES:
-            raise ConfigError(
-                f"reward function 'rouge': measure={self.measure!r} is not allowed; "
-                f"choose one of {', '.join(ROUGE_MEASURES)}"
-            )
+        check_choice(self.name, "variant", self.variant, ROUGE_VARIANTS)
+        check_choice(self.name, "measure", self.measure, ROUGE_MEASURES)
 
     def _score_batch(self, texts: list[str], prompts: Any, references: Any) -> list[float]:
         scorer = _rouge(self.variant, bool(self.use_stemmer))

@@ -146,19 +146,17 @@ class RewardRegistry:
                 "reward function name must be a non-empty string without surrounding spaces, "
                 f"got {name!r}"
             )
+        options: dict[str, Any] = {
+            "batched": batched,
+            "score_range": score_range,
+            "higher_is_better": higher_is_better,
+            "needs_prompt": needs_prompt,
+            "needs_reference": needs_reference,
+        }
         if fn is None:
 
             def decorator(f: F) -> F:
-                self.register(
-                    name,
-                    f,
-                    overwrite=overwrite,
-                    batched=batched,
-                    score_range=score_range,
-                    higher_is_better=higher_is_better,
-                    needs_prompt=needs_prompt,
-                    needs_reference=needs_reference,
-                )
+                self.register(name, f, overwrite=overwrite, **options)
                 return f
 
             return decorator
@@ -172,15 +170,7 @@ class RewardRegistry:
         elif isinstance(fn, RewardFunction):
             entry = fn
         elif callable(fn):
-            entry = CallableReward(
-                fn,
-                name=name,
-                batched=batched,
-                score_range=score_range,
-                higher_is_better=higher_is_better,
-                needs_prompt=needs_prompt,
-                needs_reference=needs_reference,
-            )
+            entry = CallableReward(fn, name=name, **options)
         else:
             raise ConfigError(
                 f"register({name!r}, ...): expected a RewardFunction class or instance or a "
