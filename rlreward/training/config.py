@@ -11,141 +11,27 @@ positive finite weights, one per function.
 
 from __future__ import annotations
 
-import math
-import os
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from rlreward.errors import ConfigError
+from rlreward.training.validation import (
+    MIN_TRAINING_TEXTS,
+    RewardFunctionRef,
+    check_hyperparameters,
+    nonempty_str,
+    short_repr,
+    validate_reward_functions,
+    validate_texts,
+    validate_weights,
+)
 
-__all__ = [
-    "MIN_TRAINING_TEXTS",
-    "SOURCE_TYPES",
-    "RewardModelSourceConfig",
-    "RewardModelTrainingConfig",
-    "validate_reward_functions",
-    "validate_texts",
-    "validate_weights",
-]
+__all__ = ["SOURCE_TYPES", "RewardModelSourceConfig", "RewardModelTrainingConfig"]
 
-MIN_TRAINING_TEXTS = 10
 SOURCE_TYPES = ("custom_trained", "pretrained_hf", "pretrained_local")
-OBJECTIVES = ("regression", "pairwise")
 #: files that make a directory loadable as a (possibly adapter-only) model
 MODEL_MARKERS = ("config.json", "adapter_config.json")
-
-RewardFunctionRef = Any  # a registry name, a RewardFunction, or a batch callable
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _nonempty_str(owner: str, name: str, value: Any, fix: str) -> str:
-    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value).strip():
-        raise ConfigError(
-            f"{owner}.{name} is required and must be a non-empty string, got {_short(value)}; {fix}"
-        )
-    return os.fspath(value)
-
-
-def validate_texts(owner: str, name: str, texts: Any, *, min_count: int = 0) -> list[str]:
-    """A list of str with at least ``min_count`` items, else a ConfigError saying which."""
-    if isinstance(texts, str) or not isinstance(texts, Sequence):
-        raise ConfigError(
-            f"{owner}.{name} must be a list of strings, got {type(texts).__name__} {_short(texts)}"
-        )
-    out = list(texts)
-    bad = [i for i, t in enumerate(out) if not isinstance(t, str)]
-    if bad:
-        i = bad[0]
-        raise ConfigError(
-            f"{owner}.{name}[{i}] must be a str, got {type(out[i]).__name__} {_short(out[i])}"
-            f" ({len(bad)} non-str item(s)); convert them to text"
-        )
-    if not out and min_count:
-        raise ConfigError(f"{owner}.{name} is empty; give at least {min_count} texts")
-    if len(out) < min_count:
-        raise ConfigError(
-            f"{owner}.{name} has {len(out)} texts; at least {min_count} are needed "
-            "(100+ recommended): add more texts, e.g. rlreward.data.load_reward_texts()"
-        )
-    return out
-
-
-def validate_reward_functions(owner: str, name: str, functions: Any) -> list[RewardFunctionRef]:
-    """Names must exist in the RewardRegistry (the error lists them); objects must be callable."""
-    if isinstance(functions, str) or callable(functions) or not isinstance(functions, Sequence):
-        raise ConfigError(
-            f"{owner}.{name} must be a list of reward-function names or callables, "
-            f"got {_short(functions)}; e.g. {name}=['length', 'sentiment']"
-        )
-    funcs = list(functions)
-    if not funcs:
-        raise ConfigError(
-            f"{owner}.{name} is empty; give at least one, e.g. ['length', 'sentiment']"
-        )
-    from rlreward.rewards.registry import RewardRegistry
-
-    registry = RewardRegistry()
-    known = registry.list_reward_functions()
-    for i, fn in enumerate(funcs):
-        if isinstance(fn, str):
-            if fn not in known:
-                raise ConfigError(
-                    f"{owner}.{name}[{i}]: unknown reward function {fn!r}; known: {', '.join(known)} "
-                    "(or register your own with rlreward.rewards.registry.register_reward_function)"
-                )
-        elif not callable(fn):
-            raise ConfigError(
-                f"{owner}.{name}[{i}] must be a registry name or a callable "
-                f"fn(texts, *, prompts=None, references=None) -> list[float], got {type(fn).__name__}"
-            )
-    names = [
-        fn if isinstance(fn, str) else getattr(fn, "name", getattr(fn, "__name__", ""))
-        for fn in funcs
-    ]
-    dupes = sorted({n for n in names if n and names.count(n) > 1})
-    if dupes:
-        raise ConfigError(f"{owner}.{name} lists {dupes} more than once; give each function once")
-    return funcs
-
-
-def validate_weights(owner: str, name: str, weights: Any, n_functions: int) -> list[float] | None:
-    """None (equal weights) or one positive finite number per function."""
-    if weights is None:
-        return None
-    if isinstance(weights, (str, bytes)) or not isinstance(weights, Sequence):
-        raise ConfigError(f"{owner}.{name} must be a list of numbers, got {_short(weights)}")
-    out = list(weights)
-    if len(out) != n_functions:
-        raise ConfigError(
-            f"{owner}.{name}: got {len(out)} weights for {n_functions} reward functions; "
-            "give one weight per function (or None for equal weights)"
-        )
-    for i, w in enumerate(out):
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
-            raise ConfigError(
-                f"{owner}.{name}[{i}] = {w!r} is not allowed; weights must be positive finite "
-                "numbers (drop a function instead of giving it weight 0)"
-            )
-    return [float(w) for w in out]
-
-
-def _check_number(
-    owner: str, name: str, value: Any, *, integer: bool, low: float, low_ok: bool
-) -> None:
-    kind = int if integer else (int, float)
-    ok = isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value >= low if low_ok else value > low)
-    if not ok:
-        what = "an integer" if integer else "a number"
-        raise ConfigError(
-            f"{owner}.{name} = {value!r} is not allowed; use {what} {'>=' if low_ok else '>'} {low}"
-        )
 
 
 @dataclass
@@ -179,13 +65,13 @@ class RewardModelTrainingConfig:
 
     def __post_init__(self) -> None:
         o = "RewardModelTrainingConfig"
-        self.base_model_name = _nonempty_str(
+        self.base_model_name = nonempty_str(
             o,
             "base_model_name",
             self.base_model_name,
             "give a hub id, a local model directory, or 'embedded' for the offline MiniLM",
         )
-        self.output_dir = _nonempty_str(
+        self.output_dir = nonempty_str(
             o, "output_dir", self.output_dir, "give a directory to save the model in"
         )
         self.training_texts = validate_texts(
@@ -198,7 +84,8 @@ class RewardModelTrainingConfig:
                 values = validate_texts(o, aux, values)
                 if len(values) != n:
                     raise ConfigError(
-                        f"{o}.{aux} has {len(values)} items for {n} training_texts; give one per text"
+                        f"{o}.{aux} has {len(values)} items for {n} training_texts; give one "
+                        "per text"
                     )
                 setattr(self, aux, values)
         self.reward_functions = validate_reward_functions(
@@ -207,28 +94,17 @@ class RewardModelTrainingConfig:
         self.reward_weights = validate_weights(
             o, "reward_weights", self.reward_weights, len(self.reward_functions)
         )
-        _check_number(o, "num_epochs", self.num_epochs, integer=False, low=0, low_ok=False)
-        if self.learning_rate is not None:
-            _check_number(
-                o, "learning_rate", self.learning_rate, integer=False, low=0, low_ok=False
-            )
-        for name in ("batch_size", "gradient_accumulation_steps"):
-            _check_number(o, name, getattr(self, name), integer=True, low=1, low_ok=True)
-        _check_number(o, "max_length", self.max_length, integer=True, low=8, low_ok=True)
-        if not (isinstance(self.eval_fraction, (int, float)) and 0 <= self.eval_fraction < 1):
-            raise ConfigError(
-                f"{o}.eval_fraction = {self.eval_fraction!r} is not allowed; use 0 <= x < 1 (0.2 is usual)"
-            )
-        if self.objective not in OBJECTIVES:
-            raise ConfigError(
-                f"{o}.objective = {self.objective!r} is not allowed; use one of {list(OBJECTIVES)}"
-            )
-        if self.min_spearman is not None and not (
-            isinstance(self.min_spearman, (int, float)) and -1 <= self.min_spearman <= 1
-        ):
-            raise ConfigError(
-                f"{o}.min_spearman = {self.min_spearman!r} is not allowed; use a number in [-1, 1] or None"
-            )
+        names = (
+            "num_epochs",
+            "learning_rate",
+            "batch_size",
+            "gradient_accumulation_steps",
+            "max_length",
+            "eval_fraction",
+            "objective",
+            "min_spearman",
+        )
+        check_hyperparameters(o, {n: getattr(self, n) for n in names})
 
     def build_trainer(self) -> Any:
         """A RewardModelTrainer with this config's model, functions and weights."""
@@ -288,7 +164,7 @@ class RewardModelSourceConfig:
     model_path: str | None = None
     _materialized: str | None = field(default=None, init=False, repr=False, compare=False)
 
-    _FIELD = {
+    _FIELD: ClassVar[dict[str, str]] = {
         "custom_trained": "training_config",
         "pretrained_hf": "model_name",
         "pretrained_local": "model_path",
@@ -298,12 +174,13 @@ class RewardModelSourceConfig:
         o = "RewardModelSourceConfig"
         if self.source_type not in SOURCE_TYPES:
             raise ConfigError(
-                f"{o}.source_type = {self.source_type!r} is not allowed; use one of {list(SOURCE_TYPES)}"
+                f"{o}.source_type = {self.source_type!r} is not allowed; use one of "
+                f"{list(SOURCE_TYPES)}"
             )
         given = {f: getattr(self, f) for f in self._FIELD.values() if getattr(self, f) is not None}
         wanted = self._FIELD[self.source_type]
         if list(given) != [wanted]:
-            shown = ", ".join(f"{k}={_short(v, 40)}" for k, v in given.items()) or "none"
+            shown = ", ".join(f"{k}={short_repr(v, 40)}" for k, v in given.items()) or "none"
             raise ConfigError(
                 f"{o}: exactly one reward-model source is allowed, and source_type="
                 f"{self.source_type!r} needs {wanted}; got {shown}. "
@@ -319,14 +196,14 @@ class RewardModelSourceConfig:
                     f"fields, got {type(tc).__name__}"
                 )
         elif self.source_type == "pretrained_hf":
-            self.model_name = _nonempty_str(
+            self.model_name = nonempty_str(
                 o,
                 "model_name",
                 self.model_name,
                 "give a hub id such as 'Skywork/Skywork-Reward-V2-Qwen3-0.6B'",
             )
         else:
-            self.model_path = _nonempty_str(
+            self.model_path = nonempty_str(
                 o, "model_path", self.model_path, "give a local model directory"
             )
             path = Path(self.model_path).expanduser()
@@ -392,6 +269,3 @@ class RewardModelSourceConfig:
             assert isinstance(self.training_config, RewardModelTrainingConfig)
             self._materialized = self.training_config.train(show_progress=show_progress)
         return self._materialized
-
-
-RewardFunctionCallable = Callable[..., list[float]]

@@ -70,7 +70,8 @@ def ensure_pad_token(tokenizer: Any, model: Any = None) -> None:
         fallback = tokenizer.eos_token or tokenizer.unk_token
         if fallback is None:
             raise ConfigError(
-                f"tokenizer {getattr(tokenizer, 'name_or_path', '')!r} has no pad, eos or unk token; "
+                f"tokenizer {getattr(tokenizer, 'name_or_path', '')!r} has no pad, eos or unk "
+                "token; "
                 "set tokenizer.pad_token to a token of its vocabulary before training or scoring"
             )
         tokenizer.pad_token = fallback
@@ -106,19 +107,23 @@ def encode_pairs(
         out: list[list[int]] = [[] for _ in range(n)]
         if len(with_p) < n:
             rest = [i for i in range(n) if ps[i] is None]
-            for i, ids in zip(rest, tokenizer([responses[i] for i in rest], **kw)["input_ids"]):
+            for i, ids in zip(
+                rest, tokenizer([responses[i] for i in rest], **kw)["input_ids"], strict=True
+            ):
                 out[i] = ids
         if with_p:
             enc = tokenizer([ps[i] for i in with_p], [responses[i] for i in with_p], **kw)[
                 "input_ids"
             ]
-            for i, ids in zip(with_p, enc):
+            for i, ids in zip(with_p, enc, strict=True):
                 out[i] = ids
         return out
     if input_format == "chat":
-        texts = [_chat_text(tokenizer, p, r) for p, r in zip(ps, responses)]
+        texts = [_chat_text(tokenizer, p, r) for p, r in zip(ps, responses, strict=True)]
         return tokenizer(texts, add_special_tokens=False, **kw)["input_ids"]
-    texts = [input_format.format(query=p or "", response=r) for p, r in zip(ps, responses)]
+    texts = [
+        input_format.format(query=p or "", response=r) for p, r in zip(ps, responses, strict=True)
+    ]
     return tokenizer(texts, **kw)["input_ids"]
 
 
@@ -149,10 +154,11 @@ def score_ids(model: Any, tokenizer: Any, ids: Sequence[list[int]], batch_size: 
                 ).logits
                 if logits.ndim != 2 or logits.shape[-1] != 1:
                     raise ConfigError(
-                        f"the reward model returned logits of shape {tuple(logits.shape)}; a reward "
+                        f"the reward model returned logits of shape {tuple(logits.shape)}; a "
+                        "reward "
                         "model must output one score per sequence (num_labels=1)"
                     )
-                for i, v in zip(idx, logits[:, 0].float().cpu().tolist()):
+                for i, v in zip(idx, logits[:, 0].float().cpu().tolist(), strict=True):
                     out[i] = v
     finally:
         model.train(was_training)

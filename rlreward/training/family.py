@@ -188,7 +188,8 @@ def check_model_family(policy: Any, reward: Any) -> FamilyReport:
         for side, size in ((p, p_emb), (r, r_emb)):
             if size < n_policy:
                 mismatches.append(
-                    f"{side.label!r} has {size} embeddings but the policy tokenizer has {n_policy} tokens"
+                    f"{side.label!r} has {size} embeddings but the policy tokenizer has "
+                    f"{n_policy} tokens"
                 )
     ps, rs = _special_ids(p), _special_ids(r)
     for key in _SPECIAL:
@@ -197,7 +198,8 @@ def check_model_family(policy: Any, reward: Any) -> FamilyReport:
             mismatches.append(f"{key} token id differs ({a} vs {b})")
         elif (a is None) != (b is None) and key in ("eos", "pad"):
             notes.append(
-                f"{key} token set on one side only (policy {a}, reward {b}); set it the same way on both"
+                f"{key} token set on one side only (policy {a}, reward {b}); set it the same "
+                "way on both"
             )
     pt, rt = _model_type(p), _model_type(r)
     if pt and rt and pt != rt and not mismatches:

@@ -17,55 +17,33 @@ from typing import Any
 
 from rlreward.errors import ConfigError, DependencyError
 
-__all__ = ["apply_lora", "build_pairs", "pairwise_trainer", "regression_trainer", "training_kwargs"]
+__all__ = ["apply_lora", "build_pairs", "load_base", "pairwise_trainer", "regression_trainer"]
 
 logger = logging.getLogger(__name__)
 
 LORA_DEFAULTS: dict[str, Any] = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0}
 
 
-def training_kwargs(
-    output_dir: str,
-    *,
-    num_epochs: float,
-    learning_rate: float,
-    batch_size: int,
-    gradient_accumulation_steps: int,
-    seed: int,
-    save_checkpoints: bool,
-    show_progress: bool,
-    logging_steps: int,
-    warmup_ratio: float,
-    weight_decay: float,
-    extra: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """TrainingArguments fields that run anywhere: CPU when no CUDA, bf16 only on CUDA."""
+def load_base(path: str, seed: int) -> tuple[Any, Any]:
+    """The base as a 1-output sequence classifier (fp32) and its tokenizer, with a pad token."""
     import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
-    cuda = torch.cuda.is_available()
-    kwargs: dict[str, Any] = {
-        "output_dir": output_dir,
-        "num_train_epochs": num_epochs,
-        "learning_rate": learning_rate,
-        "per_device_train_batch_size": batch_size,
-        "per_device_eval_batch_size": batch_size,
-        "gradient_accumulation_steps": gradient_accumulation_steps,
-        "use_cpu": not cuda,
-        "bf16": cuda and torch.cuda.is_bf16_supported(),
-        "fp16": False,
-        "report_to": [],
-        "save_strategy": "epoch" if save_checkpoints else "no",
-        "eval_strategy": "no",
-        "logging_steps": logging_steps,
-        "disable_tqdm": not show_progress,
-        "seed": seed,
-        "data_seed": seed,
-        "dataloader_num_workers": 0,
-        "warmup_steps": float(warmup_ratio),  # a float in [0, 1) is a ratio of all steps
-        "weight_decay": weight_decay,
-    }
-    kwargs.update(extra or {})
-    return kwargs
+    from rlreward.training.encoding import ensure_pad_token
+
+    set_seed(seed)  # the new reward head's initialisation
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=1, dtype=torch.float32, ignore_mismatched_sizes=True
+        )
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"cannot load the base model {path!r} ({type(exc).__name__}: {exc}); give a local "
+            "directory, a cached/reachable hub id, or None for the embedded MiniLM"
+        ) from exc
+    ensure_pad_token(tokenizer, model)
+    return model, tokenizer
 
 
 def apply_lora(model: Any, lora_config: Any) -> Any:
@@ -79,6 +57,8 @@ def apply_lora(model: Any, lora_config: Any) -> Any:
     if lora_config is None or isinstance(lora_config, dict):
         options = {**LORA_DEFAULTS, **(lora_config or {})}
         options.pop("task_type", None)
+        if getattr(model.config, "model_type", None) == "gpt2":
+            options.setdefault("fan_in_fan_out", True)  # GPT-2 stores attention weights as Conv1D
         try:
             cfg = LoraConfig(task_type=TaskType.SEQ_CLS, **options)
         except TypeError as exc:
@@ -92,7 +72,8 @@ def apply_lora(model: Any, lora_config: Any) -> Any:
             )
     else:
         raise ConfigError(
-            f"lora_config must be None, a dict or a peft.LoraConfig, got {type(lora_config).__name__}"
+            "lora_config must be None, a dict or a peft.LoraConfig, got "
+            f"{type(lora_config).__name__}"
         )
     model = get_peft_model(model, cfg)
     trainable, total = model.get_nb_trainable_parameters()

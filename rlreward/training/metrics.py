@@ -8,21 +8,27 @@ everything needed to reload and normalise the model, to ``rlreward_reward_model.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rlreward.errors import ConfigError
+from rlreward.errors import ConfigError, RLRewardError
 
 __all__ = [
     "METADATA_FILE",
+    "RewardModelFidelityError",
+    "evaluate_run",
     "fidelity_metrics",
     "read_metadata",
+    "report_fidelity",
     "summary_stats",
     "write_metadata",
 ]
+
+logger = logging.getLogger(__name__)
 
 METADATA_FILE = "rlreward_reward_model.json"
 METADATA_VERSION = 1
@@ -104,3 +110,56 @@ def read_metadata(directory: str | Path) -> dict[str, Any] | None:
             f"{path} is not valid JSON ({exc}); it tells how the model reads its inputs, so "
             "restore it from the training run or retrain the model"
         ) from None
+
+
+class RewardModelFidelityError(RLRewardError):
+    """The trained model does not reproduce its target well enough (``min_spearman``)."""
+
+
+def evaluate_run(run: Any, label_column: str, batch_size: int) -> dict[str, Any]:
+    """Fidelity on the training and held-out rows of a trained run, plus score statistics."""
+    from rlreward.training.encoding import score_ids
+
+    model, tok = run.model, run.tokenizer
+    train_pred = score_ids(model, tok, run.train_ids, batch_size)
+    metrics: dict[str, Any] = {"train": fidelity_metrics(train_pred, run.train_rows[label_column])}
+    all_pred = list(train_pred)
+    metrics["eval"] = None
+    if run.eval_rows is not None and run.eval_ids is not None:
+        eval_pred = score_ids(model, tok, run.eval_ids, batch_size)
+        metrics["eval"] = fidelity_metrics(eval_pred, run.eval_rows[label_column])
+        all_pred += eval_pred
+    metrics["score_stats"] = summary_stats(all_pred)
+    return metrics
+
+
+def report_fidelity(ev: dict[str, Any] | None, out: Path, min_spearman: float | None) -> None:
+    """Log the held-out fidelity; raise RewardModelFidelityError below ``min_spearman``."""
+    if ev is None:
+        logger.warning(
+            "no held-out split (eval_fraction=0): the reward model's fidelity is unmeasured"
+        )
+        if min_spearman is not None:
+            raise RewardModelFidelityError(
+                f"min_spearman={min_spearman} needs a held-out split; set eval_fraction > 0"
+            )
+        return
+    rho = ev.get("spearman")
+    logger.info(
+        "reward model saved to %s; held-out Spearman %s, Pearson %s, MSE %.4g (predicting the "
+        "mean: %.4g), n=%d",
+        out,
+        rho,
+        ev.get("pearson"),
+        ev["mse"],
+        ev["baseline_mse"],
+        ev["n"],
+    )
+    if rho is None or rho < 0.5:
+        logger.warning("the reward model reproduces its target poorly (held-out Spearman %s)", rho)
+    if min_spearman is not None and (rho is None or rho < min_spearman):
+        raise RewardModelFidelityError(
+            f"held-out Spearman {rho} is below min_spearman={min_spearman} (model saved to "
+            f"{str(out)!r} for inspection); train longer, raise the learning rate, or give "
+            "more texts"
+        )

@@ -77,7 +77,9 @@ def test_bad_models_are_config_errors(tmp_path):
 
     from tests.training.tiny import word_tokenizer
 
-    two = GPT2ForSequenceClassification(GPT2Config(vocab_size=120, n_embd=16, n_layer=1, n_head=2, num_labels=2))
+    two = GPT2ForSequenceClassification(
+        GPT2Config(vocab_size=120, n_embd=16, n_layer=1, n_head=2, num_labels=2)
+    )
     with pytest.raises(ConfigError, match="num_labels=2; a reward model outputs one score"):
         RewardModelGrader((two, word_tokenizer()))
 

@@ -26,8 +26,12 @@ def gpt2_dir(tmp_path_factory):
 
 
 def test_training_data_shape_and_string_named_functions_give_real_labels():
-    trainer = RewardModelTrainer(reward_functions=["length", "sentiment", "safety"], composite_weights=[1, 2, 1])
-    data = trainer.generate_training_data(TEXTS[:40], prompts=PROMPTS[:40], batch_size=16, show_progress=False)
+    trainer = RewardModelTrainer(
+        reward_functions=["length", "sentiment", "safety"], composite_weights=[1, 2, 1]
+    )
+    data = trainer.generate_training_data(
+        TEXTS[:40], prompts=PROMPTS[:40], batch_size=16, show_progress=False
+    )
     assert data.num_rows == 40
     assert data.column_names == ["text", "prompt", "length", "sentiment", "safety", "composite"]
     for name in ("length", "sentiment", "safety", "composite"):
@@ -67,9 +71,15 @@ def test_callable_reward_function():
     [
         ({}, r"reward_functions is required"),
         ({"reward_functions": ["lenght"]}, r"unknown reward function 'lenght'; known: .*length"),
-        ({"reward_functions": ["length"], "composite_weights": [1, 2]}, r"got 2 weights for 1 reward functions"),
+        (
+            {"reward_functions": ["length"], "composite_weights": [1, 2]},
+            r"got 2 weights for 1 reward functions",
+        ),
         ({"reward_functions": ["length"], "objective": "dpo"}, r"objective = 'dpo' is not allowed"),
-        ({"reward_functions": ["length"], "lora_config": {"r": 4}}, r"lora_config is given but use_lora=False"),
+        (
+            {"reward_functions": ["length"], "lora_config": {"r": 4}},
+            r"lora_config is given but use_lora=False",
+        ),
         ({"reward_functions": ["length"], "base_model_name": ""}, r"base_model_name is required"),
     ],
 )
@@ -81,7 +91,9 @@ def test_trainer_validation(kwargs, expected):
 def test_train_validation_before_any_model_loads(tmp_path):
     trainer = RewardModelTrainer("/nonexistent/model", reward_functions=["length"])
     constant = {"text": TEXTS[:12], "composite": [0.0] * 12}
-    with pytest.raises(ConfigError, match=r"every training label \('composite'\) is 0.0: there is nothing to learn"):
+    with pytest.raises(
+        ConfigError, match=r"every training label \('composite'\) is 0.0: there is nothing to learn"
+    ):
         trainer.train_reward_model(constant, str(tmp_path))
     with pytest.raises(ConfigError, match=r"training_data has no 'composite' column"):
         trainer.train_reward_model({"text": TEXTS[:12]}, str(tmp_path))
@@ -121,7 +133,12 @@ def test_gpt2_family_without_pad_token_trains_with_batches(tmp_path, gpt2_dir):
     trainer = RewardModelTrainer(gpt2_dir, reward_functions=["length", "sentiment"])
     data = trainer.generate_training_data(TEXTS[:40], prompts=PROMPTS[:40], show_progress=False)
     out = trainer.train_reward_model(
-        data, str(tmp_path / "rm"), num_epochs=1, batch_size=4, learning_rate=1e-3, show_progress=False
+        data,
+        str(tmp_path / "rm"),
+        num_epochs=1,
+        batch_size=4,
+        learning_rate=1e-3,
+        show_progress=False,
     )
     tok = AutoTokenizer.from_pretrained(out)
     assert tok.pad_token == tok.eos_token == "<eos>"
@@ -139,7 +156,11 @@ def test_min_spearman_makes_a_bad_model_visible(tmp_path, gpt2_dir):
     data = trainer.generate_training_data(TEXTS[:30], show_progress=False)
     with pytest.raises(RewardModelFidelityError, match=r"below min_spearman=0.999"):
         trainer.train_reward_model(
-            data, str(tmp_path / "bad"), num_epochs=1, learning_rate=1e-6, min_spearman=0.999,
+            data,
+            str(tmp_path / "bad"),
+            num_epochs=1,
+            learning_rate=1e-6,
+            min_spearman=0.999,
             show_progress=False,
         )
     meta = json.loads((tmp_path / "bad" / METADATA_FILE).read_text())
@@ -156,7 +177,12 @@ def test_lora_trains_and_saves(tmp_path, gpt2_dir, merge):
     data = trainer.generate_training_data(TEXTS[:30], show_progress=False)
     out = tmp_path / "lora"
     trainer.train_reward_model(
-        data, str(out), num_epochs=1, batch_size=4, learning_rate=1e-3, lora_merge=merge,
+        data,
+        str(out),
+        num_epochs=1,
+        batch_size=4,
+        learning_rate=1e-3,
+        lora_merge=merge,
         show_progress=False,
     )
     files = {p.name for p in out.iterdir()}
@@ -174,10 +200,17 @@ def test_lora_trains_and_saves(tmp_path, gpt2_dir, merge):
 
 
 def test_pairwise_reward_trainer_path(tmp_path, gpt2_dir):
-    trainer = RewardModelTrainer(gpt2_dir, reward_functions=["length", "sentiment"], objective="pairwise")
+    trainer = RewardModelTrainer(
+        gpt2_dir, reward_functions=["length", "sentiment"], objective="pairwise"
+    )
     data = trainer.generate_training_data(TEXTS[:30], show_progress=False)
     out = trainer.train_reward_model(
-        data, str(tmp_path / "pw"), num_epochs=1, batch_size=4, learning_rate=1e-3, show_progress=False
+        data,
+        str(tmp_path / "pw"),
+        num_epochs=1,
+        batch_size=4,
+        learning_rate=1e-3,
+        show_progress=False,
     )
     from trl import RewardTrainer
 
