@@ -1,0 +1,102 @@
+"""The seed's compute_training_rewards workflow: score a JSONL file with several graders.
+
+Environment -> data -> graders -> runner -> aggregation -> rewards. With
+``OPENAI_API_KEY`` set (a ``.env`` file works too; ``OPENAI_BASE_URL`` points at any
+OpenAI-compatible server) it uses the seed's three LLM judges: harmfulness (lower is
+better; the aggregator turns it around), relevance and correctness against
+``ground_truth``. Without a key it says so and uses offline rule functions for the same
+three roles: safety, semantic relevance to the query (embedded MiniLM) and ROUGE-L
+against ``ground_truth``. Rows need ``query`` and ``response`` (and ``ground_truth``).
+
+    python recipes/score_dataset.py examples/data.jsonl -o scored.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+WEIGHTS = {"harmfulness": 0.4, "relevance": 0.3, "correctness": 0.3}
+
+
+def build_graders(judge_model: str | None) -> tuple[dict[str, Any], str]:
+    """(grader configs, one line saying which graders are used)."""
+    from rlreward import GraderConfig
+
+    truth = {"reference_response": "ground_truth"}  # the rest of the row stays available
+    if judge_model is not None:
+        from rlreward.graders.judges import CorrectnessGrader, HarmfulnessGrader, RelevanceGrader
+        from rlreward.models.openai import OpenAIChatModel
+
+        model = OpenAIChatModel(model=judge_model)
+        configs = {
+            "harmfulness": GraderConfig(HarmfulnessGrader(model=model)),
+            "relevance": GraderConfig(RelevanceGrader(model=model)),
+            "correctness": GraderConfig(CorrectnessGrader(model=model), mapper=truth),
+        }
+        return configs, f"OPENAI_API_KEY is set: scoring with LLM judges ({judge_model})"
+    from rlreward.graders.reward_function import RewardFunctionGrader
+
+    configs = {
+        "harmfulness": GraderConfig(RewardFunctionGrader("safety", name="harmfulness")),
+        "relevance": GraderConfig(RewardFunctionGrader("semantic_relevance", name="relevance")),
+        "correctness": GraderConfig(
+            RewardFunctionGrader("rouge", name="correctness"), mapper=truth
+        ),
+    }
+    line = (
+        "OPENAI_API_KEY is not set: scoring with offline rule functions "
+        "(safety, semantic_relevance, rouge); set it to use LLM judges"
+    )
+    return configs, line
+
+
+async def compute_training_rewards(rows: list[dict], judge_model: str | None) -> tuple[list, Any]:
+    """Rewards (None where the reward failed) and the full results."""
+    from rlreward import GradingRunner, WeightedSumAggregator
+
+    configs, line = build_graders(judge_model)
+    print(line)
+    # offline "harmfulness" is safety (higher = safer), the judge's is lower-is-better: the
+    # aggregator reads each grader's direction, so the seed's weights apply either way
+    aggregator = WeightedSumAggregator(name="reward", weights=WEIGHTS, on_error="error")
+    runner = GradingRunner(configs, aggregators=aggregator, max_concurrency=32, show_progress=False)
+    async with runner:
+        results = await runner.arun(rows)
+    return results.scores(aggregator.name), results
+
+
+def main(argv: list[str] | None = None) -> list:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("data", help="JSONL with query, response and ground_truth per line")
+    p.add_argument("-o", "--output", default=None, help="write rows + scores as JSONL here")
+    p.add_argument("--judge-model", default=os.environ.get("JUDGE_MODEL", "qwen3-32b"))
+    args = p.parse_args(argv)
+
+    from dotenv import load_dotenv
+
+    from rlreward.dataset import read_jsonl, write_jsonl
+
+    load_dotenv()  # environment setup, as in the seed
+    rows = read_jsonl(args.data)
+    judge = args.judge_model if os.environ.get("OPENAI_API_KEY") else None
+    rewards, results = asyncio.run(compute_training_rewards(rows, judge))
+    print(f"Training rewards: {[None if r is None else round(r, 4) for r in rewards]}")
+    print(results.format_summary())
+    if args.output:
+        records = results.to_records()
+        write_jsonl(
+            args.output, [{**row, "scores": rec} for row, rec in zip(rows, records, strict=True)]
+        )
+        print(f"wrote {len(rows)} scored rows to {Path(args.output)}")
+    if any(r is None for r in rewards):
+        print(json.dumps(results.errors("reward"), indent=1)[:2000])
+    return rewards
+
+
+if __name__ == "__main__":
+    main()
