@@ -146,16 +146,11 @@ class RewardFunctionGrader(Grader):
                 out[i] = s
         return out
 
-    async def _aevaluate(
-        self, response: Any, query: Any = None, reference_response: Any = None, **_: Any
-    ) -> float:
-        text = _as_text(response, "response")
+    async def _aevaluate(self, **fields: Any) -> float:
+        text = _as_text(fields["response"], "response")
+        query, reference = fields.get("query"), fields.get("reference_response")
         prompt = None if query is None else _as_text(query, "query")
-        ref = (
-            None
-            if reference_response is None
-            else _as_text(reference_response, "reference_response")
-        )
+        ref = None if reference is None else _as_text(reference, "reference_response")
         if self._batcher is not None:
             return await self._batcher.submit((text, prompt, ref))
         return self.function.score(text, prompt=prompt, reference=ref)

@@ -164,7 +164,7 @@ class RewardFunction:
         """A JSON-able description (for metadata files and logs)."""
         from dataclasses import asdict, is_dataclass
 
-        params = asdict(self) if is_dataclass(self) else {}
+        params: dict[str, Any] = asdict(self) if is_dataclass(self) else {}
         return {
             "name": self.name,
             "type": type(self).__name__,

@@ -102,6 +102,7 @@ class CompositeReward:
     def __post_init__(self) -> None:
         registry = self.registry or RewardRegistry()
         funcs = self.functions
+        items: list[tuple[str | None, RewardFunction]]
         if isinstance(funcs, Mapping):
             items = [(str(k), _resolve(v, registry, i)) for i, (k, v) in enumerate(funcs.items())]
         elif isinstance(funcs, (str, bytes)) or not isinstance(funcs, Sequence):

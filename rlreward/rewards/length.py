@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from rlreward.errors import ConfigError
 from rlreward.rewards.base import RewardFunction, check_param
@@ -37,7 +38,7 @@ class LengthReward(RewardFunction):
         self._lo_scale = max(1.0, self.tolerance * self.target_min)
         self._hi_scale = max(1.0, self.tolerance * self.target_max)
 
-    def _score_batch(self, texts, prompts, references):  # type: ignore[no-untyped-def]
+    def _score_batch(self, texts: list[str], prompts: Any, references: Any) -> list[float]:
         lo, hi = self.target_min, self.target_max
         los, his = self._lo_scale, self._hi_scale
         exp = math.exp
