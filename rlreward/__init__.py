@@ -62,6 +62,11 @@ _EXPORTS: dict[str, str] = {
     "RewardModelGrader": "rlreward.graders.reward_model",
     "check_model_family": "rlreward.training.family",
     "FamilyMismatchError": "rlreward.training.family",
+    # RL trainer factory (issue 7)
+    "create_rl_trainer": "rlreward.rl.factory",
+    "RLTrainer": "rlreward.rl.trainer",
+    "RLTrainingConfig": "rlreward.rl.config",
+    "BackendUnavailableError": "rlreward.rl.unsloth",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -113,6 +118,10 @@ if TYPE_CHECKING:  # pragma: no cover - static import view for type checkers
     from rlreward.rewards.base import RewardFunction
     from rlreward.rewards.composite import CompositeReward
     from rlreward.rewards.registry import RewardRegistry, get_reward_function, list_reward_functions
+    from rlreward.rl.config import RLTrainingConfig
+    from rlreward.rl.factory import create_rl_trainer
+    from rlreward.rl.trainer import RLTrainer
+    from rlreward.rl.unsloth import BackendUnavailableError
     from rlreward.runner import GraderConfig, GradingRunner
     from rlreward.schema import GraderError, GraderResult, GraderScore
     from rlreward.training.config import RewardModelSourceConfig, RewardModelTrainingConfig
