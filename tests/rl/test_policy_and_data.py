@@ -1,0 +1,124 @@
+"""The policy side (token conventions, warm-up, generation) and the prompt datasets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from rlreward.errors import ConfigError
+
+
+def _tokenizer():
+    from transformers import AutoTokenizer
+
+    from rlreward.embedded import embedded_model_path
+    from rlreward.rl.policy import prepare_policy_tokenizer
+
+    return prepare_policy_tokenizer(AutoTokenizer.from_pretrained(embedded_model_path()))
+
+
+def test_bert_tokenizer_gets_ppo_conventions() -> None:
+    tok = _tokenizer()
+    assert tok.padding_side == "left"
+    assert (tok.eos_token, tok.bos_token, tok.pad_token) == ("[SEP]", "[CLS]", "[PAD]")
+
+
+def test_a_tokenizer_without_pad_pads_with_eos() -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from rlreward.rl.policy import prepare_policy_tokenizer
+
+    raw = Tokenizer(models.WordLevel({"<unk>": 0, "<|endoftext|>": 1, "hi": 2}, unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=raw, unk_token="<unk>", eos_token="<|endoftext|>"
+    )
+    prepare_policy_tokenizer(tok)
+    assert tok.pad_token == "<|endoftext|>" and tok.padding_side == "left"
+
+
+def test_a_query_starts_with_bos_and_never_ends_with_eos() -> None:
+    from rlreward.rl.policy import encode_prompt
+
+    tok = _tokenizer()
+    ids = encode_prompt(tok, "Why is the sky blue?", max_length=32)
+    assert ids[0] == tok.cls_token_id and tok.sep_token_id not in ids
+    assert encode_prompt(tok, "Why is the sky blue?", max_length=3) == ids[-3:]  # keeps the end
+    chat = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Why is the sky blue?"},
+    ]
+    assert encode_prompt(tok, chat, max_length=32) == ids  # no chat template: the last user turn
+
+
+def test_warm_up_teaches_the_policy_to_answer_and_stop() -> None:
+    from rlreward.rl.policy import build_tiny_policy, generate_responses, warm_up_policy
+
+    tok = _tokenizer()
+    model = build_tiny_policy(tok, hidden_size=64, num_layers=1, num_heads=2)
+    texts = ["the sky is blue because air scatters blue light."] * 8
+    result = warm_up_policy(
+        model,
+        tok,
+        texts,
+        prompts=["why is the sky blue?"] * 8,
+        steps=80,
+        batch_size=4,
+        learning_rate=1e-2,
+        show_progress=False,
+    )
+    assert result.last_loss < result.first_loss / 3
+    (answer,) = generate_responses(
+        model, tok, ["why is the sky blue?"], max_new_tokens=16, temperature=0
+    )
+    assert answer == "the sky is blue because air scatters blue light."  # memorised, then eos
+
+
+def test_generate_responses_is_seeded() -> None:
+    from rlreward.rl.policy import build_tiny_policy, generate_responses
+
+    tok = _tokenizer()
+    model = build_tiny_policy(tok, hidden_size=16, num_layers=1, num_heads=2)
+    a = generate_responses(model, tok, ["a", "b", "c"], max_new_tokens=5, seed=3)
+    b = generate_responses(model, tok, ["a", "b", "c"], max_new_tokens=5, seed=3)
+    assert a == b and len(a) == 3
+
+
+def test_prompt_dataset_sources(tmp_path: Path) -> None:
+    import datasets
+
+    from rlreward.rl.data import load_prompt_dataset, shipped_prompts
+
+    shipped = load_prompt_dataset(None)
+    assert list(shipped["prompt"]) == shipped_prompts() and len(shipped) == 48
+    path = tmp_path / "p.jsonl"
+    path.write_text(
+        "\n".join(json.dumps({"question": f"q{i}", "ground_truth": str(i)}) for i in range(5))
+    )
+    ds = load_prompt_dataset(str(path), max_samples=3)
+    assert list(ds["prompt"]) == ["q0", "q1", "q2"] and ds["ground_truth"] == ["0", "1", "2"]
+    assert load_prompt_dataset(["x", "y"])["prompt"] == ["x", "y"]
+    dd = datasets.DatasetDict({"train_prefs": datasets.Dataset.from_dict({"prompt": ["p"]})})
+    assert load_prompt_dataset(dd)["prompt"] == ["p"]  # no 'train' split: the first *train* one
+    with pytest.raises(ConfigError, match="no split 'test'"):
+        load_prompt_dataset(dd, split="test")
+    with pytest.raises(ConfigError, match="has no prompt column .* pass prompt_column"):
+        load_prompt_dataset([{"text": "x"}])
+    assert load_prompt_dataset([{"text": "x"}], prompt_column="text")["prompt"] == ["x"]
+    with pytest.raises(ConfigError, match="cannot load it from the Hugging Face Hub"):
+        load_prompt_dataset("no-such-org/no-such-dataset-rlreward")
+
+
+def test_policy_output_of_a_tiny_model_is_finite() -> None:
+    from rlreward.rl.policy import load_policy
+
+    bundle = load_policy("embedded")
+    assert bundle.embedded and bundle.tokenizer.eos_token == "[SEP]"
+    assert bundle.model.generation_config.eos_token_id == bundle.tokenizer.sep_token_id
+    with torch.no_grad():
+        logits = bundle.model(torch.tensor([[101, 2129]])).logits
+    assert logits.shape[-1] == len(bundle.tokenizer) and torch.isfinite(logits).all()
