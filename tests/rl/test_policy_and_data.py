@@ -60,14 +60,14 @@ def test_warm_up_teaches_the_policy_to_answer_and_stop() -> None:
 
     tok = _tokenizer()
     model = build_tiny_policy(tok, hidden_size=64, num_layers=1, num_heads=2)
-    texts = ["the sky is blue because air scatters blue light."] * 8
+    texts = ["air scatters blue light."] * 4
     result = warm_up_policy(
         model,
         tok,
         texts,
-        prompts=["why is the sky blue?"] * 8,
-        steps=80,
-        batch_size=4,
+        prompts=["why is the sky blue?"] * 4,
+        steps=45,
+        batch_size=2,
         learning_rate=1e-2,
         show_progress=False,
     )
@@ -75,7 +75,7 @@ def test_warm_up_teaches_the_policy_to_answer_and_stop() -> None:
     (answer,) = generate_responses(
         model, tok, ["why is the sky blue?"], max_new_tokens=16, temperature=0
     )
-    assert answer == "the sky is blue because air scatters blue light."  # memorised, then eos
+    assert answer == "air scatters blue light."  # memorised, then eos
 
 
 def test_generate_responses_is_seeded() -> None:
