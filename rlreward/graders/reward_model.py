@@ -47,6 +47,7 @@ def _load(ref: str, device: str, dtype: Any) -> tuple[Any, Any]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     path = Path(ref).expanduser()
+    missing: list[str] = []
     try:
         if (path / "adapter_config.json").is_file() and not (path / "config.json").is_file():
             from peft import AutoPeftModelForSequenceClassification
@@ -56,7 +57,10 @@ def _load(ref: str, device: str, dtype: Any) -> tuple[Any, Any]:
             )
             model = model.merge_and_unload()
         else:
-            model = AutoModelForSequenceClassification.from_pretrained(ref, dtype=dtype)
+            model, info = AutoModelForSequenceClassification.from_pretrained(
+                ref, dtype=dtype, output_loading_info=True
+            )
+            missing = sorted(info.get("missing_keys") or ())
         tokenizer = AutoTokenizer.from_pretrained(ref)
     except (OSError, ValueError) as exc:
         raise ConfigError(
@@ -65,6 +69,12 @@ def _load(ref: str, device: str, dtype: Any) -> tuple[Any, Any]:
             "local directory holding config.json (or adapter_config.json), or a "
             "cached/reachable hub id"
         ) from exc
+    if missing:
+        raise ConfigError(
+            f"RewardModelGrader: {ref!r} is not a trained reward model: its weights lack "
+            f"{missing[:4]}{' ...' if len(missing) > 4 else ''}, which would be random. Train "
+            "one with RewardModelTrainer, or give a sequence-classification reward model"
+        )
     return model.to(device), tokenizer
 
 

@@ -44,9 +44,11 @@ __all__ = ["EMBEDDED_LEARNING_RATE", "RewardModelFidelityError", "RewardModelTra
 
 logger = logging.getLogger(__name__)
 
-#: measured on the shipped texts: 3 epochs at batch 8 reach held-out Spearman >= 0.9
-EMBEDDED_LEARNING_RATE = 1e-4
-#: the seed's recommendation, right for 0.5B+ bases
+#: For the 22M-parameter embedded MiniLM. Held-out Spearman against a 5-function composite
+#: on 400 shipped texts, 3 epochs, head started at the label mean: 0.947 at 2e-4 (batch 8);
+#: with the default head: 0.91 at 2e-4, 0.90 at 1e-4, 0.72 at the seed's 1e-5.
+EMBEDDED_LEARNING_RATE = 2e-4
+#: the seed's recommendation, the usual one for 0.5B+ bases
 LARGE_MODEL_LEARNING_RATE = 1e-5
 _RESERVED = ("text", "prompt", "reference", "composite")
 
@@ -221,7 +223,7 @@ class RewardModelTrainer:
 
     # -- training --------------------------------------------------------------------
     def default_learning_rate(self) -> float:
-        """1e-4 for the embedded MiniLM (measured), the seed's 1e-5 for other bases."""
+        """2e-4 for the embedded MiniLM (measured), the seed's 1e-5 for other bases."""
         return EMBEDDED_LEARNING_RATE if self.is_embedded else LARGE_MODEL_LEARNING_RATE
 
     def settings(self, output_dir: str, **options: Any) -> TrainSettings:
@@ -244,6 +246,7 @@ class RewardModelTrainer:
 
         from rlreward.training.loops import (
             apply_lora,
+            init_head,
             load_base,
             pairwise_trainer,
             regression_trainer,
@@ -262,6 +265,8 @@ class RewardModelTrainer:
         labels = train_rows[s.label_column]
         if s.freeze_embeddings:
             model.get_input_embeddings().requires_grad_(False)
+        if self.objective == "regression":
+            init_head(model, sum(labels) / len(labels))
         if self.use_lora:
             model = apply_lora(model, self.lora_config)
         args = s.hf_kwargs(self.seed)

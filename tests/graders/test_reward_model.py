@@ -109,3 +109,9 @@ def test_spec_type(model_dir, tmp_path):
     assert isinstance(grader, RewardModelGrader) and grader.name == "rm"
     with pytest.raises(ConfigError, match="needs 'model: <hub id or path>'"):
         RewardSpec.from_dict({"graders": {"rm": {"type": "reward_model"}}})
+
+
+def test_a_base_model_with_a_random_head_is_refused():
+    """The embedded MiniLM is a base, not a reward model: its head would be random."""
+    with pytest.raises(ConfigError, match=r"is not a trained reward model: its weights lack \['classifier"):
+        RewardModelGrader("embedded")

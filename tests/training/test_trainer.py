@@ -123,6 +123,11 @@ def test_processing_class_not_tokenizer_and_dynamic_padding(tmp_path):
     assert width < 200, "batches must be padded to their longest text, not to max_length=512"
     assert int(batch["attention_mask"].sum(dim=1).max()) == width  # the longest text fills it
     assert run.input_format == "text"
+    # the regression head starts at the label mean (weights 0), not at random noise around 0
+    labels = run.train_rows["composite"]
+    head = run.model.classifier
+    assert float(head.weight.detach().abs().max()) == 0.0
+    assert float(head.bias.detach()) == pytest.approx(sum(labels) / len(labels), abs=1e-6)
 
 
 def test_gpt2_family_without_pad_token_trains_with_batches(tmp_path, gpt2_dir):
@@ -219,3 +224,28 @@ def test_pairwise_reward_trainer_path(tmp_path, gpt2_dir):
     assert meta["objective"] == "pairwise"
     assert 0.0 <= meta["metrics"]["train"]["pair_accuracy"] <= 1.0
     assert os.path.isfile(os.path.join(out, "config.json"))
+
+
+def test_custom_trained_source_materializes_once(tmp_path, gpt2_dir):
+    from rlreward.graders.reward_model import RewardModelGrader
+    from rlreward.training.config import RewardModelSourceConfig, RewardModelTrainingConfig
+
+    config = RewardModelTrainingConfig(
+        base_model_name=gpt2_dir,
+        training_texts=TEXTS[:24],
+        reward_functions=["length", "safety"],
+        output_dir=str(tmp_path / "custom"),
+        reward_weights=[0.4, 0.6],
+        num_epochs=1,
+        batch_size=4,
+    )
+    source = RewardModelSourceConfig(source_type="custom_trained", training_config=config)
+    path = source.materialize(show_progress=False)
+    assert path == str(tmp_path / "custom")
+    meta = json.loads((tmp_path / "custom" / METADATA_FILE).read_text())
+    assert meta["weights"] == [0.4, 0.6] and meta["training"]["learning_rate"] == 1e-5
+    stamp = (tmp_path / "custom" / METADATA_FILE).stat().st_mtime_ns
+    assert source.materialize() == path  # trained once per config object
+    assert (tmp_path / "custom" / METADATA_FILE).stat().st_mtime_ns == stamp
+    grader = RewardModelGrader(source, normalize="minmax")
+    assert all(0.0 <= s <= 1.0 for s in grader.score_texts(TEXTS[:5]))
