@@ -61,10 +61,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="a short smoke run (tests use it)")
     args = p.parse_args(argv)
-    if args.quick:
-        args.reward_epochs, args.reward_texts, args.episodes = 1, args.reward_texts or 160, 16
-        args.warmup_steps = 40 if args.warmup_steps is None else args.warmup_steps
-        args.eval_prompts, args.eval_samples, args.max_new_tokens = 4, 2, 16
+    if args.quick:  # about a minute: the chain end to end, not a result
+        args.reward_epochs, args.reward_texts, args.episodes = 1, args.reward_texts or 80, 16
+        args.warmup_steps = 20 if args.warmup_steps is None else args.warmup_steps
+        args.eval_prompts, args.eval_samples, args.max_new_tokens = 4, 2, 12
     return args
 
 

@@ -204,9 +204,11 @@ class RLTrainer:
         return model, tokenizer
 
     def _warmup_corpus(self) -> tuple[list[str], list[str] | None]:
+        """(answers, their prompts) to warm up on: the user's prompted reward texts, else
+        the shipped question/answer records, so that the policy learns to answer queries."""
         cfg = self.config
-        if cfg.reward_training_texts:
-            return list(cfg.reward_training_texts), cfg.reward_training_prompts
+        if cfg.reward_training_texts and cfg.reward_training_prompts:
+            return list(cfg.reward_training_texts), list(cfg.reward_training_prompts)
         from rlreward.data import load_reward_records
 
         records = load_reward_records()
