@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,8 @@ def main() -> None:
     start = time.perf_counter()
     subprocess.run(cmd, cwd=ROOT, check=True)
     wall = time.perf_counter() - start
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = usage.ru_utime + usage.ru_stime  # load-independent: what the run itself consumed
     load_after = os.getloadavg()[0]
     m = json.loads((out / "metrics.json").read_text())
     rm, ppo, fixed = m["reward_model"], m["ppo"], m["fixed_prompts"]
@@ -55,6 +58,7 @@ def main() -> None:
             f"< {BUDGET_S:.0f} s",
             "yes" if wall < BUDGET_S else "no",
         ],
+        ["CPU time of the run (user + sys)", f"{cpu:.0f} s ({cpu / wall:.2f} cores busy)", "", ""],
         ["  reward-model training", f"{t.get('reward_model_s', 0):.0f} s", "", ""],
         ["  policy build + warm-up", f"{t.get('policy_s', 0):.0f} s", "", ""],
         [

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rlreward.errors import ConfigError
+from rlreward.rl.config import run_args
 
 __all__ = [
     "build_grpo_reward_spec",
@@ -124,14 +125,7 @@ def make_grpo_config(
         "learning_rate": learning_rate,
         "num_train_epochs": num_epochs,
         "reward_weights": list(reward_weights),
-        "use_cpu": use_cpu,
-        "bf16": bf16 and not use_cpu,
-        "fp16": False,
-        "gradient_checkpointing": False,
-        "report_to": [],
-        "save_strategy": "no",
-        "logging_steps": 1,
-        "seed": seed,
+        **run_args(use_cpu=use_cpu, bf16=bf16, seed=seed),
     }
     kwargs.update(opts)
     return GRPOConfig(**kwargs)

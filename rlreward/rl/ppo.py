@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rlreward.rl.config import run_args
 from rlreward.rl.policy import encode_prompt
 
 __all__ = ["PPOSettings", "build_ppo_dataset", "build_ppo_trainer", "make_ppo_config"]
@@ -113,15 +114,7 @@ def make_ppo_config(
         "learning_rate": learning_rate,
         "stop_token": "eos",
         "num_sample_generations": 0,
-        "use_cpu": use_cpu,
-        "bf16": bf16 and not use_cpu,
-        "fp16": False,
-        "gradient_checkpointing": False,
-        "report_to": [],
-        "save_strategy": "no",
-        "logging_steps": 1,
-        "seed": seed,
-        "disable_tqdm": False,
+        **run_args(use_cpu=use_cpu, bf16=bf16, seed=seed),
     }
     kwargs.update(settings.extra)
     return PPOConfig(**kwargs)

@@ -165,21 +165,13 @@ def test_missing_local_dataset_file() -> None:
 
 def test_family_mismatch_is_caught_before_any_weights_load(tmp_path: Path) -> None:
     """The reward model directory holds a config and a *different* tokenizer but no weights."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import GPT2Config, PreTrainedTokenizerFast
+    from transformers import GPT2Config
 
-    vocab = {
-        "<unk>": 0,
-        "<eos>": 1,
-        **{w: i + 2 for i, w in enumerate(["the", "a", "of", "to", "is", "sky", "blue"])},
-    }
-    raw = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    raw.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=raw, unk_token="<unk>", eos_token="<eos>", pad_token="<eos>"
-    )
+    from tests.training.tiny import word_tokenizer
+
+    tok = word_tokenizer()
     tok.save_pretrained(tmp_path)
-    GPT2Config(vocab_size=len(vocab), n_layer=1, n_embd=8, n_head=1).save_pretrained(tmp_path)
+    GPT2Config(vocab_size=len(tok), n_layer=1, n_embd=8, n_head=1).save_pretrained(tmp_path)
     from rlreward.training.family import FamilyMismatchError
 
     with pytest.raises(FamilyMismatchError, match="tokenizer vocabularies differ") as info:

@@ -102,3 +102,35 @@ def test_ppo_with_a_ready_reward_model_and_a_jsonl_dataset(
     assert [s["reward/mean"] for s in trainer.history] == pytest.approx(
         [s["objective/scores"] for s in trainer.history], abs=1e-5
     )
+
+
+def test_ppo_with_a_gpt2_family_policy_and_reward_model_without_pad(tmp_path: Path) -> None:
+    """DialoGPT-like: no pad token (eos pads), a reward model with a native ``score`` head."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from tests.training.tiny import tiny_gpt2_dir, word_tokenizer
+
+    tok = word_tokenizer()
+    assert tok.pad_token is None
+    reward_dir = tiny_gpt2_dir(tmp_path / "rm", tok)
+    policy_dir = tmp_path / "policy"
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=len(tok), n_embd=16, n_layer=1, n_head=2, n_positions=128)
+    GPT2LMHeadModel(cfg).save_pretrained(policy_dir)
+    tok.save_pretrained(policy_dir)
+    trainer = create_rl_trainer(
+        str(policy_dir),
+        ["how do i boil an egg", "why is the sky blue", "how can i sleep", "save money please"],
+        reward_model_path=str(reward_dir),
+        batch_size=2,
+        max_new_tokens=5,
+        max_prompt_length=8,
+        output_dir=str(tmp_path / "out"),
+        ppo_options=FAST_PPO,
+        show_progress=False,
+    )
+    trainer.train()
+    assert trainer.tokenizer.pad_token == trainer.tokenizer.eos_token  # pads with eos
+    assert len(trainer.history) == 2
+    for step in trainer.history:
+        assert step["objective/scores"] == pytest.approx(step["reward/mean"], abs=1e-5)
