@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reward-texts", type=int, default=None, help="use the first N shipped texts")
     p.add_argument("--episodes", type=int, default=256, help="PPO episodes (rollouts)")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=3e-5, help="PPO learning rate")
+    p.add_argument("--lr", type=float, default=1e-4, help="PPO learning rate")
     p.add_argument("--kl-coef", type=float, default=0.02)
     p.add_argument("--ppo-epochs", type=int, default=2)
     p.add_argument("--max-new-tokens", type=int, default=32)
