@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--warmup-steps", type=int, default=None)
     p.add_argument("--judge-model", default=os.environ.get("JUDGE_MODEL", "qwen3-32b"))
     p.add_argument("--backend", choices=["trl", "unsloth"], default="trl")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: free cores)")
     p.add_argument("--quick", action="store_true", help="2 steps, tiny warm-up (tests use it)")
     args = p.parse_args(argv)
     if args.quick:
@@ -59,8 +60,10 @@ def main(argv: list[str] | None = None) -> dict:
     from dotenv import load_dotenv
 
     from rlreward.rl import create_rl_trainer
+    from rlreward.rl.threads import set_cpu_threads
 
     load_dotenv()
+    print(f"CPU threads: {set_cpu_threads(args.threads)} (cores other processes leave free)")
     spec = None
     if os.environ.get("OPENAI_API_KEY"):
         spec = judge_spec(args.judge_model)

@@ -122,3 +122,20 @@ def test_policy_output_of_a_tiny_model_is_finite() -> None:
     with torch.no_grad():
         logits = bundle.model(torch.tensor([[101, 2129]])).logits
     assert logits.shape[-1] == len(bundle.tokenizer) and torch.isfinite(logits).all()
+
+
+def test_cpu_threads_follow_the_free_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from rlreward.rl import threads
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.4, 0.0, 0.0))
+    assert threads.free_cores() == 1  # both cores busy elsewhere: one thread, never zero
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.0, 0.0))
+    assert threads.free_cores() == 2
+    before = torch.get_num_threads()
+    try:
+        assert threads.set_cpu_threads(1) == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
