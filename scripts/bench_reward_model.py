@@ -85,14 +85,20 @@ def main() -> None:
     ap.add_argument("--n-train", type=int, default=400, help="training texts (20%% held out)")
     ap.add_argument("--epochs", type=float, default=1.0)
     ap.add_argument("--n-score", type=int, default=512, help="texts to score")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads (0: the cores other processes leave free)",
+    )
     ap.add_argument("--no-append", action="store_true", help="do not append to BENCHMARKS.md")
     args = ap.parse_args()
 
     import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    from rlreward.rl.threads import set_cpu_threads
+
+    set_cpu_threads(args.threads or None)
 
     texts = load_reward_texts()
     score_texts = (texts * (args.n_score // len(texts) + 1))[: args.n_score]
