@@ -82,8 +82,8 @@ def bench_scoring(model_dir: str, texts: list[str], device: str) -> list[tuple[s
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n-train", type=int, default=400, help="training texts (20%% held out)")
-    ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--n-train", type=int, default=672, help="training texts (20%% held out)")
+    ap.add_argument("--epochs", type=float, default=3.0)
     ap.add_argument("--n-score", type=int, default=512, help="texts to score")
     ap.add_argument(
         "--threads",
@@ -110,7 +110,7 @@ def main() -> None:
         rho = meta["metrics"]["eval"]["spearman"]
         rows.append(
             [
-                "cpu" if not torch.cuda.is_available() else "cuda (bf16)",
+                "cpu (fp32)" if not torch.cuda.is_available() else "cuda (bf16)",
                 f"training, {meta['training']['n_train']} texts x {args.epochs} epoch(s), batch 8",
                 f"{sps:,.1f} samples/s",
                 f"held-out Spearman {rho:.3f}",
