@@ -527,8 +527,7 @@ def make(style: str, prompt: str, facts: list[str], rng: random.Random) -> str:
         extra = "It is a wonderful thing to learn, and you will be glad you did!"
         return (
             f"{rng.choice(OPENERS)} I love this topic. {prompt.rstrip('?')} is a great thing "
-            "to ask "
-            f"about.\n\n{' '.join(facts)}\n\n{extra} {rng.choice(CLOSERS)}"
+            f"to ask about.\n\n{' '.join(facts)}\n\n{extra} {rng.choice(CLOSERS)}"
         ).strip()
     raise ValueError(style)
 

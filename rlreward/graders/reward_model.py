@@ -65,9 +65,8 @@ def _load(ref: str, device: str, dtype: Any) -> tuple[Any, Any]:
     except (OSError, ValueError) as exc:
         raise ConfigError(
             f"RewardModelGrader: cannot load reward model {ref!r} ({type(exc).__name__}: "
-            f"{exc}); give a "
-            "local directory holding config.json (or adapter_config.json), or a "
-            "cached/reachable hub id"
+            f"{exc}); give a local directory holding config.json (or adapter_config.json), "
+            "or a cached/reachable hub id"
         ) from exc
     if missing:
         raise ConfigError(
@@ -172,8 +171,7 @@ class RewardModelGrader(Grader):
         if getattr(self.model.config, "num_labels", 1) != 1:
             raise ConfigError(
                 f"{owner}: {source!r} has num_labels={self.model.config.num_labels}; a reward "
-                "model "
-                "outputs one score per sequence (num_labels=1)"
+                "model outputs one score per sequence (num_labels=1)"
             )
         ensure_pad_token(self.tokenizer, self.model)
         self.model.eval()
@@ -187,9 +185,8 @@ class RewardModelGrader(Grader):
             if not stats:
                 raise ConfigError(
                     f"{owner}: normalize='minmax' needs score_bounds=(low, high); this model "
-                    "has no "
-                    "rlreward metadata to take them from (use normalize='sigmoid' or give the "
-                    "bounds)"
+                    "has no rlreward metadata to take them from (use normalize='sigmoid' or "
+                    "give the bounds)"
                 )
             bounds = (stats["min"], stats["max"])
         try:

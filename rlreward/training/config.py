@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal
 from rlreward.errors import ConfigError
 from rlreward.training.validation import (
     MIN_TRAINING_TEXTS,
+    SEED_HYPERPARAMETERS,
     RewardFunctionRef,
     check_hyperparameters,
     nonempty_str,
@@ -95,16 +96,7 @@ class RewardModelTrainingConfig:
         self.reward_weights = validate_weights(
             o, "reward_weights", self.reward_weights, len(self.reward_functions)
         )
-        names = (
-            "num_epochs",
-            "learning_rate",
-            "batch_size",
-            "gradient_accumulation_steps",
-            "max_length",
-            "eval_fraction",
-            "objective",
-            "min_spearman",
-        )
+        names = (*SEED_HYPERPARAMETERS, "objective", "min_spearman")
         check_hyperparameters(o, {n: getattr(self, n) for n in names})
 
     def build_trainer(self) -> Any:

@@ -71,8 +71,8 @@ def ensure_pad_token(tokenizer: Any, model: Any = None) -> None:
         if fallback is None:
             raise ConfigError(
                 f"tokenizer {getattr(tokenizer, 'name_or_path', '')!r} has no pad, eos or unk "
-                "token; "
-                "set tokenizer.pad_token to a token of its vocabulary before training or scoring"
+                "token; set tokenizer.pad_token to a token of its vocabulary before training "
+                "or scoring"
             )
         tokenizer.pad_token = fallback
         logger.info("tokenizer has no pad token; using %r", fallback)
@@ -155,8 +155,7 @@ def score_ids(model: Any, tokenizer: Any, ids: Sequence[list[int]], batch_size: 
                 if logits.ndim != 2 or logits.shape[-1] != 1:
                     raise ConfigError(
                         f"the reward model returned logits of shape {tuple(logits.shape)}; a "
-                        "reward "
-                        "model must output one score per sequence (num_labels=1)"
+                        "reward model must output one score per sequence (num_labels=1)"
                     )
                 for i, v in zip(idx, logits[:, 0].float().cpu().tolist(), strict=True):
                     out[i] = v

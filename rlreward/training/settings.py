@@ -12,7 +12,11 @@ from typing import Any
 
 from rlreward.errors import ConfigError
 from rlreward.training.encoding import check_input_format
-from rlreward.training.validation import check_hyperparameters, nonempty_str
+from rlreward.training.validation import (
+    SEED_HYPERPARAMETERS,
+    check_hyperparameters,
+    nonempty_str,
+)
 
 __all__ = ["TrainSettings"]
 
@@ -84,16 +88,6 @@ class TrainSettings:
 
     def as_metadata(self) -> dict[str, Any]:
         """The JSON-able settings recorded in the model's metadata."""
-        keep = (
-            "num_epochs",
-            "learning_rate",
-            "batch_size",
-            "gradient_accumulation_steps",
-            "max_length",
-            "eval_fraction",
-            "freeze_embeddings",
-            "warmup_ratio",
-            "weight_decay",
-        )
+        keep = (*SEED_HYPERPARAMETERS, "freeze_embeddings", "warmup_ratio", "weight_decay")
         d = asdict(self)
         return {k: d[k] for k in keep}

@@ -15,6 +15,7 @@ from rlreward.errors import ConfigError
 __all__ = [
     "MIN_TRAINING_TEXTS",
     "OBJECTIVES",
+    "SEED_HYPERPARAMETERS",
     "check_hyperparameters",
     "check_number",
     "nonempty_str",
@@ -25,6 +26,15 @@ __all__ = [
 
 MIN_TRAINING_TEXTS = 10
 OBJECTIVES = ("regression", "pairwise")
+#: the seed's training hyperparameters (config fields and train_reward_model arguments)
+SEED_HYPERPARAMETERS = (
+    "num_epochs",
+    "learning_rate",
+    "batch_size",
+    "gradient_accumulation_steps",
+    "max_length",
+    "eval_fraction",
+)
 
 RewardFunctionRef = Any  # a registry name, a RewardFunction, or a batch callable
 

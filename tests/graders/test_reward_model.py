@@ -113,5 +113,20 @@ def test_spec_type(model_dir, tmp_path):
 
 def test_a_base_model_with_a_random_head_is_refused():
     """The embedded MiniLM is a base, not a reward model: its head would be random."""
-    with pytest.raises(ConfigError, match=r"is not a trained reward model: its weights lack \['classifier"):
+    with pytest.raises(
+        ConfigError, match=r"is not a trained reward model: its weights lack \['classifier"
+    ):
         RewardModelGrader("embedded")
+
+
+def test_pickle_round_trip(grader):
+    """TRL and Ray pickle reward callables; the loop-bound batcher is rebuilt."""
+    import pickle
+
+    clone = pickle.loads(pickle.dumps(grader))
+    assert clone.score_texts(TEXTS) == pytest.approx(grader.score_texts(TEXTS), abs=1e-6)
+
+    async def one():
+        return await clone.aevaluate(response=TEXTS[0])
+
+    assert asyncio.run(one()).score == pytest.approx(grader.score_texts(TEXTS[:1])[0], abs=1e-6)

@@ -153,6 +153,7 @@ def test_gpt2_family_without_pad_token_trains_with_batches(tmp_path, gpt2_dir):
     assert meta["reward_functions"] == ["length", "sentiment"]
     assert meta["model_type"] == "gpt2" and meta["objective"] == "regression"
     assert meta["metrics"]["eval"]["n"] == 8 and meta["training"]["n_train"] == 32
+    assert trainer.last_metrics["eval"] == meta["metrics"]["eval"]
     assert not any(p.name.startswith("checkpoint") for p in (tmp_path / "rm").iterdir())
 
 
