@@ -28,7 +28,16 @@ from rlreward.training.validation import (
     validate_weights,
 )
 
-__all__ = ["SOURCE_TYPES", "RewardModelSourceConfig", "RewardModelTrainingConfig"]
+__all__ = [
+    "MIN_TRAINING_TEXTS",
+    "SOURCE_TYPES",
+    "RewardModelSourceConfig",
+    "RewardModelTrainingConfig",
+    # re-exported from rlreward.training.validation (the RL trainer factory uses them)
+    "validate_reward_functions",
+    "validate_texts",
+    "validate_weights",
+]
 
 SOURCE_TYPES = ("custom_trained", "pretrained_hf", "pretrained_local")
 #: files that make a directory loadable as a (possibly adapter-only) model
