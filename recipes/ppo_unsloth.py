@@ -58,7 +58,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--eval-prompts", type=int, default=12, help="held-out prompts for the check")
     p.add_argument("--eval-samples", type=int, default=8, help="samples per held-out prompt")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: free cores)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="CPU threads (default: the free cores)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="a short smoke run (tests use it)")
     args = p.parse_args(argv)
@@ -170,7 +172,9 @@ def main(argv: list[str] | None = None) -> dict:
     if backend != "unsloth":
         from rlreward.rl.threads import set_cpu_threads
 
-        print(f"CPU threads: {set_cpu_threads(args.threads)} (cores other processes leave free)")
+        print(
+            f"CPU threads: {set_cpu_threads(args.threads)} (the cores other processes leave free)"
+        )
     from rlreward.data import load_reward_records
     from rlreward.rl import create_rl_trainer
     from rlreward.rl.data import load_prompt_dataset
