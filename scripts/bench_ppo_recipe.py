@@ -18,7 +18,6 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,12 +33,13 @@ def main() -> None:
     p.add_argument(
         "--no-append", action="store_true", help="print only; do not touch BENCHMARKS.md"
     )
-    p.add_argument("--output-dir", default=None, help="default: a temporary directory")
+    p.add_argument("--output-dir", default=None, help="default: the recipe's (outputs/ppo_unsloth)")
     p.add_argument("recipe_args", nargs="*", help="arguments for the recipe (after --)")
     args = p.parse_args()
 
-    out = Path(args.output_dir or tempfile.mkdtemp(prefix="ppo_recipe_"))
-    cmd = [sys.executable, "recipes/ppo_unsloth.py", "--output-dir", str(out), *args.recipe_args]
+    out = ROOT / (args.output_dir or "outputs/ppo_unsloth")
+    extra = ["--output-dir", str(out)] if args.output_dir else []
+    cmd = [sys.executable, "recipes/ppo_unsloth.py", *extra, *args.recipe_args]
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
     subprocess.run(cmd, cwd=ROOT, check=True)
@@ -96,7 +96,8 @@ def main() -> None:
     ]
     body = table(["measure", "value", "target", "met"], rows)
     body += (
-        f"\n\nBackend: {m['backend']}; policy: {m['policy']}. Load average "
+        f"\n\nRuns `{' '.join(['python', *cmd[1:]]).replace(str(ROOT) + '/', '')}`. "
+        f"Backend: {m['backend']}; policy: {m['policy']}. Load average "
         f"{load_before:.2f} before, {load_after:.2f} after (other work shares the 2 cores). "
         "Baseline, the issue's feasibility run: whole chain about 4 minutes, PPO ~2.5 s/step, "
         "reward 0.75 -> 0.9 in 32 steps."
