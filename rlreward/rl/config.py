@@ -316,6 +316,12 @@ class RLTrainingConfig:
             value = getattr(self, name)
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{_OWNER}: {name} must be a dict, got {_short(value)}")
+        if self.backend == "unsloth" and self.load_in_4bit and self.use_lora is False:
+            raise ConfigError(
+                f"{_OWNER}: backend='unsloth' with load_in_4bit=True and use_lora=False cannot "
+                "train (4-bit weights are frozen); set use_lora=True (the default) or "
+                "load_in_4bit=False"
+            )
         if self.algorithm == "grpo":
             from rlreward.rl.grpo import check_num_generations
 

@@ -233,6 +233,7 @@ def warm_up_policy(
     opt = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.05, 1.0 - s / max(1, steps)))
     pad = tokenizer.pad_token_id
+    device = next(model.parameters()).device
     model.train()
     start = time.perf_counter()
     losses: list[float] = []
@@ -243,8 +244,8 @@ def warm_up_policy(
             order += rng.sample(range(len(encoded)), len(encoded))
         batch = [encoded[order.pop()] for _ in range(min(batch_size, len(encoded)))]
         width = max(len(b) for b in batch)
-        ids = torch.tensor([b + [pad] * (width - len(b)) for b in batch])
-        mask = torch.tensor([[1] * len(b) + [0] * (width - len(b)) for b in batch])
+        ids = torch.tensor([b + [pad] * (width - len(b)) for b in batch], device=device)
+        mask = torch.tensor([[1] * len(b) + [0] * (width - len(b)) for b in batch], device=device)
         labels = ids.masked_fill(mask == 0, -100)
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()

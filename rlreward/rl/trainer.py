@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -22,54 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from rlreward.rl.config import RLTrainingConfig
+from rlreward.rl.history import StepLogger
 
-__all__ = ["POLICY_METADATA_FILE", "RLTrainer", "StepLogger"]
+__all__ = ["POLICY_METADATA_FILE", "RLTrainer"]
 
 logger = logging.getLogger(__name__)
 
 POLICY_METADATA_FILE = "rlreward_policy.json"
 #: supervised warm-up steps of the embedded tiny policy (a random policy does not learn under PPO)
 EMBEDDED_WARMUP_STEPS = 300
-
-
-class StepLogger:
-    """One record per logged RL step: TRL's metrics plus, for PPO, the reward batch statistics."""
-
-    def __init__(self, reward_model: Any | None = None) -> None:
-        self.reward_model = reward_model
-        self.records: list[dict[str, float]] = []
-
-    def record(self, logs: dict[str, Any], step: int) -> None:
-        if "train_runtime" in logs:
-            return  # the end-of-training summary, not a step
-        rec = {"step": float(step), **{k: float(v) for k, v in logs.items() if _is_number(v)}}
-        hist = getattr(self.reward_model, "history", None)
-        if hist:  # the text-level reward's batches scored since the last log
-            n = sum(h["n"] for h in hist)
-            rec["reward/mean"] = sum(h["mean"] * h["n"] for h in hist) / n
-            rec["reward/min"] = min(h["min"] for h in hist)
-            rec["reward/max"] = max(h["max"] for h in hist)
-            hist.clear()
-        self.records.append(rec)
-
-    def callback(self) -> Any:
-        """A ``transformers.TrainerCallback`` feeding this logger."""
-        from transformers import TrainerCallback
-
-        owner = self
-
-        class _StepLogCallback(TrainerCallback):
-            def on_log(
-                self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any
-            ) -> None:
-                if logs:
-                    owner.record(dict(logs), state.global_step)
-
-        return _StepLogCallback()
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 class RLTrainer:
@@ -154,53 +114,57 @@ class RLTrainer:
         """The policy and tokenizer (unsloth or transformers), warmed up when configured."""
         if self.policy is not None:
             return self.policy, self.tokenizer
-        from rlreward.rl.policy import (
-            load_policy,
-            prepare_policy_tokenizer,
-            sync_generation_ids,
-            warm_up_policy,
-        )
+        from rlreward.rl.policy import is_embedded_policy, load_policy, warm_up_policy
 
         cfg = self.config
         start = time.perf_counter()
-        bundle = load_policy(cfg.model_name, seed=cfg.seed)
+        embedded = is_embedded_policy(cfg.model_name)
         steps = cfg.policy_warmup_steps
         if steps is None:
-            steps = EMBEDDED_WARMUP_STEPS if bundle.embedded else 0
-        if steps:
-            texts, prompts = self._warmup_corpus()
-            self.warmup = warm_up_policy(
-                bundle.model,
-                bundle.tokenizer,
-                texts,
-                prompts=prompts,
-                steps=steps,
-                seed=cfg.seed,
-                show_progress=cfg.show_progress,
-            )
-        model, tokenizer = bundle.model, bundle.tokenizer
-        if cfg.backend == "unsloth":
-            from rlreward.rl.unsloth import load_unsloth_policy
-
-            source = cfg.model_name
-            if bundle.embedded:  # unsloth loads from a directory: hand it the warmed-up policy
+            steps = EMBEDDED_WARMUP_STEPS if embedded else 0
+        if cfg.backend == "unsloth" and not embedded and not steps:
+            model, tokenizer = self._load_unsloth(cfg.model_name, cfg.load_in_4bit)
+        else:
+            bundle = load_policy(cfg.model_name, seed=cfg.seed)
+            model, tokenizer = bundle.model, bundle.tokenizer
+            if steps:
+                texts, prompts = self._warmup_corpus()
+                self.warmup = warm_up_policy(
+                    model,
+                    tokenizer,
+                    texts,
+                    prompts=prompts,
+                    steps=steps,
+                    seed=cfg.seed,
+                    show_progress=cfg.show_progress,
+                )
+            if cfg.backend == "unsloth":  # unsloth loads from a directory: hand it this policy
                 source = os.path.join(os.fspath(cfg.output_dir), "warmed_up_policy")
                 model.save_pretrained(source)
                 tokenizer.save_pretrained(source)
-            del model
-            model, tokenizer = load_unsloth_policy(
-                source,
-                max_seq_length=cfg.max_seq_length,
-                load_in_4bit=cfg.load_in_4bit and not bundle.embedded,
-                lora=cfg.lora,
-                lora_r=cfg.lora_r,
-                lora_alpha=cfg.lora_alpha,
-                seed=cfg.seed,
-            )
-            tokenizer = prepare_policy_tokenizer(tokenizer)
-            sync_generation_ids(model, tokenizer)
+                del model, bundle
+                # a tiny in-process policy is not worth quantising
+                model, tokenizer = self._load_unsloth(source, cfg.load_in_4bit and not embedded)
         self.policy, self.tokenizer = model, tokenizer
         self.timings["policy_s"] = time.perf_counter() - start
+        return model, tokenizer
+
+    def _load_unsloth(self, source: str, load_in_4bit: bool) -> tuple[Any, Any]:
+        from rlreward.rl.policy import prepare_policy_tokenizer, sync_generation_ids
+        from rlreward.rl.unsloth import load_unsloth_policy
+
+        cfg = self.config
+        model, tokenizer = load_unsloth_policy(
+            source,
+            max_seq_length=cfg.max_seq_length,
+            load_in_4bit=load_in_4bit,
+            lora=cfg.lora,
+            lora_r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            seed=cfg.seed,
+        )
+        tokenizer = prepare_policy_tokenizer(tokenizer)
+        sync_generation_ids(model, tokenizer)
         return model, tokenizer
 
     def _warmup_corpus(self) -> tuple[list[str], list[str] | None]:

@@ -155,6 +155,15 @@ def test_ppo_options_are_checked() -> None:
     _raises("ppo_options has unknown keys \\['kl'\\]", ppo_options={"kl": 0.1}, **CUSTOM)
 
 
+def test_unsloth_4bit_needs_lora() -> None:
+    _raises(
+        "load_in_4bit=True and use_lora=False cannot train",
+        backend="unsloth",
+        use_lora=False,
+        **CUSTOM,
+    )
+
+
 def test_missing_local_dataset_file() -> None:
     _raises(
         "dataset_name='prompts.jsonl' looks like a local file but does not exist",
