@@ -73,3 +73,28 @@ def test_grpo_trl_quick_run_without_a_key(
     assert metrics["judges"] is False and metrics["reward_trend"]["steps"] == 2
     assert "rewards/safety/mean" in metrics["history"][-1]
     assert (tmp_path / "grpo" / "metrics.json").is_file()
+
+
+def test_grpo_trl_quick_run_with_llm_judges(
+    openai_server,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_server.url)
+    metrics = _load("grpo_trl").main(
+        ["--quick", "--judge-model", "judge", "--output-dir", str(tmp_path / "g")]
+    )
+    assert (
+        "LLM judges relevance + harmfulness (judge) join the rule functions"
+        in capsys.readouterr().out
+    )
+    last = metrics["history"][-1]
+    assert {"rewards/relevance/mean", "rewards/harmfulness/mean", "rewards/safety/mean"} <= set(
+        last
+    )
+    assert last["rlreward/relevance/error_rate"] == 0.0
+    # 2 steps x 4 completions, two judges each (the result cache may answer repeats)
+    assert 0 < openai_server.n_requests <= 16
