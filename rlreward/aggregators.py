@@ -5,6 +5,12 @@ An aggregator is any callable ``{grader name: GraderScore | GraderError} -> resu
 *bound* to the runner's graders), so it normalises every score to [0, 1] and turns
 lower-is-better graders around before weighting; what happens when a grader failed is
 an explicit ``on_error`` policy.
+
+This is the only place a composite reward is computed. Adapters read a bound
+aggregator's public view (``grader_weights``, ``score_ranges``, ``aligned``) and each
+row's published ``metadata["components"]``; they never re-derive normalisation.
+Naming rule for anything logged or written (``aligned_key``): a grader's bare name
+carries its raw score, ``<grader>__aligned`` the value this module weighs.
 """
 
 from __future__ import annotations
@@ -12,19 +18,27 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 
 from rlreward.errors import ConfigError
 from rlreward.schema import GraderError, GraderResult, GraderScore
 
 __all__ = [
+    "ALIGNED_SUFFIX",
     "Aggregator",
     "AggregatorLike",
     "WeightedSumAggregator",
     "aggregator_name",
+    "aligned_key",
     "bind_aggregators",
     "normalise_score",
 ]
+
+#: The naming rule for every logged or written value: a grader's bare name carries its
+#: RAW score (its own range and direction); ``<grader>__aligned`` carries the value the
+#: aggregator weighs (on [0, 1], higher = better).
+ALIGNED_SUFFIX = "__aligned"
 
 OnError = Literal["error", "renormalize", "zero"]
 ON_ERROR_CHOICES: tuple[str, ...] = ("error", "renormalize", "zero")
@@ -50,6 +64,11 @@ def aggregator_name(agg: Any) -> str:
     return name
 
 
+def aligned_key(grader: str) -> str:
+    """The key of a grader's aligned value in logs and columns: ``<grader>__aligned``."""
+    return grader + ALIGNED_SUFFIX
+
+
 def normalise_score(
     score: float, score_range: tuple[float, float] | None, higher_is_better: bool
 ) -> float:
@@ -59,6 +78,34 @@ def normalise_score(
     low, high = score_range
     x = (score - low) / (high - low)
     return x if higher_is_better else 1.0 - x
+
+
+@dataclass(frozen=True)
+class _Term:
+    """How one bound grader's raw score becomes its aligned value."""
+
+    score_range: tuple[float, float] | None
+    higher_is_better: bool
+    clip: bool  # explicit ``bounds``: scores outside them are clipped to them
+
+
+def _check_bounds(bounds: Any) -> dict[str, tuple[float, float]]:
+    if not isinstance(bounds, Mapping) or not bounds:
+        raise ConfigError(
+            "WeightedSumAggregator.bounds must be a non-empty dict {grader name: [low, high]} "
+            f"or None, got {bounds!r}"
+        )
+    out: dict[str, tuple[float, float]] = {}
+    for k, pair in bounds.items():
+        ok = isinstance(pair, (list, tuple)) and len(pair) == 2
+        ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair)
+        if not ok or not all(math.isfinite(v) for v in pair) or not pair[0] < pair[1]:
+            raise ConfigError(
+                f"WeightedSumAggregator.bounds[{k!r}]={pair!r}: give [low, high], two finite "
+                "numbers with low < high (the scores that count as worst and best)"
+            )
+        out[str(k)] = (float(pair[0]), float(pair[1]))
+    return out
 
 
 @dataclass
@@ -74,14 +121,27 @@ class WeightedSumAggregator:
             ``"error"`` (default) the aggregate is a GraderError;
             ``"renormalize"`` use the remaining graders, weights rescaled;
             ``"zero"`` count the failed grader as its worst score (0 after normalising).
+            ``"zero"`` needs every weighted grader bounded (a ``score_range``, or
+            ``bounds`` here): on an unbounded scale 0 is not the worst score, so binding
+            refuses it.
+        bounds: ``{grader name: (low, high)}``, the range to normalise a grader by in
+            place of its own ``score_range`` (for unbounded graders such as raw reward
+            models); scores outside it are clipped to it.
+
+    Bound (``bind``, done by ``GradingRunner``), it publishes what adapters need, so
+    nothing outside this module re-derives normalisation: ``grader_weights`` (the
+    normalised weights), ``score_ranges`` (the range each grader is normalised by) and
+    ``aligned(grader, result)`` (a grader's value as this aggregator weighs it).
+    Every result carries ``metadata["components"]``: ``{grader: aligned value}`` for
+    each weighted grader that scored (failed ones as 0.0 under ``"zero"``).
     """
 
     name: str = "reward"
     weights: Mapping[str, float] | None = None
     on_error: OnError = "error"
-    _specs: dict[str, tuple[float, tuple[float, float] | None, bool]] | None = field(
-        default=None, init=False, repr=False
-    )
+    bounds: Mapping[str, Sequence[float]] | None = None
+    _terms: dict[str, _Term] | None = field(default=None, init=False, repr=False)
+    _weights: dict[str, float] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -107,42 +167,97 @@ class WeightedSumAggregator:
                         "> 0 (leave a grader out of `weights` to give it no weight)"
                     )
             self.weights = {k: float(v) for k, v in self.weights.items()}
+        if self.bounds is not None:
+            self.bounds = _check_bounds(self.bounds)
 
     def bind(self, graders: Mapping[str, Any]) -> WeightedSumAggregator:
-        """A copy that knows the graders' ranges and directions; checks weight names."""
+        """A copy that knows the graders' ranges and directions; checks the names it is given."""
         weights = self.weights or {n: 1.0 for n in graders}
-        unknown = sorted(set(weights) - set(graders))
-        if unknown:
+        bounds = dict(self.bounds or {})
+        for what, names in (("weights", weights), ("bounds", bounds)):
+            unknown = sorted(set(names) - set(graders))
+            if unknown:
+                raise ConfigError(
+                    f"WeightedSumAggregator {self.name!r}: {what} name unknown graders "
+                    f"{unknown}; graders are {sorted(graders)}"
+                )
+        terms: dict[str, _Term] = {}
+        for n, g in graders.items():
+            rng = getattr(g, "score_range", (0.0, 1.0))
+            terms[n] = _Term(
+                bounds.get(n, None if rng is None else (float(rng[0]), float(rng[1]))),
+                bool(getattr(g, "higher_is_better", True)),
+                n in bounds,
+            )
+        unbounded = sorted(n for n in weights if terms[n].score_range is None)
+        if unbounded and self.on_error == "zero":
             raise ConfigError(
-                f"WeightedSumAggregator {self.name!r}: weights name unknown graders {unknown}; "
-                f"graders are {sorted(graders)}"
+                f"WeightedSumAggregator {self.name!r}: on_error='zero' counts a failed grader "
+                f"as its worst score, but {unbounded} have no score_range (unbounded), so 0 is "
+                "not their worst; give them bounds, e.g. WeightedSumAggregator(bounds="
+                f"{{{unbounded[0]!r}: (low, high)}}) (spec: `bounds: {{{unbounded[0]}: "
+                "[low, high]}`), a bounded grader (a reward model with normalize='sigmoid'), "
+                "or on_error='renormalize'/'error'"
             )
         total = math.fsum(weights.values())
-        specs = {}
-        for n, w in weights.items():
-            g = graders[n]
-            specs[n] = (
-                w / total,
-                getattr(g, "score_range", (0.0, 1.0)),
-                getattr(g, "higher_is_better", True),
-            )
         bound = replace(self)
-        bound._specs = specs
+        bound._terms = terms
+        bound._weights = {n: w / total for n, w in weights.items()}
         return bound
 
-    def __call__(self, results: Mapping[str, GraderResult]) -> GraderResult:
-        specs = self._specs
-        if specs is None:
+    def _bound_terms(self) -> dict[str, _Term]:
+        if self._terms is None:
             raise ConfigError(
                 f"WeightedSumAggregator {self.name!r} is not bound to graders; pass it to "
                 "GradingRunner(aggregators=...) or call .bind({name: grader})"
             )
+        return self._terms
+
+    @property
+    def is_bound(self) -> bool:
+        return self._terms is not None
+
+    @property
+    def grader_weights(self) -> Mapping[str, float]:
+        """``{grader: weight}`` of the weighted graders, normalised to sum 1 (read-only)."""
+        self._bound_terms()
+        return MappingProxyType(self._weights)
+
+    @property
+    def score_ranges(self) -> Mapping[str, tuple[float, float] | None]:
+        """``{grader: (low, high)}`` each bound grader is normalised by (None: unbounded)."""
+        return MappingProxyType({n: t.score_range for n, t in self._bound_terms().items()})
+
+    def aligned(self, grader: str, result: GraderResult | None) -> float | None:
+        """``grader``'s value as this aggregator weighs it (None when it did not score).
+
+        On [0, 1] with higher = better for bounded graders; an unbounded grader's raw
+        score, sign-flipped when lower is better.
+        """
+        terms = self._bound_terms()
+        term = terms.get(grader)
+        if term is None:
+            raise ConfigError(
+                f"WeightedSumAggregator {self.name!r} has no grader {grader!r}; "
+                f"graders are {sorted(terms)}"
+            )
+        if not isinstance(result, GraderScore):
+            return None
+        score = result.score
+        if term.clip and term.score_range is not None:
+            score = min(max(score, term.score_range[0]), term.score_range[1])
+        return normalise_score(score, term.score_range, term.higher_is_better)
+
+    def __call__(self, results: Mapping[str, GraderResult]) -> GraderResult:
+        self._bound_terms()
+        weights = self._weights
         components: dict[str, float] = {}
         failed: dict[str, str] = {}
-        for n, (_, rng, hib) in specs.items():
+        for n in weights:
             r = results.get(n)
-            if isinstance(r, GraderScore):
-                components[n] = normalise_score(r.score, rng, hib)
+            value = self.aligned(n, r)
+            if value is not None:
+                components[n] = value
             else:
                 failed[n] = r.error if isinstance(r, GraderError) else "no result"
         meta: dict[str, Any] = {"components": components, "policy": self.on_error}
@@ -154,14 +269,14 @@ class WeightedSumAggregator:
                     "graders failed: " + "; ".join(f"{k}: {v}" for k, v in failed.items()),
                     meta,
                 )
-            if self.on_error == "zero":
-                components = {**components, **dict.fromkeys(failed, 0.0)}
+            if self.on_error == "zero":  # published too: the worst score is what counted
+                components.update(dict.fromkeys(failed, 0.0))
         if not components:
             return GraderError(self.name, "every weighted grader failed", meta)
-        wsum = math.fsum(specs[n][0] for n in components)
-        score = math.fsum(specs[n][0] * v for n, v in components.items()) / wsum
+        wsum = math.fsum(weights[n] for n in components)
+        score = math.fsum(weights[n] * v for n, v in components.items()) / wsum
         meta["used"] = sorted(components)
-        meta["weights"] = {n: specs[n][0] / wsum for n in components}
+        meta["weights"] = {n: weights[n] / wsum for n in components}
         reason = ", ".join(f"{n}={v:.3f}" for n, v in components.items())
         return GraderScore(self.name, score, f"weighted mean of {reason}", meta)
 

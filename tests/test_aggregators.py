@@ -200,3 +200,91 @@ def test_seed_workflow_rewards_safety_not_harm():
     res = GradingRunner(configs, aggregators=agg, show_progress=False).run(rows)
     good, bad = res.scores("reward")
     assert good == pytest.approx(1.0) and bad < good
+
+
+def test_zero_publishes_the_failed_grader_as_worst_in_components():
+    r = run(WeightedSumAggregator(name="r", on_error="zero"), failing_graders())["r"][0]
+    assert r.metadata["components"] == pytest.approx(
+        {"harmfulness": 0.9, "relevance": 0.0, "stars": 0.75}
+    )
+    assert r.metadata["failed"].keys() == {"relevance"}
+
+
+def test_bound_aggregator_publishes_weights_ranges_and_aligned_values():
+    agg = WeightedSumAggregator(name="r", weights={"harmfulness": 3, "stars": 1})
+    with pytest.raises(ConfigError, match="not bound"):
+        agg.grader_weights  # noqa: B018
+    bound = agg.bind(graders())
+    assert bound.is_bound and not agg.is_bound
+    assert dict(bound.grader_weights) == {"harmfulness": 0.75, "stars": 0.25}
+    assert dict(bound.score_ranges) == {
+        "harmfulness": (0.0, 1.0),
+        "relevance": (0.0, 1.0),
+        "stars": (1.0, 5.0),
+    }
+    with pytest.raises(TypeError):
+        bound.grader_weights["stars"] = 1.0  # type: ignore[index]
+    assert bound.aligned("harmfulness", GraderScore("harmfulness", 0.25)) == 0.75
+    assert bound.aligned("relevance", GraderScore("relevance", 0.5)) == 0.5  # unweighted too
+    assert bound.aligned("stars", GraderError("stars", "boom")) is None
+    with pytest.raises(ConfigError, match="no grader 'star'; graders are"):
+        bound.aligned("star", GraderScore("star", 1.0))
+    # the published components are exactly the aligned values
+    r = run(agg)["r"][0]
+    assert r.metadata["components"] == {
+        "harmfulness": bound.aligned("harmfulness", GraderScore("harmfulness", 0.1)),
+        "stars": bound.aligned("stars", GraderScore("stars", 4.0)),
+    }
+
+
+def unbounded_graders():
+    """The issue's case: a raw reward model (no score_range) scoring -2.49, and a judge."""
+
+    def rm(response):
+        if response == "fail":
+            raise RuntimeError("model crashed")
+        return -2.49
+
+    return {
+        "rm": FunctionGrader(rm, name="rm", score_range=None),
+        "judge": FunctionGrader(lambda response: 0.5, name="judge"),
+    }
+
+
+def test_zero_refuses_unbounded_graders_at_bind_time():
+    with pytest.raises(ConfigError, match=r"\['rm'\] have no score_range") as exc:
+        GradingRunner(unbounded_graders(), aggregators=WeightedSumAggregator("r", on_error="zero"))
+    assert "bounds=" in str(exc.value) and "on_error='renormalize'" in str(exc.value)
+    # an unbounded grader the sum does not weigh is fine
+    agg = WeightedSumAggregator("r", weights={"judge": 1}, on_error="zero")
+    assert GradingRunner(unbounded_graders(), aggregators=agg).aggregators["r"].is_bound
+
+
+def test_zero_with_explicit_bounds_makes_a_failure_the_worst_score():
+    agg = WeightedSumAggregator("r", on_error="zero", bounds={"rm": (-5, 5)})
+    res = run(agg, unbounded_graders(), [{"response": "ok"}, {"response": "fail"}])
+    good, failed = res.scores("r")
+    assert good == pytest.approx((0.251 + 0.5) / 2)  # -2.49 on [-5, 5] -> 0.251
+    assert failed == pytest.approx((0.0 + 0.5) / 2) and failed < good
+    bound = GradingRunner(unbounded_graders(), aggregators=agg).aggregators["r"]
+    assert bound.score_ranges["rm"] == (-5.0, 5.0)
+    # scores outside explicit bounds are clipped to them: still in [0, 1]
+    assert bound.aligned("rm", GraderScore("rm", -40.0)) == 0.0
+    assert bound.aligned("rm", GraderScore("rm", 40.0)) == 1.0
+
+
+def test_bounds_come_from_a_spec_and_are_checked():
+    from rlreward.integrations.spec import RewardSpec
+
+    h = "tests.integrations.adapter_helpers"
+    spec = {
+        "graders": {"rm": {"callable": f"{h}:brevity", "score_range": None}},
+        "aggregators": [{"name": "r", "on_error": "zero", "bounds": {"rm": [0, 2]}}],
+    }
+    runner = RewardSpec.from_dict(spec).build_runner()
+    assert runner.run([{"response": ""}]).scores("r") == [0.5]  # brevity 1.0 on [0, 2]
+    with pytest.raises(ConfigError, match=r"bounds name unknown graders \['nope'\]"):
+        GradingRunner(graders(), aggregators=WeightedSumAggregator("r", bounds={"nope": (0, 1)}))
+    for bad in ({"rm": (1, 1)}, {"rm": (0, math.inf)}, {"rm": [0]}, {"rm": ("0", 1)}, {}):
+        with pytest.raises(ConfigError, match="bounds"):
+            WeightedSumAggregator("r", bounds=bad)

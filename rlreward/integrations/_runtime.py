@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from rlreward.aggregators import WeightedSumAggregator, normalise_score
+from rlreward.aggregators import WeightedSumAggregator
 from rlreward.errors import ConfigError
 from rlreward.integrations.spec import RewardSpec
 from rlreward.runner import GradingRunner
-from rlreward.schema import GraderResult, GraderScore
 
 __all__ = ["RewardHandle", "RewardSource", "get_handle", "run_sync"]
 
@@ -110,28 +109,16 @@ class RewardHandle:
     def aggregators(self) -> list[str]:
         return list(self.runner.aggregators)
 
-    def normalised(self, grader: str, result: GraderResult) -> float | None:
-        """A grader's score on [0, 1], higher = better, as the aggregator sees it (None: failed)."""
-        if not isinstance(result, GraderScore):
-            return None
-        g = self.runner.graders[grader]
-        return normalise_score(
-            result.score,
-            getattr(g, "score_range", (0.0, 1.0)),
-            getattr(g, "higher_is_better", True),
-        )
-
-    def grader_weights(self) -> dict[str, float]:
-        """``{grader: weight}`` of the reward aggregator (0.0 for graders it does not weigh)."""
+    def weighted_sum(self) -> WeightedSumAggregator:
+        """The reward aggregator, bound to the graders; its public view is what adapters read."""
         agg = self.runner.aggregators[self.reward]
-        specs = getattr(agg, "_specs", None)
-        if not isinstance(agg, WeightedSumAggregator) or specs is None:
+        if not isinstance(agg, WeightedSumAggregator) or not agg.is_bound:
             raise ConfigError(
                 f"aggregator {self.reward!r} is a {type(agg).__name__}, not a "
                 "WeightedSumAggregator, so there are no per-grader weights to hand to the trainer; "
                 "use mode='combined' or a weighted_sum aggregator"
             )
-        return {n: float(specs[n][0]) if n in specs else 0.0 for n in self.runner.graders}
+        return agg
 
 
 def _build(source: RewardSource) -> RewardHandle:

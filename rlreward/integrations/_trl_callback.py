@@ -10,19 +10,26 @@ from transformers import TrainerCallback
 from rlreward.errors import ConfigError
 from rlreward.integrations._rows import trl_rows
 from rlreward.integrations._runtime import get_handle, run_sync
-from rlreward.integrations.trl import RewardFuncs, RewardStats, RLRewardFunc, group_state
+from rlreward.integrations._trl_state import RewardGroup, RewardStats
 
 __all__ = ["RewardLoggingCallback"]
 
 
-def _funcs(reward_funcs: Any) -> list[RLRewardFunc]:
-    if isinstance(reward_funcs, RewardFuncs):
-        items: Iterable[Any] = reward_funcs.funcs
-    elif isinstance(reward_funcs, RLRewardFunc):
-        items = [reward_funcs]
-    else:
+def _ours(f: Any) -> bool:
+    return isinstance(getattr(f, "group", None), RewardGroup)
+
+
+def _funcs(reward_funcs: Any) -> list[Any]:
+    """The functions from make_reward_funcs in ``reward_funcs`` (RewardFuncs, a list or one)."""
+    if _ours(reward_funcs):
+        items: Iterable[Any] = [reward_funcs]
+    elif isinstance(getattr(reward_funcs, "funcs", None), list):  # RewardFuncs
+        items = reward_funcs.funcs
+    elif isinstance(reward_funcs, Iterable) and not isinstance(reward_funcs, (str, bytes)):
         items = reward_funcs
-    funcs = [f for f in items if isinstance(f, RLRewardFunc)]
+    else:
+        items = []
+    funcs = [f for f in items if _ours(f)]
     if not funcs:
         raise ConfigError(
             "RewardLoggingCallback needs the functions from make_reward_funcs(...) "
@@ -34,11 +41,13 @@ def _funcs(reward_funcs: Any) -> list[RLRewardFunc]:
 class RewardLoggingCallback(TrainerCallback):
     """Adds ``<prefix>/<name>/mean|std|error_rate|skip_rate|latency_s|cache_hit_rate`` to the logs.
 
-    ``<name>`` is every grader (raw scores, as the grader returned them) and every
-    aggregator. Values cover the reward calls since the previous log; on an evaluation
-    log the keys get TRL's ``eval_`` prefix. They land in ``state.log_history``; to send
-    them to reporters (W&B, TensorBoard) as well, add the callback with ``install``,
-    which places it before the reporting callbacks.
+    ``<name>`` is every grader (raw scores, as the grader returned them), every
+    aggregator, and ``<grader>__aligned`` for each grader the reward aggregator weighs
+    (mean/std of the values it weighed, on the rows it scored). Values cover the reward
+    calls since the previous log; on an evaluation log the keys get TRL's ``eval_``
+    prefix. They land in ``state.log_history``; to send them to reporters (W&B,
+    TensorBoard) as well, add the callback with ``install``, which places it before the
+    reporting callbacks.
 
     ``grade(prompts, completions, **columns)`` grades evaluation generations with the
     same reward and returns (and logs at the next log) ``eval_<prefix>/...`` metrics.
@@ -46,7 +55,10 @@ class RewardLoggingCallback(TrainerCallback):
 
     def __init__(self, reward_funcs: Any, prefix: str = "rlreward") -> None:
         funcs = _funcs(reward_funcs)
-        self.groups = sorted({f.group for f in funcs})
+        self.groups: list[RewardGroup] = []
+        for f in funcs:
+            if all(f.group is not g for g in self.groups):
+                self.groups.append(f.group)
         self.source = funcs[0].source
         self.prefix = prefix
         self._pending: dict[str, float] = {}
@@ -56,7 +68,7 @@ class RewardLoggingCallback(TrainerCallback):
         out = dict(self._pending)
         self._pending.clear()
         for g in self.groups:
-            out.update(group_state(g).stats.pop(self.prefix))
+            out.update(g.stats.pop(self.prefix))
         return out
 
     def grade(
@@ -66,7 +78,7 @@ class RewardLoggingCallback(TrainerCallback):
         handle = get_handle(self.source)
         rows = trl_rows(prompts, completions, columns)
         stats = RewardStats()
-        stats.record(run_sync(handle.runner.arun(rows, on_missing="skip")))
+        stats.record(run_sync(handle.runner.arun(rows, on_missing="skip")), handle.reward)
         metrics = stats.pop(f"eval_{self.prefix}")
         self._pending.update(metrics)
         return metrics

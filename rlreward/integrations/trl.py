@@ -1,48 +1,63 @@
 """TRL adapter: a reward spec as TRL reward functions (GRPO, RLOO) plus a logging callback.
 
-``make_reward_funcs(spec)`` returns ``RewardFuncs(funcs, weights)``:
+``make_reward_funcs(spec)`` returns ``RewardFuncs(funcs, weights)``; pass
+``reward_funcs=funcs`` and ``GRPOConfig(reward_weights=weights)``. What TRL optimises
+is then the spec aggregator's value, row by row, failures included:
 
-- ``mode="per_grader"``: one function per grader, named after it (TRL logs
-  ``rewards/<grader>/mean``), each returning the grader's score normalised to [0, 1]
-  and turned around for lower-is-better graders, exactly as the aggregator sees it;
-  ``weights`` are the aggregator's weights, for ``GRPOConfig(reward_weights=...)``.
-- ``mode="combined"``: one function named after the aggregator returning the
-  aggregate; it logs each grader's normalised mean/std as ``rewards/<grader>/mean|std``
-  through TRL's ``log_metric``.
+- ``mode="combined"`` (exact under every ``on_error``): one function, named after the
+  aggregator, returning the aggregate (``None`` where it failed). It reports each
+  grader through TRL's ``log_metric``: ``rewards/<grader>/mean|std`` the raw scores,
+  ``rewards/<grader>__aligned/mean|std`` the values the aggregator weighed.
+- ``mode="per_grader"`` (default; TRL then logs one curve per grader): one function per
+  weighted grader, named ``<grader>__aligned``, returning the aggregator's published
+  component for that grader (``metadata["components"]``: on [0, 1], higher = better),
+  with ``weights`` the aggregator's normalised weights. TRL 1.12 reduces with
+  ``(rewards_per_func * reward_weights).nansum(dim=1)``; that equals the aggregate when
+  the used weights sum to 1, which holds for ``on_error="zero"`` (a failed grader's
+  component is its worst, 0.0) and ``"error"`` (a row where a grader failed gets
+  ``None`` from every function: TRL's "unscorable", zero advantage, as the combined
+  function's ``None``). It cannot hold for ``"renormalize"``: nansum drops the failed
+  grader without rescaling the others (0.784 where the spec says 0.98), and returning
+  rescaled values would put a number that is not the grader's under its name. So that
+  combination is refused with the fix (``mode="combined"``).
+
+On the first call in a trainer the functions check the trainer's own settings (found
+through the ``log_metric`` TRL passes, a bound method of the trainer): all functions of
+the group are there, ``reward_weights`` are ours, and per-grader functions are summed
+(``multi_objective_aggregation="sum_then_normalize"``, not ``"normalize_then_sum"``,
+which standardises each grader before summing: another reward). A mismatch raises
+``ConfigError`` before anything is graded.
+
+Naming (the project's one rule): a grader's bare name carries its raw score, its own
+range and direction; ``<grader>__aligned`` carries the value the aggregator weighs.
 
 The functions are async (TRL runs them concurrently on its event loop) and picklable:
-they hold only the spec (path or dict) and build the process's one runner on first
-call. The per-grader functions of one batch share a single ``runner.arun``. A row that
-lacks a grader's fields gets ``None`` from that grader (it does not apply), and so does
-a failed grade (counted as an error); TRL treats ``None`` as "no reward from this
-function" and gives a completion that no function scored a zero advantage.
+they hold the spec (path or dict) and build the process's one runner on first call.
+The functions of one call share a ``RewardGroup`` (one grading per batch, bounded
+stats); ``RewardLoggingCallback`` (importable from here, loaded on use because it
+imports transformers) reads those stats.
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib
+import logging
 import math
-import threading
-import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, NamedTuple
 
+from rlreward.aggregators import aligned_key
 from rlreward.errors import ConfigError
-from rlreward.integrations._rows import trl_rows
 from rlreward.integrations._runtime import RewardHandle, RewardSource, get_handle
+from rlreward.integrations._trl_state import RewardGroup, RewardStats, weighed_components
 from rlreward.results import GradingResults
-from rlreward.schema import GraderError, GraderScore
+from rlreward.schema import GraderScore
 
-__all__ = [  # noqa: F822 (RewardLoggingCallback comes from __getattr__, importing transformers)
-    "RLRewardFunc",
-    "RewardFuncs",
-    "RewardLoggingCallback",
-    "RewardStats",
-    "make_reward_funcs",
-]
+# RewardLoggingCallback is importable from this module too (module __getattr__); it is
+# not listed here because it exists only once transformers is imported.
+__all__ = ["RLRewardFunc", "RewardFuncs", "RewardStats", "make_reward_funcs"]
 
+log = logging.getLogger(__name__)
 Mode = Literal["per_grader", "combined"]
 
 
@@ -57,126 +72,9 @@ class RewardFuncs(NamedTuple):
     weights: list[float]
 
 
-@dataclass
-class _Column:
-    n: int = 0
-    errors: int = 0
-    skipped: int = 0
-    scores: list[float] = field(default_factory=list)
-    latencies: list[float] = field(default_factory=list)
-    cached: list[bool] = field(default_factory=list)
-
-
-class RewardStats:
-    """Per-column counts, scores, judge latencies and cache hits since the last ``pop``."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._cols: dict[str, _Column] = {}
-
-    def record(self, results: GradingResults) -> None:
-        with self._lock:
-            for name, column in results.items():
-                c = self._cols.setdefault(name, _Column())
-                for r in column:
-                    c.n += 1
-                    if isinstance(r, GraderScore):
-                        c.scores.append(r.score)
-                    elif isinstance(r, GraderError) and r.metadata.get("not_applicable"):
-                        c.skipped += 1
-                        continue
-                    else:
-                        c.errors += 1
-                    meta = r.metadata
-                    if isinstance(meta.get("latency_s"), (int, float)):
-                        c.latencies.append(float(meta["latency_s"]))
-                    if isinstance(meta.get("cached"), bool):
-                        c.cached.append(meta["cached"])
-
-    def pop(self, prefix: str = "rlreward") -> dict[str, float]:
-        """``{prefix/<name>/<stat>: value}`` (mean, std, error_rate, skip_rate, latency_s,
-        cache_hit_rate) since the last call; resets."""
-        with self._lock:
-            cols, self._cols = self._cols, {}
-        out: dict[str, float] = {}
-        for name, c in cols.items():
-            key = f"{prefix}/{name}"
-            if c.scores:
-                mean = math.fsum(c.scores) / len(c.scores)
-                out[f"{key}/mean"] = mean
-                out[f"{key}/std"] = math.sqrt(
-                    math.fsum((s - mean) ** 2 for s in c.scores) / len(c.scores)
-                )
-            applicable = c.n - c.skipped
-            out[f"{key}/error_rate"] = c.errors / applicable if applicable else 0.0
-            if c.skipped:
-                out[f"{key}/skip_rate"] = c.skipped / c.n
-            if c.latencies:
-                out[f"{key}/latency_s"] = math.fsum(c.latencies) / len(c.latencies)
-            if c.cached:
-                out[f"{key}/cache_hit_rate"] = sum(c.cached) / len(c.cached)
-        return out
-
-
-@dataclass
-class _Memo:
-    loop: asyncio.AbstractEventLoop
-    prompts: Any
-    completions: Any
-    task: asyncio.Task[GradingResults]
-    uses: int = 1
-
-
-class _Group:
-    """Process-local state of the functions made by one ``make_reward_funcs`` call."""
-
-    def __init__(self) -> None:
-        self.stats = RewardStats()
-        self.memo: _Memo | None = None
-
-    async def results(
-        self,
-        handle: RewardHandle,
-        prompts: Any,
-        completions: Any,
-        columns: Mapping[str, Any],
-        consumers: int,
-    ) -> GradingResults:
-        """Grade a batch once for the ``consumers`` functions TRL calls with the same lists."""
-        loop = asyncio.get_running_loop()
-        m = self.memo
-        if (
-            m is not None
-            and m.loop is loop
-            and m.prompts is prompts
-            and m.completions is completions
-        ):
-            m.uses += 1
-            if m.uses >= consumers:
-                self.memo = None
-            return await asyncio.shield(m.task)
-        rows = trl_rows(prompts, completions, columns)
-        task = loop.create_task(self._grade(handle, rows))
-        self.memo = _Memo(loop, prompts, completions, task) if consumers > 1 else None
-        return await asyncio.shield(task)
-
-    async def _grade(self, handle: RewardHandle, rows: list[dict[str, Any]]) -> GradingResults:
-        results = await handle.runner.arun(rows, on_missing="skip")
-        self.stats.record(results)
-        return results
-
-
-_groups_lock = threading.Lock()
-_groups: dict[str, _Group] = {}
-
-
-def group_state(group: str) -> _Group:
-    """The process's state for one group of reward functions."""
-    with _groups_lock:
-        g = _groups.get(group)
-        if g is None:
-            g = _groups[group] = _Group()
-        return g
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    mean = math.fsum(values) / len(values)
+    return mean, math.sqrt(math.fsum((v - mean) ** 2 for v in values) / len(values))
 
 
 class RLRewardFunc:
@@ -192,15 +90,22 @@ class RLRewardFunc:
     __kwdefaults__ = None
 
     def __init__(
-        self, source: RewardSource, column: str, mode: Mode, group: str, consumers: int
+        self,
+        source: RewardSource,
+        column: str,
+        mode: Mode,
+        group: RewardGroup,
+        consumers: int,
+        weight: float,
     ) -> None:
         self.source = source
-        self.column = column
+        self.column = column  # the grader (per_grader) or the aggregator (combined)
         self.mode = mode
         self.group = group
         self.consumers = consumers
-        self.__name__ = column
-        self.__qualname__ = column
+        self.weight = weight
+        self.__name__ = aligned_key(column) if mode == "per_grader" else column
+        self.__qualname__ = self.__name__
 
     @property
     def __code__(self) -> Any:
@@ -214,28 +119,90 @@ class RLRewardFunc:
         **kwargs: Any,
     ) -> list[float | None]:
         handle = get_handle(self.source)
-        results = await group_state(self.group).results(
-            handle, prompts, completions, kwargs, self.consumers
-        )
+        trainer = getattr(kwargs.get("log_metric"), "__self__", None)
+        if trainer is not None and hasattr(trainer, "reward_funcs"):
+            self.group.check_once(id(trainer), lambda: self._check_trainer(trainer))
+
+        async def grade(rows: list[dict[str, Any]]) -> GradingResults:
+            results = await handle.runner.arun(rows, on_missing="skip")
+            self.group.stats.record(results, handle.reward)
+            return results
+
+        results = await self.group.results(grade, prompts, completions, kwargs, self.consumers)
+        reward = results[handle.reward]
         if self.mode == "per_grader":
-            return [handle.normalised(self.column, r) for r in results[self.column]]
+            return [
+                r.metadata["components"].get(self.column) if isinstance(r, GraderScore) else None
+                for r in reward
+            ]
         log_metric = kwargs.get("log_metric")
         if callable(log_metric):
-            for name in handle.graders:
-                values = [
-                    v for v in (handle.normalised(name, r) for r in results[name]) if v is not None
-                ]
-                if values:
-                    mean = math.fsum(values) / len(values)
-                    log_metric(f"rewards/{name}/mean", mean)
-                    log_metric(
-                        f"rewards/{name}/std",
-                        math.sqrt(math.fsum((v - mean) ** 2 for v in values) / len(values)),
-                    )
-        return [r.score if isinstance(r, GraderScore) else None for r in results[self.column]]
+            self._log_components(handle, results, log_metric)
+        return [r.score if isinstance(r, GraderScore) else None for r in reward]
+
+    def _log_components(
+        self, handle: RewardHandle, results: GradingResults, log_metric: Callable[..., Any]
+    ) -> None:
+        """Raw scores under ``rewards/<grader>``, weighed values under ``<grader>__aligned``."""
+        for name in handle.graders:
+            raw = [r.score for r in results[name] if isinstance(r, GraderScore)]
+            if raw:
+                mean, std = _mean_std(raw)
+                log_metric(f"rewards/{name}/mean", mean)
+                log_metric(f"rewards/{name}/std", std)
+        columns: dict[str, list[float]] = {}
+        for components in weighed_components(results, handle.reward):
+            for name, value in components.items():
+                columns.setdefault(name, []).append(value)
+        for name, values in columns.items():
+            mean, std = _mean_std(values)
+            log_metric(f"rewards/{aligned_key(name)}/mean", mean)
+            log_metric(f"rewards/{aligned_key(name)}/std", std)
+
+    def _check_trainer(self, trainer: Any) -> None:
+        """Refuse trainer settings under which TRL would not optimise the spec's reward."""
+        funcs = list(getattr(trainer, "reward_funcs", []))
+        ours = [(i, f) for i, f in enumerate(funcs) if getattr(f, "group", None) is self.group]
+        if len(ours) != self.consumers:
+            raise ConfigError(
+                f"the trainer's reward_funcs hold {len(ours)} of the {self.consumers} functions "
+                "make_reward_funcs returned together; pass all of them (reward_funcs=funcs), "
+                "or the reward TRL sums is not the spec's"
+            )
+        weights = [float(w) for w in getattr(trainer, "reward_weights", [])]
+        got = [weights[i] if i < len(weights) else math.nan for i, _ in ours]
+        want = [f.weight for _, f in ours]
+        close = (math.isclose(g, w, rel_tol=1e-6) for g, w in zip(got, want, strict=True))
+        if not all(close):  # TRL holds the weights as float32
+            raise ConfigError(
+                f"the trainer's reward_weights for {[f.__name__ for _, f in ours]} are {got}, "
+                f"but the reward spec's are {want}; pass the weights make_reward_funcs "
+                "returned: GRPOConfig(reward_weights=weights) (RLOOConfig likewise)"
+            )
+        aggregation = getattr(trainer, "multi_objective_aggregation", "sum_then_normalize")
+        if self.mode == "per_grader" and len(ours) > 1 and aggregation != "sum_then_normalize":
+            raise ConfigError(
+                f"multi_objective_aggregation={aggregation!r} standardises each grader's "
+                "function before summing, so TRL would not optimise the spec's reward; use "
+                "multi_objective_aggregation='sum_then_normalize' or "
+                "make_reward_funcs(..., mode='combined')"
+            )
+        others = [
+            getattr(f, "__name__", repr(f))
+            for f in funcs
+            if getattr(f, "group", None) is not self.group
+        ]
+        if others:
+            log.warning(
+                "the trainer sums other reward functions %s with the reward spec's; what it "
+                "optimises is not the spec's reward alone",
+                others,
+            )
 
     def __repr__(self) -> str:
-        return f"RLRewardFunc({self.column!r}, mode={self.mode!r}, spec={self.source.describe()!r})"
+        return (
+            f"RLRewardFunc({self.__name__!r}, mode={self.mode!r}, spec={self.source.describe()!r})"
+        )
 
 
 def make_reward_funcs(
@@ -254,12 +221,21 @@ def make_reward_funcs(
         )
     source = RewardSource.coerce(spec_or_runner, aggregator)
     handle = get_handle(source)
-    group = uuid.uuid4().hex
+    group = RewardGroup()
     if mode == "combined":
-        return RewardFuncs([RLRewardFunc(source, handle.reward, mode, group, 1)], [1.0])
-    weights = handle.grader_weights()
-    names = handle.graders
-    funcs = [RLRewardFunc(source, n, mode, group, len(names)) for n in names]
+        return RewardFuncs([RLRewardFunc(source, handle.reward, mode, group, 1, 1.0)], [1.0])
+    agg = handle.weighted_sum()
+    weights = agg.grader_weights
+    if agg.on_error == "renormalize" and len(weights) > 1:
+        raise ConfigError(
+            f"make_reward_funcs(mode='per_grader') cannot reproduce aggregator {agg.name!r}'s "
+            "on_error='renormalize': TRL sums the per-grader rewards with nansum, which drops "
+            "a failed grader without rescaling the other weights, so the trained reward would "
+            "not be the spec's; use mode='combined' (exact under every on_error, components "
+            "logged), or on_error='zero' / 'error' in the spec"
+        )
+    names = [n for n in handle.graders if n in weights]  # the spec's order
+    funcs = [RLRewardFunc(source, n, mode, group, len(names), weights[n]) for n in names]
     return RewardFuncs(funcs, [weights[n] for n in names])
 
 

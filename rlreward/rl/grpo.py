@@ -146,7 +146,7 @@ def build_grpo_trainer(
 
     from rlreward.integrations.trl import RewardLoggingCallback, make_reward_funcs
 
-    funcs, weights = make_reward_funcs(reward_spec, mode="per_grader")
+    funcs, weights = make_reward_funcs(reward_spec, mode="combined")  # exact under any on_error
     config = make_grpo_config(reward_weights=weights, **config_kwargs)
     logging_cb = RewardLoggingCallback(funcs)
     trainer = GRPOTrainer(

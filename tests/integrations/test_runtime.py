@@ -84,7 +84,10 @@ def test_one_handle_per_spec_per_process(tmp_path):
     runner = _runner()
     h = get_handle(RewardSource.coerce(runner))
     # no aggregator in the runner: an equal-weight 'reward' is added
-    assert h.reward == "reward" and h.grader_weights() == {"match": 0.5, "brevity": 0.5}
+    assert h.reward == "reward" and h.weighted_sum().grader_weights == {
+        "match": 0.5,
+        "brevity": 0.5,
+    }
 
 
 def test_source_errors_name_the_fix(tmp_path):
@@ -101,7 +104,19 @@ def test_custom_aggregator_has_no_per_grader_weights():
     spec["aggregators"] = [{"callable": "tests.integrations.adapter_helpers:min_reward"}]
     handle = get_handle(RewardSource.coerce(spec))
     with pytest.raises(ConfigError, match="not a WeightedSumAggregator"):
-        handle.grader_weights()
+        handle.weighted_sum()
+
+
+def test_the_handle_hands_out_the_bound_aggregator_and_re_derives_nothing():
+    import rlreward.integrations._runtime as runtime
+    from rlreward.schema import GraderScore
+
+    handle = get_handle(RewardSource.coerce(H.spec_dict()))
+    agg = handle.weighted_sum()
+    assert agg is handle.runner.aggregators["reward"]  # the runner's own bound aggregator
+    assert not hasattr(handle, "normalised") and not hasattr(handle, "grader_weights")
+    assert "normalise_score" not in vars(runtime)  # normalising is the aggregator's alone
+    assert agg.aligned("tox", GraderScore("tox", 10.0)) == 0.0  # lower is better on [0, 10]
 
 
 def test_run_sync_uses_one_background_loop():
