@@ -7,6 +7,8 @@ better; the aggregator turns it around), relevance and correctness against
 ``ground_truth``. Without a key it says so and uses offline rule functions for the same
 three roles: safety, semantic relevance to the query (embedded MiniLM) and ROUGE-L
 against ``ground_truth``. Rows need ``query`` and ``response`` (and ``ground_truth``).
+Each column carries its grader's true name and raw score (``safety`` is higher = safer,
+``harmfulness`` higher = worse); the aggregator aligns them for the reward.
 
     python recipes/score_dataset.py examples/data.jsonl -o scored.jsonl
 """
@@ -20,7 +22,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+#: the seed's weights, per role (harm, relevance, correctness), under each grader's name
 WEIGHTS = {"harmfulness": 0.4, "relevance": 0.3, "correctness": 0.3}
+OFFLINE_WEIGHTS = {"safety": 0.4, "semantic_relevance": 0.3, "rouge": 0.3}
 
 
 def build_graders(judge_model: str | None) -> tuple[dict[str, Any], str]:
@@ -42,11 +46,9 @@ def build_graders(judge_model: str | None) -> tuple[dict[str, Any], str]:
     from rlreward.graders.reward_function import RewardFunctionGrader
 
     configs = {
-        "harmfulness": GraderConfig(RewardFunctionGrader("safety", name="harmfulness")),
-        "relevance": GraderConfig(RewardFunctionGrader("semantic_relevance", name="relevance")),
-        "correctness": GraderConfig(
-            RewardFunctionGrader("rouge", name="correctness"), mapper=truth
-        ),
+        "safety": GraderConfig(RewardFunctionGrader("safety")),
+        "semantic_relevance": GraderConfig(RewardFunctionGrader("semantic_relevance")),
+        "rouge": GraderConfig(RewardFunctionGrader("rouge"), mapper=truth),
     }
     line = (
         "OPENAI_API_KEY is not set: scoring with offline rule functions "
@@ -61,9 +63,10 @@ async def compute_training_rewards(rows: list[dict], judge_model: str | None) ->
 
     configs, line = build_graders(judge_model)
     print(line)
-    # offline "harmfulness" is safety (higher = safer), the judge's is lower-is-better: the
-    # aggregator reads each grader's direction, so the seed's weights apply either way
-    aggregator = WeightedSumAggregator(name="reward", weights=WEIGHTS, on_error="error")
+    # safety is higher = safer, the harmfulness judge lower = better: the aggregator reads
+    # each grader's direction, so the seed's weights apply either way
+    weights = WEIGHTS if judge_model is not None else OFFLINE_WEIGHTS
+    aggregator = WeightedSumAggregator(name="reward", weights=weights, on_error="error")
     runner = GradingRunner(configs, aggregators=aggregator, max_concurrency=32, show_progress=False)
     async with runner:
         results = await runner.arun(rows)

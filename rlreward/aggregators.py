@@ -173,7 +173,7 @@ class WeightedSumAggregator:
     def bind(self, graders: Mapping[str, Any]) -> WeightedSumAggregator:
         """A copy that knows the graders' ranges and directions; checks the names it is given."""
         weights = self.weights or {n: 1.0 for n in graders}
-        bounds = dict(self.bounds or {})
+        bounds = {k: (float(v[0]), float(v[1])) for k, v in (self.bounds or {}).items()}
         for what, names in (("weights", weights), ("bounds", bounds)):
             unknown = sorted(set(names) - set(graders))
             if unknown:

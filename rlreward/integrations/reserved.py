@@ -34,7 +34,7 @@ RESERVED_NAMES: frozenset[str] = frozenset(
     }
 )
 #: suffixes the adapters append to a grader's name for its extra columns
-RESERVED_SUFFIXES: tuple[str, ...] = ("__error",)
+RESERVED_SUFFIXES: tuple[str, ...] = ("__error", "__aligned")  # aggregators.ALIGNED_SUFFIX
 
 
 def reserved_reason(name: str) -> str | None:

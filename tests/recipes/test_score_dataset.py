@@ -32,7 +32,9 @@ def test_without_a_key_it_says_so_and_uses_rule_functions(
     assert len(rewards) == n and all(r is not None and 0.0 <= r <= 1.0 for r in rewards)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert rows[0]["scores"]["reward"]["score"] == pytest.approx(rewards[0])
-    assert {"harmfulness", "relevance", "correctness"} <= set(rows[0]["scores"])
+    # each column under its grader's true name: safety (higher = safer) is not "harmfulness"
+    assert {"safety", "semantic_relevance", "rouge"} <= set(rows[0]["scores"])
+    assert "harmfulness" not in rows[0]["scores"]
 
 
 def test_with_a_key_it_uses_the_llm_judges(

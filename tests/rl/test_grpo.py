@@ -28,9 +28,15 @@ def test_grpo_with_rule_functions_and_a_reward_model(
         show_progress=False,
     )
     grpo = trainer.prepare()
-    # one TRL reward function per grader, weighted as asked (the reward model gets 1.0)
-    assert [f.__name__ for f in grpo.reward_funcs] == ["length", "sentiment", "reward_model"]
-    assert grpo.args.reward_weights == pytest.approx([0.125, 0.375, 0.5])
+    # one TRL reward function: the aggregator's value (exact under on_error="renormalize")
+    assert [f.__name__ for f in grpo.reward_funcs] == ["reward"]
+    assert grpo.args.reward_weights == [1.0]
+    from rlreward.integrations._runtime import get_handle
+
+    agg = get_handle(grpo.reward_funcs[0].source).weighted_sum()  # weighted as asked
+    assert dict(agg.grader_weights) == pytest.approx(
+        {"length": 0.125, "sentiment": 0.375, "reward_model": 0.5}
+    )
     summary = trainer.train()
     assert len(trainer.history) == 2
     step = trainer.history[-1]
@@ -38,6 +44,7 @@ def test_grpo_with_rule_functions_and_a_reward_model(
         assert f"rewards/{name}/mean" in step  # TRL's per-function logging
         assert f"rlreward/{name}/mean" in step  # the RewardLoggingCallback's
     assert step["rlreward/sentiment/error_rate"] == 0.0
+    assert step["rlreward/reward/mean"] == pytest.approx(step["reward"], abs=1e-5)
     assert summary["reward_trend"]["steps"] == 2
     path = trainer.save_model()
     assert (Path(path) / "model.safetensors").is_file()
