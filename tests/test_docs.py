@@ -108,7 +108,11 @@ def test_block_runs_as_written(
     kind = cb.EXECUTED[block.lang]
     script = work / ("block.py" if kind == "python" else "block.sh")
     script.write_text(_script(block))
-    cmd = [sys.executable, script.name] if kind == "python" else ["bash", "-euo", "pipefail", script.name]
+    cmd = (
+        [sys.executable, script.name]
+        if kind == "python"
+        else ["bash", "-euo", "pipefail", script.name]
+    )
     try:
         run = subprocess.run(
             cmd,

@@ -47,19 +47,19 @@ def reward_functions_table() -> str:
     for name in registry.list_reward_functions():
         fn = registry.get_reward_function(name)
         low, high = fn.score_range
-        needs = [w for w, flag in (("prompt", fn.needs_prompt), ("reference", fn.needs_reference)) if flag]
-        uses = [w for w, flag in (("prompt", fn.uses_prompt), ("reference", fn.uses_reference)) if flag]
+        needs = [w for w in ("prompt", "reference") if getattr(fn, f"needs_{w}")]
+        uses = [w for w in ("prompt", "reference") if getattr(fn, f"uses_{w}")]
         params = (
             [f"`{f.name}={getattr(fn, f.name)!r}`" for f in dataclasses.fields(fn) if f.init]
             if dataclasses.is_dataclass(fn)
             else []
         )
-        doc = inspect.getdoc(type(fn)) or ""
+        doc = (inspect.getdoc(type(fn)) or "").splitlines()
         rows.append(
             f"| `{name}` | [{low:g}, {high:g}] | "
             f"{'higher is better' if fn.higher_is_better else 'lower is better'} | "
             f"{', '.join(needs) or '-'} | {', '.join(uses) or '-'} | "
-            f"{_md_cell(', '.join(params)) or '-'} | {_md_cell(doc.splitlines()[0] if doc else '')} |"
+            f"{_md_cell(', '.join(params)) or '-'} | {_md_cell(doc[0] if doc else '')} |"
         )
     return "\n".join(rows)
 
@@ -85,12 +85,18 @@ def errors_tree() -> str:
 
 
 def cli_help() -> str:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path}
     parts = []
     for args in (["--help"], ["grade", "--help"]):
         run = subprocess.run(
             [sys.executable, "-m", "rlreward", *args],
-            capture_output=True, text=True, env=env, cwd=ROOT, timeout=120, check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=120,
+            check=True,
         )
         parts += [f"`rlreward {' '.join(args)}`:", "", "```text", run.stdout.rstrip(), "```", ""]
     return "\n".join(parts)
@@ -124,7 +130,8 @@ def spec_schema() -> str:
         kind = prop.get("type") or " / ".join(
             str(p.get("type", p.get("$ref", "?"))) for p in prop.get("anyOf", [])
         )
-        lines.append(f"| `{key}` | {_md_cell(str(kind))} | {_md_cell(prop.get('description', ''))} |")
+        about = _md_cell(prop.get("description", ""))
+        lines.append(f"| `{key}` | {_md_cell(str(kind))} | {about} |")
     return "\n".join([*lines, "", "```json", json.dumps(schema, indent=2), "```"])
 
 
