@@ -124,10 +124,19 @@ def test_block_runs_as_written(
         )
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"{block.id}: still running after {BLOCK_TIMEOUT_S} s: {exc}")
+    written = sorted(
+        str(p.relative_to(work))
+        for folder in ("examples", "recipes")
+        for p in (work / folder).rglob("*")
+        if p.is_file()
+        and "__pycache__" not in p.parts
+        and not (ROOT / p.relative_to(work)).exists()
+    )
     assert run.returncode == 0, (
         f"{block.id} failed (exit {run.returncode}):\n{block.code}\n"
         f"--- stdout ---\n{run.stdout[-4000:]}\n--- stderr ---\n{run.stderr[-6000:]}"
     )
+    assert not written, f"{block.id} wrote into tracked folders (use outputs/): {written}"
 
 
 def test_every_block_has_a_known_language() -> None:

@@ -23,8 +23,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))
 
 from codeblocks import parse_marker  # noqa: E402
 
@@ -84,21 +83,30 @@ def errors_tree() -> str:
     return "\n".join(out)
 
 
-def cli_help() -> str:
+def _help(args: list[str]) -> str:
     path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    env = {**os.environ, "PYTHONPATH": path}
-    parts = []
-    for args in (["--help"], ["grade", "--help"]):
-        run = subprocess.run(
-            [sys.executable, "-m", "rlreward", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            timeout=120,
-            check=True,
-        )
-        parts += [f"`rlreward {' '.join(args)}`:", "", "```text", run.stdout.rstrip(), "```", ""]
+    env = {**os.environ, "PYTHONPATH": path, "COLUMNS": "88"}
+    run = subprocess.run(
+        [sys.executable, "-m", "rlreward", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        check=True,
+    )
+    return run.stdout.rstrip()
+
+
+def cli_help() -> str:
+    """``rlreward --help`` and the help of every subcommand it lists."""
+    top = _help(["--help"])
+    found = re.search(r"\{([\w,-]+)\}", top)
+    commands = found[1].split(",") if found else []
+    parts = ["`rlreward --help`:", "", "```text", top, "```", ""]
+    for command in commands:
+        text = _help([command, "--help"])
+        parts += [f"`rlreward {command} --help`:", "", "```text", text, "```", ""]
     return "\n".join(parts)
 
 
@@ -107,32 +115,70 @@ def benchmarks() -> str:
     return text.split("\n", 1)[1] if text.startswith("# ") else text
 
 
-def spec_schema() -> str:
-    """The reward spec's JSON Schema, once rlreward.integrations.spec exposes one.
+def _type(prop: dict[str, Any]) -> str:
+    """A JSON Schema property's type, short: ``string``, ``[number, number]``, ``Name``."""
+    if "$ref" in prop:
+        return f"`{prop['$ref'].rsplit('/', 1)[-1]}`"
+    if "const" in prop:
+        return f"`{json.dumps(prop['const'])}`"
+    if "enum" in prop:
+        return " \\| ".join(f"`{json.dumps(v)}`" for v in prop["enum"])
+    for key in ("anyOf", "oneOf"):
+        if key in prop:
+            return " or ".join(_type(p) for p in prop[key])
+    kind = prop.get("type", "any")
+    if kind == "array":
+        if "prefixItems" in prop:
+            return "[" + ", ".join(_type(p) for p in prop["prefixItems"]) + "]"
+        return f"list of {_type(prop.get('items', {}))}"
+    if kind == "object" and isinstance(prop.get("additionalProperties"), dict):
+        return f"map of {_type(prop['additionalProperties'])}"
+    return str(kind)
 
-    Wiring (for the lead): give ``rlreward.integrations.spec`` a ``spec_json_schema()``
-    (or ``RewardSpec.json_schema()``) returning a dict; this page then renders it.
+
+def _properties(schema: dict[str, Any]) -> list[str]:
+    required = set(schema.get("required", []))
+    rows = ["| key | type | default | description |", "|---|---|---|---|"]
+    for key, prop in (schema.get("properties") or {}).items():
+        default = json.dumps(prop["default"]) if "default" in prop else "-"
+        default = "required" if key in required else default
+        rows.append(
+            f"| `{key}` | {_md_cell(_type(prop))} | {_md_cell(default)} | "
+            f"{_md_cell(prop.get('description', ''))} |"
+        )
+    return rows
+
+
+def render_schema(schema: dict[str, Any]) -> str:
+    """Markdown for a JSON Schema: the top-level keys, then one table per definition."""
+    out = [schema.get("description", ""), "", *_properties(schema), ""]
+    for name, sub in sorted((schema.get("$defs") or {}).items()):
+        if sub.get("properties"):
+            out += [f"### `{name}`", "", sub.get("description", ""), "", *_properties(sub), ""]
+    out += ['??? note "The JSON Schema"', "", "    ```json"]
+    out += [f"    {line}" for line in json.dumps(schema, indent=2).splitlines()]
+    out += ["    ```", ""]
+    return "\n".join(out)
+
+
+def spec_schema() -> str:
+    """The reward spec's JSON Schema (``rlreward.integrations.spec_schema.json_schema()``).
+
+    Until that module lands, a visible placeholder; nothing else to wire.
     """
-    spec = importlib.import_module("rlreward.integrations.spec")
-    fn: Callable[[], Any] | None = getattr(spec, "spec_json_schema", None) or getattr(
-        spec.RewardSpec, "json_schema", None
-    )
-    if fn is None:
+    try:
+        module = importlib.import_module("rlreward.integrations.spec_schema")
+    except ModuleNotFoundError as exc:
+        if exc.name != "rlreward.integrations.spec_schema":
+            raise
         return (
             '!!! warning "Generated reference pending"\n'
-            "    This section is generated from the reward spec's JSON Schema once\n"
-            "    `rlreward.integrations.spec` exposes `spec_json_schema()`; until then the\n"
-            "    annotated examples below are the reference.\n"
+            "    This section is generated from the reward spec's JSON Schema\n"
+            "    (`rlreward.integrations.spec_schema.json_schema()`) once it lands; until then\n"
+            "    the keys and the annotated examples below are the reference.\n"
         )
-    schema = fn()
-    lines = ["| key | type | description |", "|---|---|---|"]
-    for key, prop in (schema.get("properties") or {}).items():
-        kind = prop.get("type") or " / ".join(
-            str(p.get("type", p.get("$ref", "?"))) for p in prop.get("anyOf", [])
-        )
-        about = _md_cell(prop.get("description", ""))
-        lines.append(f"| `{key}` | {_md_cell(str(kind))} | {about} |")
-    return "\n".join([*lines, "", "```json", json.dumps(schema, indent=2), "```"])
+    schema: dict[str, Any] = module.json_schema()
+    return render_schema(schema)
 
 
 GENERATORS: dict[str, Callable[[], str]] = {
@@ -155,6 +201,21 @@ def _admonitions(markdown: str) -> str:
             out += [f'!!! {kind} "{title}"', f"    {body}", ""]
         out.append(line)
     return "\n".join(out) + "\n"
+
+
+def on_config(config: Any) -> Any:
+    """Refuse to document an rlreward other than this checkout's (another editable install)."""
+    from mkdocs.exceptions import PluginError
+
+    import rlreward
+
+    found = Path(rlreward.__file__).resolve().parents[1]
+    if found != ROOT:
+        raise PluginError(
+            f"the docs of {ROOT} would be generated from the rlreward in {found}; "
+            f"run mkdocs with PYTHONPATH={ROOT} or install this checkout (pip install -e .)"
+        )
+    return config
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
