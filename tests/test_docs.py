@@ -3,7 +3,8 @@
 python blocks run in a subprocess, bash blocks in ``bash -euo pipefail``, both from a
 temporary working directory holding copies of examples/ and recipes/ (so relative paths
 work as in a fresh clone and nothing is written into the repository), offline, with the
-local OpenAI-protocol server (tests/openai_server.py) as ``OPENAI_BASE_URL`` and no
+local OpenAI-protocol server (tests/openai_server.py) as ``OPENAI_BASE_URL`` for the
+blocks marked as needing a judge server (and no judge server for the others), and no
 ``OPENAI_API_KEY``. yaml blocks are parsed. A block that cannot run here carries a
 marker (docs/_hooks/codeblocks.py) and is skipped with its reason printed; an unmarked
 block that fails fails the test.
@@ -64,13 +65,13 @@ def _workdir(tmp_path: Path) -> Path:
     return work
 
 
-def _env(tmp_path: Path, server: OpenAIServer) -> dict[str, str]:
+def _env(tmp_path: Path, server: OpenAIServer | None) -> dict[str, str]:
+    """Offline, no key; OPENAI_BASE_URL only for blocks marked as needing a judge server."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RLREWARD_"))}
     env.update(
         PATH=f"{tmp_path / 'bin'}{os.pathsep}{env.get('PATH', '')}",
         PYTHONPATH=str(ROOT),
         HOME=str(tmp_path / "home"),
-        OPENAI_BASE_URL=server.url,
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
         HF_DATASETS_OFFLINE="1",
@@ -78,6 +79,8 @@ def _env(tmp_path: Path, server: OpenAIServer) -> dict[str, str]:
         MPLBACKEND="Agg",
         OMP_NUM_THREADS="1",
     )
+    if server is not None:
+        env["OPENAI_BASE_URL"] = server.url
     return env
 
 
@@ -99,8 +102,9 @@ def _script(block: cb.Block) -> str:
 def test_block_runs_as_written(
     block: cb.Block, _openai_server_session: OpenAIServer, tmp_path: Path
 ) -> None:
-    if block.marker is not None:
+    if block.marker is not None and not block.marker.runs:
         pytest.skip(f"{block.id}: {block.marker.describe()}")
+    server = block.marker is not None and block.marker.kind == "server"
     if block.lang == "yaml":
         assert isinstance(yaml.safe_load(_code(block)), dict), f"{block.id}: not a YAML mapping"
         return
@@ -117,7 +121,7 @@ def test_block_runs_as_written(
         run = subprocess.run(
             cmd,
             cwd=work,
-            env=_env(tmp_path, _openai_server_session),
+            env=_env(tmp_path, _openai_server_session if server else None),
             capture_output=True,
             text=True,
             timeout=BLOCK_TIMEOUT_S,
@@ -175,7 +179,7 @@ def test_by_markers_name_existing_tests() -> None:
 
 def test_skipped_blocks_are_few_and_say_why() -> None:
     for b in BLOCKS:
-        if b.marker is not None and b.marker.kind in ("skip", "no"):
+        if b.marker is not None and b.marker.kind in ("skip", "no", "server"):
             assert len(b.marker.reason) >= 8, f"{b.id}: say why it is not run: {b.marker}"
 
 

@@ -7,9 +7,12 @@ right above a fence::
     <!-- run: skip (needs a GPU) -->          not run: needs a GPU, a hub, a key...
     <!-- run: no (install) -->                not re-run: an install command
     <!-- run: by tests/x.py::test_name -->    too slow for the block runner; that test runs it
+    <!-- run: server (needs a judge server) -->  runs, with OPENAI_BASE_URL pointing at the
+                                              local OpenAI-protocol stand-in server
 
-A block without a marker is executed as written. In README.md (which GitHub renders
-without hooks) the line above a marker must be a visible ``> ...`` note.
+A block without a marker is executed as written, with no judge server configured. In
+README.md (which GitHub renders without hooks) the line above a marker must be a visible
+``> ...`` note.
 """
 
 from __future__ import annotations
@@ -24,18 +27,25 @@ __all__ = ["EXECUTED", "MARKER", "Block", "Marker", "blocks", "parse_marker"]
 EXECUTED = {"python": "python", "py": "python", "bash": "bash", "sh": "bash", "console": "bash"}
 SHOWN = {"", "text", "yaml", "toml", "json"}
 
-MARKER = re.compile(r"^<!--\s*run:\s*(?P<kind>skip|no|by)\s+(?P<arg>.+?)\s*-->\s*$")
+MARKER = re.compile(r"^<!--\s*run:\s*(?P<kind>skip|no|by|server)\s+(?P<arg>.+?)\s*-->\s*$")
 _FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`]*)$")
 
 
 @dataclass(frozen=True)
 class Marker:
-    kind: str  # skip | no | by
+    kind: str  # skip | no | by | server
     reason: str  # the text in parentheses, or the test node id for "by"
+
+    @property
+    def runs(self) -> bool:
+        """Whether the block runner executes the block."""
+        return self.kind == "server"
 
     def describe(self) -> str:
         if self.kind == "by":
             return f"run in CI by {self.reason}"
+        if self.kind == "server":
+            return f"{self.reason}; CI runs it against a local OpenAI-protocol stand-in server"
         return f"not run in CI: {self.reason}"
 
 
@@ -62,10 +72,11 @@ def parse_marker(line: str) -> Marker | None:
     if m is None:
         raise ValueError(
             f"malformed run marker {stripped!r}; use <!-- run: skip (reason) -->, "
-            "<!-- run: no (install) --> or <!-- run: by tests/file.py::test_name -->"
+            "<!-- run: no (install) -->, <!-- run: by tests/file.py::test_name --> or "
+            "<!-- run: server (needs a judge server) -->"
         )
     kind, arg = m["kind"], m["arg"]
-    if kind in ("skip", "no"):
+    if kind in ("skip", "no", "server"):
         if not (arg.startswith("(") and arg.endswith(")")) or len(arg) < 3:
             raise ValueError(f"run marker {stripped!r}: give the reason in parentheses")
         arg = arg[1:-1].strip()

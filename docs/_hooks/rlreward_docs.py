@@ -190,14 +190,25 @@ GENERATORS: dict[str, Callable[[], str]] = {
 }
 
 
+_NOTES = {  # marker kind -> (admonition type, title)
+    "skip": ("note", "Not run in CI"),
+    "no": ("note", "Not run in CI"),
+    "by": ("info", "Run in CI by another test"),
+    "server": ("info", "Needs a judge server"),
+}
+
+
 def _admonitions(markdown: str) -> str:
     out = []
     for line in markdown.splitlines():
         marker = parse_marker(line)
         if marker is not None:
-            kind = "info" if marker.kind == "by" else "note"
-            title = "Run in CI by another test" if marker.kind == "by" else "Not run in CI"
-            body = f"`{marker.reason}`" if marker.kind == "by" else marker.reason
+            kind, title = _NOTES[marker.kind]
+            body = {
+                "by": f"`{marker.reason}`",
+                "server": f"{marker.reason}. CI runs it against a local OpenAI-protocol server "
+                "(`tests/openai_server.py`) with no API key.",
+            }.get(marker.kind, marker.reason)
             out += [f'!!! {kind} "{title}"', f"    {body}", ""]
         out.append(line)
     return "\n".join(out) + "\n"

@@ -100,6 +100,8 @@ def test_run_markers_become_visible_notes(hook: ModuleType) -> None:
     assert '!!! note "Not run in CI"\n    needs a GPU\n' in out
     by = hook._admonitions("<!-- run: by tests/x.py::test_y -->\n")
     assert '!!! info "Run in CI by another test"' in by and "`tests/x.py::test_y`" in by
+    server = hook._admonitions("<!-- run: server (needs a judge server) -->\n")
+    assert '!!! info "Needs a judge server"' in server and "tests/openai_server.py" in server
     with pytest.raises(ValueError, match="malformed run marker"):
         hook._admonitions("<!-- run: maybe -->\n")
 
