@@ -10,12 +10,23 @@
 #   bash recipes/ppo_verl.sh                                  # Qwen3-0.6B, 1 GPU
 #   MODEL=Qwen/Qwen3-1.7B N_GPUS=8 bash recipes/ppo_verl.sh trainer.total_epochs=5
 #
+# Usage: bash recipes/ppo_verl.sh [-h|--help] [HYDRA_OVERRIDE ...]
+# Environment: MODEL (default Qwen/Qwen3-0.6B), DATA (default $HOME/data/rlreward),
+# SPEC (default recipes/verl_reward.yaml), N_GPUS (default 1). --help prints this text
+# and writes nothing.
+#
 # Extra arguments are passed on as Hydra overrides. Without $DATA/train.parquet the
 # shipped questions are written there first (recipes/verl_data.py; use --input for
 # your own JSONL). The overrides below are checked against verl's own config by
 # tests/recipes/test_ppo_verl.py (Hydra compose + verl's validate_config); the run
 # itself was not executed on the CPU-only development machine.
 set -euo pipefail
+
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
+    # the comment block above, without its leading "# "
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
+    exit 0
+fi
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 MODEL="${MODEL:-Qwen/Qwen3-0.6B}"
