@@ -113,8 +113,9 @@ class Columns:
         return out
 
     def _aligned(self, grader: str, components: Mapping[str, float], score: float) -> float:
-        if grader in components:
-            return float(components[grader])
+        value = components.get(grader)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            return float(value)
         if self.policy == "zero":
             return 0.0 if math.isfinite(score) else math.nan
         if self.policy == "renormalize":
