@@ -9,12 +9,16 @@ dataset columns, the raw prompt/completion) stays in the row, for mappers.
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "QUERY_KEYS",
+    "VerlRow",
     "content_text",
+    "ground_truth_fields",
     "prompt_text",
     "query_from",
     "response_text",
@@ -97,6 +101,55 @@ def _reference(ground_truth: Any) -> str | None:
     return None  # lists / dicts (test cases, several answers): map them yourself
 
 
+def _number_text(value: numbers.Real) -> str | None:
+    """A finite number as text (numpy scalars print their shortest form); None for NaN/inf."""
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if not math.isfinite(float(value)):
+        return None
+    return str(value) if type(value).__module__ == "numpy" else repr(float(value))
+
+
+def ground_truth_fields(ground_truth: Any) -> tuple[dict[str, Any], str | None]:
+    """Row fields for a VERL ground truth, and why it is unusable as an answer (or None).
+
+    Text is used as is; numbers (Python or numpy, finite) become text, so ``np.int64(42)``
+    is ``"42"``; both give ``ground_truth`` and ``reference_response``. A list, tuple,
+    dict or array (test cases, several answers) stays under ``ground_truth`` for mappers
+    (e.g. ``reference_response: ground_truth.0``) but gives no ``reference_response``.
+    None, NaN, infinities, bools and other objects give no field at all. The reason is
+    returned so a grader that needs the missing field fails for that sample with it.
+    """
+    gt = ground_truth
+    if type(gt).__name__ == "ndarray":  # parquet list columns arrive as numpy arrays
+        gt = gt.tolist() if gt.ndim else gt.item()
+    if isinstance(gt, str):
+        return {"ground_truth": gt, "reference_response": gt}, None
+    if isinstance(gt, bool) or type(gt).__name__ == "bool_":
+        return {}, f"ground_truth is a bool ({gt!r}); give the answer as text or a number"
+    if isinstance(gt, numbers.Real):
+        text = _number_text(gt)
+        if text is None:
+            return {}, f"ground_truth is {float(gt)!r}, not an answer; fix the dataset row"
+        return {"ground_truth": text, "reference_response": text}, None
+    if gt is None:
+        return {}, "ground_truth is None (the dataset row has no answer)"
+    if isinstance(gt, (list, tuple, Mapping)):
+        kind = "a dict" if isinstance(gt, Mapping) else f"a {type(gt).__name__} of {len(gt)}"
+        return {"ground_truth": gt}, (
+            f"ground_truth is {kind}, not one answer; map the field the grader needs from it "
+            "(e.g. mapper: {reference_response: ground_truth.0})"
+        )
+    return {}, f"ground_truth is a {type(gt).__name__} ({gt!r:.60}); give text or a number"
+
+
+class VerlRow(NamedTuple):
+    """A row from one VERL sample, and why its ground truth is unusable (None when it is fine)."""
+
+    row: dict[str, Any]
+    ground_truth_problem: str | None
+
+
 def verl_row(
     *,
     data_source: Any,
@@ -107,26 +160,24 @@ def verl_row(
     prompt: str | None = None,
     raw_prompt: Any = None,
     extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> VerlRow:
     """One row from what VERL gives a reward (plus the decoded prompt when a manager has it).
 
     ``query`` order: an explicit ``query``; ``extra_info`` keys in ``QUERY_KEYS`` order;
-    ``raw_prompt`` (last user message); the decoded ``prompt`` ids.
+    ``raw_prompt`` (last user message); the decoded ``prompt`` ids. Ground truth: see
+    ``ground_truth_fields``.
     """
     info = dict(extra_info) if isinstance(extra_info, Mapping) else {}
     row: dict[str, Any] = dict(extra or {})
     row.update(data_source=data_source, response=solution_str, extra_info=info)
-    if ground_truth is not None:
-        row["ground_truth"] = ground_truth
-        ref = _reference(ground_truth)
-        if ref is not None:
-            row["reference_response"] = ref
+    fields, problem = ground_truth_fields(ground_truth)
+    row.update(fields)
     if prompt is not None:
         row["prompt"] = prompt
     q = query or query_from(info, raw_prompt) or prompt
     if q is not None:
         row["query"] = q
-    return row
+    return VerlRow(row, problem)
 
 
 _TRL_INTERNAL = frozenset(

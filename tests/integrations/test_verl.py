@@ -3,6 +3,7 @@
 import asyncio
 import math
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from rlreward.errors import ConfigError, MissingFieldsError
 from rlreward.integrations._runtime import get_handle
 from rlreward.integrations.verl import LegacyRLRewardManager, compute_score, resolve_source
 from tests.integrations import adapter_helpers as H
+from tests.integrations import verl_helpers as V
 
 SAMPLES = [
     # match 1, brevity 1 - 3/50, tox 0 (-> 1), flaky 1: (2 + 0.94 + 1 + 1) / 5
@@ -51,7 +53,6 @@ def specs(tmp_path_factory):
     }
     all_specs = {
         "rules": H.spec_dict(on_error="error", weigh_flaky=True),
-        "slow": H.judge_spec_dict("slow_judge", concurrency=128),
         "query": query_spec,
     }
     paths = {}
@@ -61,19 +62,6 @@ def specs(tmp_path_factory):
     return {k: str(v) for k, v in paths.items()}
 
 
-@pytest.fixture(scope="module")
-def big_batch(tok):
-    samples = [
-        {
-            "prompt": f"what is {i} plus {i}",
-            "response": f"it is {2 * i}",
-            "ground_truth": str(2 * i),
-        }
-        for i in range(512)
-    ]
-    return H.make_dataproto(tok, samples)
-
-
 def reward_loop(config, data):
     """VERL's RewardLoopWorker in-process: one run_single task per sample, then the
     assembly RewardLoopManager.compute_rm_score does (rm_scores + stacked extra info)."""
@@ -81,15 +69,13 @@ def reward_loop(config, data):
 
     async def main():
         worker = RewardLoopWorker(config)  # built inside the loop, as in its Ray actor
-        t0 = time.perf_counter()
-        outputs = await worker.compute_score_batch(data)
-        return worker, outputs, time.perf_counter() - t0
+        return worker, await worker.compute_score_batch(data)
 
-    worker, outputs, elapsed = asyncio.run(main())
+    worker, outputs = asyncio.run(main())
     rm_scores = worker.reward_manager.assemble_rm_scores(data, [o["reward_score"] for o in outputs])
     infos = [o["reward_extra_info"] for o in outputs]
     extra = {k: np.array([info[k] for info in infos]) for k in infos[0]}
-    return worker, rm_scores, infos, extra, elapsed
+    return worker, rm_scores, infos, extra
 
 
 def check_token_level(rm_scores, data, expected):
@@ -105,25 +91,37 @@ def check_token_level(rm_scores, data, expected):
 
 
 def check_extra(infos):
-    keys = {"score", "error", *GRADERS, *(f"{g}__error" for g in GRADERS)}
+    keys = {"score", "score__error"}
+    keys |= {k for g in GRADERS for k in (g, f"{g}__error", f"{g}__aligned")}
     assert all(set(info) == keys for info in infos)  # the same keys for every sample
     flaky_failed = [info["flaky__error"] for info in infos]
     assert flaky_failed == [0, 1, 0] and math.isnan(infos[1]["flaky"])
-    assert [info["error"] for info in infos] == [0, 1, 0] and math.isnan(infos[1]["score"])
+    assert [info["score__error"] for info in infos] == [0, 1, 0] and math.isnan(infos[1]["score"])
     assert infos[2]["tox"] == 10.0 and infos[2]["match"] == 0.0  # raw grader scores
+    assert infos[2]["tox__aligned"] == 0.0 and infos[0]["tox__aligned"] == 1.0  # turned around
 
 
 def test_naive_manager_with_our_compute_score(tok, specs):
     data = H.make_dataproto(tok, SAMPLES)
     config = H.verl_config(str(embedded_model_path()), specs["rules"])
-    worker, rm_scores, infos, extra, _ = reward_loop(config, data)
+    worker, rm_scores, infos, extra = reward_loop(config, data)
     assert type(worker.reward_manager).__name__ == "NaiveRewardManager"
     check_token_level(rm_scores, data, EXPECTED)
     check_extra(infos)
     assert extra["flaky__error"].tolist() == [0, 1, 0]
 
 
-def test_reward_manager_reads_prompt_from_batch_and_grades_in_one_run(tok, specs):
+def test_reward_manager_reads_prompt_from_batch_and_grades_in_one_run(tok, specs, monkeypatch):
+    from rlreward.integrations.verl import RLRewardManager
+
+    graded: list[int] = []
+    grade = RLRewardManager._grade
+
+    async def counting(self, rows):
+        graded.append(len(rows))
+        return await grade(self, rows)
+
+    monkeypatch.setattr(RLRewardManager, "_grade", counting)
     samples = [
         {
             "prompt": "tell me about purple elephants",
@@ -136,12 +134,12 @@ def test_reward_manager_reads_prompt_from_batch_and_grades_in_one_run(tok, specs
     config = H.verl_config(
         str(embedded_model_path()), specs["query"], manager="RLRewardManager", custom_fn=False
     )
-    worker, rm_scores, infos, _, _ = reward_loop(config, data)
+    worker, rm_scores, infos, _ = reward_loop(config, data)
     assert type(worker.reward_manager).__name__ == "RLRewardManager"
     # the query is the decoded prompt: {tell, about, purple, elephants} -> 2/4; {describe, green, frogs, please} -> 1/4
     check_token_level(rm_scores, data, [0.5, 0.25])
     assert [i["q"] for i in infos] == [0.5, 0.25]
-    assert worker.reward_manager._batcher.batch_sizes == [2]  # one runner.arun for the batch
+    assert graded == [2]  # one runner.arun for the batch
     # the naive manager has no prompt to offer: the missing field is a clear error
     naive = H.verl_config(str(embedded_model_path()), specs["query"])
     with pytest.raises(MissingFieldsError, match="field 'query' missing"):
@@ -153,7 +151,7 @@ def test_reward_manager_matches_the_naive_path(tok, specs):
     config = H.verl_config(
         str(embedded_model_path()), specs["rules"], manager="RLRewardManager", custom_fn=False
     )
-    _, rm_scores, infos, _, _ = reward_loop(config, data)
+    _, rm_scores, infos, _ = reward_loop(config, data)
     check_token_level(rm_scores, data, EXPECTED)
     check_extra(infos)
 
@@ -172,31 +170,34 @@ def test_legacy_manager_returns_tensor_and_extra_info(tok, specs):
 
 
 @pytest.mark.parametrize("entrance", ["naive+compute_score", "RLRewardManager", "legacy"])
-def test_512_samples_with_a_50ms_judge_take_under_a_tenth_of_sequential(
-    tok, specs, big_batch, entrance
-):
-    sequential = 512 * 0.05
+def test_every_entrance_grades_many_samples_concurrently(tok, tmp_path, entrance):
+    """96 samples through a judge that holds each call until 48 are in flight at once: an
+    entrance that grades one sample after another never gets there (no clock involved)."""
+    spec = tmp_path / "gate.yaml"
+    spec.write_text(yaml.safe_dump(V.one_grader_spec(f"{V.V}:gate_judge", concurrency=128)))
+    samples = [
+        {"prompt": f"what is {i}", "response": f"it is {i}", "ground_truth": str(i)}
+        for i in range(96)
+    ]
+    data = H.make_dataproto(tok, samples)
+    V.reset_gate(48)
     if entrance == "legacy":
-        manager = LegacyRLRewardManager(tok, spec=specs["slow"])
-        t0 = time.perf_counter()
-        tensor = manager(big_batch)
-        elapsed = time.perf_counter() - t0
-        scores = tensor.sum(-1)
+        tensor = LegacyRLRewardManager(tok, spec=str(spec))(data)
     else:
         manager = "naive" if entrance.startswith("naive") else entrance
         config = H.verl_config(
-            str(embedded_model_path()), specs["slow"], manager=manager, custom_fn=manager == "naive"
+            str(embedded_model_path()), str(spec), manager=manager, custom_fn=manager == "naive"
         )
-        _, tensor, _, _, elapsed = reward_loop(config, big_batch)
-        scores = tensor.sum(-1)
-    assert torch.allclose(scores, torch.full((512,), 0.5))
-    assert elapsed < sequential / 10, f"{entrance}: {elapsed:.2f} s for 512 x 50 ms"
+        _, tensor, _, _ = reward_loop(config, data)
+    assert V.GATE["open"] and not V.GATE["gave_up"], V.GATE
+    assert V.GATE["max"] >= 48
+    assert torch.allclose(tensor.sum(-1), torch.full((96,), 0.5))
 
 
 def test_compute_score_reads_spec_from_env_and_prompt_from_extra_info(specs, monkeypatch):
     monkeypatch.setenv("RLREWARD_SPEC", specs["query"])
     out = asyncio.run(compute_score("src", "purple things", "x", {"question": "purple elephants"}))
-    assert out == {"score": 0.5, "error": 0, "q": 0.5, "q__error": 0}
+    assert out == {"score": 0.5, "score__error": 0, "q": 0.5, "q__error": 0, "q__aligned": 0.5}
     # an explicit prompt kwarg wins over extra_info; a chat-message raw_prompt works too
     out = asyncio.run(
         compute_score("src", "purple things", "x", {"question": "x"}, prompt="purple hats")
@@ -231,7 +232,7 @@ def test_extra_kwargs_become_row_fields_and_reserved_names_are_refused(tmp_path)
     out = asyncio.run(compute_score("s", "the answer is 7", None, {}, spec=spec2, answer_key="7"))
     assert out["r"] == 1.0
     bad = {"graders": {"score": {"callable": "tests.integrations.adapter_helpers:brevity"}}}
-    with pytest.raises(ConfigError, match="clashes with the VERL score keys"):
+    with pytest.raises(ConfigError, match="'score' is a reserved name"):
         asyncio.run(compute_score("s", "a", None, {}, spec=bad))
 
 
@@ -256,10 +257,22 @@ def test_concurrent_compute_score_calls_share_one_runner_and_its_limit():
 
 
 def test_llm_judge_calls_run_concurrently_through_one_runner(tok, openai_server, tmp_path):
-    """A real LLM judge over HTTP behind compute_score in VERL's reward loop: 64 samples
-    with 100 ms server latency finish far faster than one call after another (the client
-    and the server share this process's CPU, so the margin is wide)."""
-    openai_server.latency = 0.1
+    """A real LLM judge over HTTP behind compute_score in VERL's reward loop: the 64
+    requests overlap at the server (counted as they arrive, not timed)."""
+    from tests.openai_server import Action
+
+    openai_server.latency = 0.3
+    seen = {"max": 0}
+    lock = threading.Lock()
+
+    def responder(body):  # runs as each request arrives; "ok" counts finished ones
+        with lock:
+            seen["max"] = max(
+                seen["max"], openai_server.counts["chat"] - openai_server.counts["ok"]
+            )
+        return Action.judge(4)
+
+    openai_server.responder = responder
     spec = {
         "judge_model": {"model": "judge", "base_url": openai_server.url, "api_key": "sk-test-0000"},
         "cache": False,
@@ -279,10 +292,8 @@ def test_llm_judge_calls_run_concurrently_through_one_runner(tok, openai_server,
         for i in range(64)
     ]
     data = H.make_dataproto(tok, samples)
-    get_handle(resolve_source(str(path)))  # build the spec (imports the openai client) untimed
-    _, rm_scores, infos, _, elapsed = reward_loop(
-        H.verl_config(str(embedded_model_path()), str(path)), data
-    )
+    get_handle(resolve_source(str(path)))
+    _, rm_scores, infos, _ = reward_loop(H.verl_config(str(embedded_model_path()), str(path)), data)
     assert [i["relevance"] for i in infos] == [
         0.75
     ] * 64  # the server's 4 on the judge's 1..5 scale
@@ -290,7 +301,7 @@ def test_llm_judge_calls_run_concurrently_through_one_runner(tok, openai_server,
     assert openai_server.n_requests == 64
     # the judge saw the prompt from extra_info
     assert any("what is 5 plus 5" in r["messages"][-1]["content"] for r in openai_server.requests)
-    assert elapsed < 64 * 0.1 / 3, f"{elapsed:.2f} s"
+    assert seen["max"] >= 8, seen  # requests overlapped at the server (up to 32 allowed)
 
 
 def test_example_spec_grades_with_registry_reward_functions():
@@ -301,13 +312,16 @@ def test_example_spec_grades_with_registry_reward_functions():
     )
     assert out == {
         "score": 1.0,
-        "error": 0,
+        "score__error": 0,
         "correct": 1.0,
         "correct__error": 0,
         "formatted": 1.0,
         "formatted__error": 0,
-        "repetition": 0.0,
+        "repetition": 0.0,  # raw: no repeated 3-grams (lower is better)
         "repetition__error": 0,
+        "correct__aligned": 1.0,
+        "formatted__aligned": 1.0,
+        "repetition__aligned": 1.0,  # turned around for the reward
     }
     wrong = asyncio.run(compute_score("openai/gsm8k", "so the answer is 5", "4", None, spec=spec))
     assert wrong["correct"] == 0.0 and wrong["score"] == pytest.approx(0.1)  # repetition-free only

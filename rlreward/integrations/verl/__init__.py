@@ -1,14 +1,20 @@
-"""VERL adapter: one reward spec behind VERL's three reward entrances.
+"""VERL adapter: one reward spec behind every reward entrance verl 0.9.1 ships.
 
-- ``compute_score``: the ``reward.custom_reward_function`` for any VERL manager
-  (``path=pkg://rlreward.integrations.verl``, ``name=compute_score``).
-- ``RLRewardManager``: a verl 0.9 reward-loop manager (``reward.reward_manager.source=importlib``)
-  that also decodes the prompt from the batch.
-- ``LegacyRLRewardManager``: ``reward_fn=`` for verl < 0.7.
+Which entry point for which VERL manager (all share ``score_rows``: rows -> one
+``runner.arun`` -> score dicts with the same keys for every sample, see ``_columns``):
 
-All three go through ``score_rows`` (rows -> one ``runner.arun`` -> score dicts with the
-same keys for every sample) on the process's one runner per spec. The managers are
-imported on first access, so ``compute_score`` works without importing VERL.
+- reward-loop managers (verl >= 0.7: naive, dapo, rate_limited, gdpo):
+  ``reward.custom_reward_function.name=compute_score`` (async);
+- pre-reward-loop managers (``verl.workers.reward_manager`` naive, dapo):
+  ``compute_score_sync``; prime: ``compute_score_scalar``; batch: ``compute_score_batch``;
+- ``RLRewardManager``: our reward-loop manager (``reward.reward_manager.source=importlib``),
+  which also decodes the prompt and grades a tick's samples in one ``runner.arun``;
+- ``LegacyRLRewardManager``: ``reward_fn=`` for verl < 0.7 trainers.
+
+Score-dict columns: ``score``/``score__error`` (the reward), ``<grader>`` (raw),
+``<grader>__error``, ``<grader>__aligned`` (on [0, 1], higher = better: the columns for
+GDPO's ``gdpo_reward_keys``), ``<aggregator>``/``<aggregator>__error``. The managers are
+imported on first access, so the functions work without importing VERL.
 """
 
 from __future__ import annotations
@@ -16,13 +22,31 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from rlreward.integrations.verl._score import ENV_SPEC, compute_score, resolve_source, score_rows
+from rlreward.integrations.verl._columns import ALIGNED_SUFFIX, ERROR_SUFFIX, SCORE, SCORE_ERROR
+from rlreward.integrations.verl._score import (
+    DEFAULT_SAMPLE_TIMEOUT,
+    ENV_SPEC,
+    compute_score,
+    compute_score_batch,
+    compute_score_scalar,
+    compute_score_sync,
+    resolve_source,
+    score_rows,
+)
 
 __all__ = [
+    "ALIGNED_SUFFIX",
+    "DEFAULT_SAMPLE_TIMEOUT",
     "ENV_SPEC",
+    "ERROR_SUFFIX",
+    "SCORE",
+    "SCORE_ERROR",
     "LegacyRLRewardManager",
     "RLRewardManager",
     "compute_score",
+    "compute_score_batch",
+    "compute_score_scalar",
+    "compute_score_sync",
     "resolve_source",
     "score_rows",
 ]

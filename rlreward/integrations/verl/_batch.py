@@ -1,8 +1,10 @@
 """DataProto <-> rows and rewards: decoding prompts/responses, placing token-level scores.
 
 Shared by the reward-loop manager and the legacy manager. VERL batches hold
-left-padded ``prompts``, right-padded ``responses`` and one ``attention_mask`` over
-both; the reward of a sample sits on its last valid response token.
+right-padded ``responses``, one ``attention_mask`` whose last ``response_len`` columns
+cover the responses and, usually, left-padded ``prompts`` before them. ``prompts`` is
+optional (verl's own managers read only responses and the mask), so it is decoded only
+when present. The reward of a sample sits on its last valid response token.
 """
 
 from __future__ import annotations
@@ -10,20 +12,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rlreward.integrations._rows import verl_row
+from rlreward.integrations._rows import VerlRow, verl_row
 
 __all__ = ["item_row", "token_level_scores"]
 
 
-def item_row(item: Any, tokenizer: Any, reward_fn_key: str = "data_source") -> dict[str, Any]:
-    """A row from one ``DataProtoItem``: decoded prompt and response plus its non-tensor data."""
-    prompt_ids = item.batch["prompts"]
-    prompt_len = prompt_ids.shape[-1]
+def _has(batch: Any, key: str) -> bool:
+    return key in batch.keys()  # noqa: SIM118 (TensorDict: `in` on it is deprecated)
+
+
+def item_row(item: Any, tokenizer: Any, reward_fn_key: str = "data_source") -> VerlRow:
+    """A row from one ``DataProtoItem``: decoded response (and prompt) plus its non-tensor data."""
+    responses = item.batch["responses"]
     mask = item.batch["attention_mask"]
-    valid_prompt = int(mask[:prompt_len].sum())
-    valid_response = int(mask[prompt_len:].sum())
-    prompt = tokenizer.decode(prompt_ids[prompt_len - valid_prompt :], skip_special_tokens=True)
-    response = tokenizer.decode(item.batch["responses"][:valid_response], skip_special_tokens=True)
+    valid_response = int(mask[-responses.shape[-1] :].sum())
+    response = tokenizer.decode(responses[:valid_response], skip_special_tokens=True)
+    prompt = None
+    if _has(item.batch, "prompts"):
+        prompt_ids = item.batch["prompts"]
+        valid_prompt = int(mask[: prompt_ids.shape[-1]].sum())
+        prompt_ids = prompt_ids[prompt_ids.shape[-1] - valid_prompt :]
+        prompt = tokenizer.decode(prompt_ids, skip_special_tokens=True)
     nt = item.non_tensor_batch
     reward_model = nt.get("reward_model")
     ground_truth = reward_model.get("ground_truth") if hasattr(reward_model, "get") else None
@@ -42,8 +51,7 @@ def token_level_scores(data: Any, scores: Sequence[float]) -> Any:
     import torch
 
     responses = data.batch["responses"]
-    prompt_len = data.batch["prompts"].shape[-1]
-    valid = data.batch["attention_mask"][:, prompt_len:].sum(dim=-1).long()
+    valid = data.batch["attention_mask"][:, -responses.shape[-1] :].sum(dim=-1).long()
     out = torch.zeros_like(responses, dtype=torch.float32)
     rows = torch.arange(out.shape[0], device=out.device)
     out[rows, (valid - 1).clamp(min=0)] = torch.tensor(

@@ -13,6 +13,7 @@ from typing import Any
 
 from rlreward.integrations._runtime import run_sync
 from rlreward.integrations.verl._batch import item_row, token_level_scores
+from rlreward.integrations.verl._columns import SCORE
 from rlreward.integrations.verl._score import resolve_source, score_rows
 
 __all__ = ["LegacyRLRewardManager"]
@@ -59,7 +60,7 @@ class LegacyRLRewardManager:
             }
         rows = [item_row(data[i], self.tokenizer, self.reward_fn_key) for i in range(len(data))]
         dicts = run_sync(score_rows(self.source, rows))
-        reward_tensor = token_level_scores(data, [d["score"] for d in dicts])
+        reward_tensor = token_level_scores(data, [d[SCORE] for d in dicts])
         if not return_dict:
             return reward_tensor
         info = {k: [d[k] for d in dicts] for k in (dicts[0] if dicts else {})}

@@ -3,9 +3,12 @@
 Select it with ``reward.reward_manager.source=importlib``,
 ``reward.reward_manager.name=RLRewardManager`` and
 ``reward.reward_manager.module.path=pkg://rlreward.integrations.verl``. Unlike the
-naive manager it decodes the prompt from the batch. VERL's reward loop calls
-``run_single`` once per sample, concurrently; the manager collects the calls of one
-loop tick into one batch (``MicroBatcher``) and grades it with one ``runner.arun``.
+naive manager it decodes the prompt from the batch when the batch has ``prompts`` (it
+is optional, as for verl's own managers). VERL's reward loop calls ``run_single`` once
+per sample, concurrently; the manager collects the calls of one loop tick into one
+batch (``MicroBatcher``) and grades it with one ``runner.arun``. Options (constructor
+keywords, or ``reward.reward_kwargs``): ``spec``, ``aggregator``, ``max_batch_size``,
+``reward_fn_key``, ``timeout`` (seconds per batch before its samples end as failed).
 """
 
 from __future__ import annotations
@@ -13,18 +16,22 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import torch
 from verl import DataProto
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 
 from rlreward.errors import ConfigError
 from rlreward.graders.batching import MicroBatcher
-from rlreward.integrations.verl._batch import item_row
+from rlreward.integrations._rows import VerlRow
+from rlreward.integrations._runtime import get_handle
+from rlreward.integrations.verl._batch import item_row, token_level_scores
+from rlreward.integrations.verl._columns import SCORE, columns_for
 from rlreward.integrations.verl._score import resolve_source, score_rows
 
 __all__ = ["RLRewardManager"]
 
 log = logging.getLogger(__name__)
-_OPTION_KEYS = frozenset({"spec", "aggregator", "max_batch_size", "reward_fn_key"})
+_OPTION_KEYS = frozenset({"spec", "aggregator", "max_batch_size", "reward_fn_key", "timeout"})
 
 
 def _options(config: Any) -> dict[str, Any]:
@@ -58,6 +65,7 @@ class RLRewardManager(RewardManagerBase):
         aggregator: str | None = None,
         max_batch_size: int | None = None,
         reward_fn_key: str | None = None,
+        timeout: float | None = None,
     ) -> None:
         super().__init__(config, tokenizer, compute_score)
         opts = _options(config)
@@ -66,23 +74,31 @@ class RLRewardManager(RewardManagerBase):
         size = max_batch_size or opts.get("max_batch_size", 1024)
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ConfigError(f"RLRewardManager: max_batch_size must be an int >= 1, got {size!r}")
-        self._batcher: MicroBatcher[dict[str, Any], dict[str, float | int]] = MicroBatcher(
+        self.timeout = timeout if timeout is not None else opts.get("timeout")
+        # build the reward now: a bad spec or a reserved name fails at start-up, not mid-run
+        columns_for(get_handle(self.source))
+        self._batcher: MicroBatcher[VerlRow, dict[str, float | int]] = MicroBatcher(
             self._grade, max_batch_size=size, run_in_thread=False
         )
 
-    async def _grade(self, rows: list[dict[str, Any]]) -> list[dict[str, float | int]]:
-        return await score_rows(self.source, rows)
+    async def _grade(self, rows: list[VerlRow]) -> list[dict[str, float | int]]:
+        return await score_rows(self.source, rows, self.timeout)
+
+    @classmethod
+    def assemble_rm_scores(cls, data: DataProto, scores: list[float]) -> torch.Tensor:
+        """Token-level scores; unlike the base class, works on a batch without ``prompts``."""
+        return token_level_scores(data, scores)
 
     async def run_single(self, data: DataProto) -> dict[str, Any]:
         """Grade one sample (the last sequence of a multi-sequence output, as VERL does)."""
         item = data[-1:][0]
         result = await self._batcher.submit(item_row(item, self.tokenizer, self.reward_fn_key))
-        return {"reward_score": result["score"], "reward_extra_info": result}
+        return {"reward_score": result[SCORE], "reward_extra_info": result}
 
     async def run_batch(self, data: DataProto) -> list[dict[str, Any]]:
         """Grade a whole batch in one ``arun``: one ``run_single``-shaped dict per sample."""
         rows = [item_row(data[i], self.tokenizer, self.reward_fn_key) for i in range(len(data))]
         return [
-            {"reward_score": d["score"], "reward_extra_info": d}
-            for d in await score_rows(self.source, rows)
+            {"reward_score": d[SCORE], "reward_extra_info": d}
+            for d in await score_rows(self.source, rows, self.timeout)
         ]

@@ -1,0 +1,225 @@
+"""Score columns VERL reads: GDPO on the aligned columns, reserved names, ground truth."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+pytest.importorskip("verl")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from rlreward.embedded import embedded_model_path
+from rlreward.errors import ConfigError, MissingFieldsError
+from rlreward.integrations.reserved import RESERVED_NAMES
+from rlreward.integrations.verl import compute_score
+from rlreward.runner import GradingRunner
+from tests.integrations import adapter_helpers as H
+from tests.integrations import verl_helpers as V
+
+H_ = "tests.integrations.adapter_helpers"
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return H.tokenizer()
+
+
+def reward_loop(config, data):
+    from verl.experimental.reward_loop.reward_loop import RewardLoopWorker
+
+    async def main():
+        worker = RewardLoopWorker(config)
+        return worker, await worker.compute_score_batch(data)
+
+    worker, outputs = asyncio.run(main())
+    rm = worker.reward_manager.assemble_rm_scores(data, [o["reward_score"] for o in outputs])
+    infos = [o["reward_extra_info"] for o in outputs]
+    return rm, {k: np.array([info[k] for info in infos]) for k in infos[0]}
+
+
+# -- GDPO ---------------------------------------------------------------------------
+
+GROUP = [
+    {"prompt": "what is 2 plus 2", "response": "it is 4", "ground_truth": "4"},
+    {"prompt": "what is 2 plus 2", "response": "bad it is 4", "ground_truth": "4"},  # toxic
+    {"prompt": "what is 2 plus 2", "response": "fail it is 4", "ground_truth": "4"},  # flaky down
+    {"prompt": "what is 2 plus 2", "response": "it is 5", "ground_truth": "4"},  # wrong
+]
+
+
+def gdpo(data, columns, keys):
+    from omegaconf import OmegaConf
+    from verl.trainer.ppo.core_algos import compute_gdpo_outcome_advantage
+
+    # the trainer's compute_response_mask (importing ray_trainer pulls in the rollout stack)
+    mask = data.batch["attention_mask"][:, -data.batch["responses"].shape[-1] :]
+    adv, _ = compute_gdpo_outcome_advantage(
+        token_level_rewards=torch.zeros_like(mask, dtype=torch.float32),
+        response_mask=mask,
+        index=np.array(["g"] * len(data), dtype=object),
+        config=OmegaConf.create({"gdpo_reward_keys": keys}),
+        non_tensor_batch=columns,
+        batch=data.batch,
+    )
+    return adv[:, 0]  # outcome advantage: the same on every response token
+
+
+@pytest.mark.parametrize("on_error", ["renormalize", "zero"])
+def test_gdpo_on_aligned_columns_is_finite_and_does_not_favour_the_toxic_sample(
+    tok, tmp_path, on_error
+):
+    spec = tmp_path / "rules.yaml"
+    spec.write_text(yaml.safe_dump(V.rules_spec(on_error)))
+    data = H.make_dataproto(tok, GROUP)
+    config = H.verl_config(str(embedded_model_path()), str(spec))
+    config.reward.reward_manager.name = "gdpo"  # verl's GDPO reward manager
+    config.trainer = {"experiment_name": "gdpo-test"}
+    _, cols = reward_loop(config, data)
+    aligned = ["match__aligned", "tox__aligned", "flaky__aligned", "brevity__aligned"]
+    adv = gdpo(data, cols, aligned)
+    assert torch.isfinite(adv).all(), adv
+    assert adv[0] > adv[1]  # same answer, but toxic: lower advantage
+    assert adv[0] > adv[3]  # wrong answer
+    assert adv[2] < adv[0]  # a failed grader never earns the sample a better advantage
+    for k in aligned:
+        assert ((cols[k] >= 0) & (cols[k] <= 1)).all()
+    assert cols["tox"].tolist()[1] == 10.0  # raw value still there, in its own direction
+    assert cols["flaky__error"].tolist() == [0, 0, 1, 0]
+    failed = cols["flaky__aligned"][2]
+    if on_error == "zero":
+        assert failed == 0.0
+    else:  # renormalize: the failed grader takes the sample's own reward
+        assert failed == pytest.approx(cols["score"][2])
+    # weighted by the aggregator's weights, the aligned columns average to the reward
+    w = {"match__aligned": 2, "brevity__aligned": 1, "tox__aligned": 1, "flaky__aligned": 1}
+    mean = sum(w[k] * cols[k] for k in w) / sum(w.values())
+    assert mean == pytest.approx(cols["score"])
+    assert "extra__aligned" not in cols  # the reward does not weigh "extra"
+
+
+def test_gdpo_on_raw_columns_is_what_went_wrong(tok, tmp_path):
+    """The old columns: NaN for the failed grader poisons the batch."""
+    spec = tmp_path / "rules.yaml"
+    spec.write_text(yaml.safe_dump(V.rules_spec("renormalize")))
+    data = H.make_dataproto(tok, GROUP)
+    _, cols = reward_loop(H.verl_config(str(embedded_model_path()), str(spec)), data)
+    assert torch.isnan(gdpo(data, cols, ["match", "tox", "flaky"])).all()
+
+
+# -- reserved names -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["uid", "data_source", "acc", "error", "x__aligned", "y__error"])
+def test_grader_names_that_are_verl_keys_are_refused(name):
+    runner = GradingRunner({name: H.brevity}, show_progress=False)
+    with pytest.raises(ConfigError, match="reserved") as info:
+        asyncio.run(compute_score("s", "a", None, {}, spec=runner))
+    if name in RESERVED_NAMES:
+        assert "uid" in str(info.value) and "data_source" in str(info.value)  # lists them
+
+
+def test_an_extra_aggregator_named_reward_is_refused_but_the_reward_may_be():
+    ok = {
+        "graders": {"b": {"callable": f"{H_}:brevity"}},
+        "aggregators": [{"type": "weighted_sum", "name": "reward"}],
+    }
+    assert asyncio.run(compute_score("s", "a", None, {}, spec=ok))["score"] == 0.98
+    bad = {
+        "graders": {"b": {"callable": f"{H_}:brevity"}},
+        "aggregators": [
+            {"type": "weighted_sum", "name": "main"},
+            {"type": "weighted_sum", "name": "reward"},
+        ],
+    }
+    with pytest.raises(ConfigError, match="validation loop"):
+        asyncio.run(compute_score("s", "a", None, {}, spec=bad))
+
+
+def test_rl_reward_manager_refuses_reserved_names_when_built(tok, tmp_path):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(yaml.safe_dump({"graders": {"b": {"callable": f"{H_}:brevity"}}}))
+    from rlreward.integrations.verl import RLRewardManager
+
+    config = H.verl_config(
+        str(embedded_model_path()), str(spec), manager="RLRewardManager", custom_fn=False
+    )
+    runner = GradingRunner({"index": H.brevity}, show_progress=False)
+    with pytest.raises(ConfigError, match="'index' is a reserved name"):
+        RLRewardManager(config, tok, spec=runner)
+
+
+# -- ground truth ---------------------------------------------------------------------
+
+REF_SPEC = {
+    "graders": {
+        "ref": {"callable": f"{V.V}:needs_reference"},
+        "brev": {"callable": f"{H_}:brevity"},
+    },
+    "aggregators": [{"type": "weighted_sum", "name": "reward", "on_error": "renormalize"}],
+}
+
+
+@pytest.mark.parametrize(
+    ("ground_truth", "answer"),
+    [(np.int64(42), "42"), (42, "42"), (np.float64(2.5), "2.5"), (np.float32(0.1), "0.1")],
+)
+def test_numeric_ground_truth_is_text(ground_truth, answer):
+    out = asyncio.run(
+        compute_score("s", f"the answer is {answer}", ground_truth, {}, spec=REF_SPEC)
+    )
+    assert out["ref"] == 1.0 and out["ref__error"] == 0
+
+
+@pytest.mark.parametrize(
+    "ground_truth", [math.nan, np.float64("nan"), math.inf, None, [1, 2], np.array(["4"]), True]
+)
+def test_unusable_ground_truth_flags_the_sample_and_never_raises(ground_truth):
+    good = asyncio.run(compute_score("s", "it is 4", "4", {}, spec=REF_SPEC))
+    out = asyncio.run(compute_score("s", "it is 4", ground_truth, {}, spec=REF_SPEC))
+    assert set(out) == set(good)
+    assert out["ref__error"] == 1 and math.isnan(out["ref"])  # not a 0.0 "wrong answer"
+    assert out["score"] == pytest.approx(out["brev"])  # renormalize: the other grader
+
+
+def test_a_list_ground_truth_can_be_mapped():
+    spec = {
+        "graders": {
+            "ref": {
+                "callable": f"{V.V}:needs_reference",
+                "mapper": {"reference_response": "ground_truth.0"},
+            }
+        }
+    }
+    out = asyncio.run(compute_score("s", "it is 4", np.array(["4", "four"]), {}, spec=spec))
+    assert out["ref"] == 1.0
+
+
+def test_mixed_ground_truths_in_one_reward_loop_batch(tok, tmp_path):
+    spec = tmp_path / "ref.yaml"
+    spec.write_text(yaml.safe_dump(REF_SPEC))
+    gts = [np.int64(4), math.nan, None, [4, 5], "4"]
+    samples = [{"prompt": "2+2", "response": "it is 4", "ground_truth": g} for g in gts]
+    data = H.make_dataproto(tok, samples)
+    _, cols = reward_loop(H.verl_config(str(embedded_model_path()), str(spec)), data)
+    assert cols["ref__error"].tolist() == [0, 1, 1, 1, 0]
+    assert cols["ref"][0] == 1.0 and cols["ref"][4] == 1.0
+    assert np.isfinite(cols["score"]).all()
+
+
+def test_a_field_no_sample_has_is_still_a_configuration_error():
+    spec = {
+        "graders": {
+            "ref": {"callable": f"{V.V}:needs_reference"},
+            "q": {"callable": f"{H_}:mentions_query"},
+        }
+    }
+    from rlreward.integrations.verl import compute_score_batch
+
+    with pytest.raises(MissingFieldsError, match="'query'"):
+        compute_score_batch(["s", "s"], ["a", "b"], ["4", None], [{}, {}], spec=spec)

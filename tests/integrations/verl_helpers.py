@@ -1,0 +1,108 @@
+"""Graders and builders for the VERL tests (importable by name, so they pickle)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from rlreward.schema import GraderError
+
+H = "tests.integrations.adapter_helpers"
+V = "tests.integrations.verl_helpers"
+
+#: the gate judge's shared state (reset with ``reset_gate``)
+GATE: dict[str, Any] = {}
+
+
+def reset_gate(target: int) -> None:
+    GATE.clear()
+    GATE.update(target=target, now=0, max=0, open=False, gave_up=False)
+
+
+async def gate_judge(response: str) -> float:
+    """Holds every call until ``target`` calls are in flight at once (then lets all pass).
+
+    An adapter that grades fewer than ``target`` samples concurrently never opens the
+    gate: after 5 s the judge gives up (so the test fails fast, not slowly).
+    """
+    GATE["now"] += 1
+    GATE["max"] = max(GATE["max"], GATE["now"])
+    try:
+        deadline = time.monotonic() + 5.0
+        while not (GATE["open"] or GATE["gave_up"]):
+            if GATE["now"] >= GATE["target"]:
+                GATE["open"] = True
+            elif time.monotonic() > deadline:
+                GATE["gave_up"] = True
+            else:
+                await asyncio.sleep(0.002)
+    finally:
+        GATE["now"] -= 1
+    return 0.5
+
+
+async def sleepy_judge(response: str) -> float:
+    """0.5, after 3 s when the response contains "slow" (a hung judge), else at once."""
+    if "slow" in response:
+        await asyncio.sleep(3.0)
+    return 0.5
+
+
+def broken(response: str) -> Any:
+    """Always fails (a judge that is down)."""
+    return GraderError("broken", "the judge is down")
+
+
+def needs_reference(response: str, reference_response: str) -> float:
+    """1.0 when the response contains the reference answer."""
+    return float(reference_response.strip().lower() in response.lower())
+
+
+def rules_spec(on_error: str = "renormalize", *, tox_weight: float = 1.0) -> dict[str, Any]:
+    """match (weight 2), brevity (1), tox (lower is better, [0, 10], weight ``tox_weight``),
+    flaky (fails on "fail", weight 1) and an unweighted ``extra`` grader."""
+    return {
+        "graders": {
+            "match": {"callable": f"{H}:exact_match"},
+            "brevity": {"callable": f"{H}:brevity"},
+            "tox": {"callable": f"{H}:toxicity", "score_range": [0, 10], "higher_is_better": False},
+            "flaky": {"callable": f"{H}:flaky"},
+            "extra": {"callable": f"{H}:brevity"},
+        },
+        "aggregators": [
+            {
+                "type": "weighted_sum",
+                "name": "reward",
+                "weights": {"match": 2, "brevity": 1, "tox": tox_weight, "flaky": 1},
+                "on_error": on_error,
+            },
+            {"type": "weighted_sum", "name": "style", "weights": {"brevity": 1}},
+        ],
+        "runner": {"max_concurrency": 16},
+    }
+
+
+def one_grader_spec(callable_name: str, concurrency: int = 64, **grader: Any) -> dict[str, Any]:
+    return {
+        "graders": {"judge": {"callable": callable_name, **grader}},
+        "aggregators": [{"type": "weighted_sum", "name": "reward", "on_error": "renormalize"}],
+        "runner": {"max_concurrency": concurrency},
+    }
+
+
+def reward_fn_config(spec: Any, name: str = "compute_score", **kwargs: Any) -> Any:
+    """The slice of VERL's config ``get_custom_reward_fn`` reads."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create(
+        {
+            "reward": {
+                "custom_reward_function": {
+                    "path": "pkg://rlreward.integrations.verl",
+                    "name": name,
+                    "reward_kwargs": {"spec": spec, **kwargs},
+                }
+            }
+        }
+    )
