@@ -278,7 +278,8 @@ def test_key_never_reaches_logs_or_results(openai_server, caplog):
     assert KEY not in repr(grader) and KEY not in json.dumps(grader.describe(), default=str)
 
 
-def test_disable_cache_and_pickling(openai_server, tmp_path):
+def test_disable_cache_and_pickling(openai_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)  # a pickle carries no key: the copy reads it
     grader = HarmfulnessGrader(
         model=judge_model(openai_server), cache=ResultCache.open(tmp_path / "p.sqlite")
     )
