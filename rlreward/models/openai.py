@@ -45,7 +45,7 @@ from rlreward.models.retry import (
     upstream_error,
 )
 
-__all__ = ["ChatModelError", "ChatReply", "OpenAIChatModel"]
+__all__ = ["ChatModelError", "ChatReply", "OpenAIChatModel", "judge_endpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -461,3 +461,19 @@ def _read_completion(completion: Any) -> tuple[str, dict[str, Any] | None]:
         completion.usage.model_dump() if getattr(completion, "usage", None) is not None else None
     )
     return text, usage
+
+
+def judge_endpoint(environ: Mapping[str, str] | None = None) -> str | None:
+    """Where an OpenAIChatModel built from the environment would send its calls, in words,
+    or None when neither ``OPENAI_API_KEY`` nor ``OPENAI_BASE_URL`` is set.
+
+    A base URL alone is enough: local vLLM / SGLang / Ollama servers need no key.
+    """
+    env = os.environ if environ is None else environ
+    key = env.get("OPENAI_API_KEY") or None
+    url = env.get("OPENAI_BASE_URL") or None
+    if key is not None:
+        return f"OPENAI_API_KEY is set ({url or 'the OpenAI API'})"
+    if url is not None:
+        return f"OPENAI_BASE_URL is set, no key (a keyless server at {url})"
+    return None
