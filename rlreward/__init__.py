@@ -18,6 +18,7 @@ _EXPORTS: dict[str, str] = {
     "GraderError": "rlreward.schema",
     "GraderResult": "rlreward.schema",
     "Grader": "rlreward.graders.base",
+    "BaseGrader": "rlreward.graders.base",
     "FunctionGrader": "rlreward.graders.function",
     "GraderConfig": "rlreward.runner",
     "GradingRunner": "rlreward.runner",
@@ -96,7 +97,7 @@ if TYPE_CHECKING:  # pragma: no cover - static import view for type checkers
         RLRewardError,
         UnknownNameError,
     )
-    from rlreward.graders.base import Grader
+    from rlreward.graders.base import BaseGrader, Grader
     from rlreward.graders.function import FunctionGrader
     from rlreward.graders.judges import (
         CorrectnessGrader,

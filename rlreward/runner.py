@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from rlreward.aggregators import AggregatorLike, bind_aggregators
 from rlreward.dataset import load_rows
 from rlreward.errors import ConfigError, MissingFieldsError
-from rlreward.graders.base import Grader, to_result
+from rlreward.graders.base import BaseGrader, ProtocolGrader, to_result
 from rlreward.graders.function import FunctionGrader
 from rlreward.results import GradingResults
 from rlreward.schema import GraderError, GraderResult
@@ -64,9 +64,9 @@ class GraderConfig:
     mapper: Mapper | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.grader, Grader):
+        if not isinstance(self.grader, BaseGrader):
             if hasattr(self.grader, "aevaluate"):
-                pass  # duck-typed grader: used as is
+                pass  # follows the Grader protocol: the runner guards it (ProtocolGrader)
             elif callable(self.grader):
                 self.grader = FunctionGrader(self.grader)
             else:
@@ -191,6 +191,12 @@ class GradingRunner:
             )
         self.grader_configs = _normalise_configs(grader_configs)
         self.graders: dict[str, Any] = {n: c.grader for n, c in self.grader_configs.items()}
+        # the one guarded call per grader: a BaseGrader guards itself, anything else that
+        # follows the Grader protocol is wrapped once here
+        self._guarded: dict[str, BaseGrader] = {
+            n: g if isinstance(g, BaseGrader) else ProtocolGrader(g)
+            for n, g in self.graders.items()
+        }
         self.aggregators = bind_aggregators(aggregators, self.graders)
         clash = set(self.aggregators) & set(self.graders)
         if clash:
@@ -220,7 +226,7 @@ class GradingRunner:
         missing: dict[str, dict[str, list[int]]] = {}
         calls: dict[str, list[dict[str, Any] | GraderError]] = {}
         for name, cfg in self.grader_configs.items():
-            grader = cfg.grader
+            grader = self._guarded[name]
             per_row: list[dict[str, Any] | GraderError] = []
             for i, row in enumerate(rows):
                 try:
@@ -230,7 +236,7 @@ class GradingRunner:
                     missing.setdefault(name, {}).setdefault(f"<{reason}>", []).append(i)
                     per_row.append(GraderError(name, reason, {"mapper_error": True}))
                     continue
-                gaps = grader.missing_fields(fields) if hasattr(grader, "missing_fields") else []
+                gaps = grader.missing_fields(fields)
                 for f in gaps:
                     missing.setdefault(name, {}).setdefault(f, []).append(i)
                 if gaps and skip:
@@ -242,7 +248,7 @@ class GradingRunner:
                         )
                     )
                 else:
-                    per_row.append(fields if gaps else _select(grader, fields))
+                    per_row.append(fields if gaps else grader.select_fields(fields))
             calls[name] = per_row
         if missing and not skip:
             raise MissingFieldsError(_format_missing(missing, len(rows)), missing)
@@ -256,19 +262,14 @@ class GradingRunner:
             state = self._states[loop] = _LoopState(self.max_concurrency)
         return state
 
-    async def _call(self, name: str, grader: Any, fields: dict[str, Any]) -> GraderResult:
+    async def _call(self, name: str, grader: BaseGrader, fields: dict[str, Any]) -> GraderResult:
+        """One guarded grader call (BaseGrader.aevaluate never raises) under the timeout."""
+        if self.timeout is None:
+            return await grader.aevaluate(**fields)
         try:
-            if self.timeout is None:
-                value = await grader.aevaluate(**fields)
-            else:
-                value = await asyncio.wait_for(grader.aevaluate(**fields), self.timeout)
-            return to_result(name, value)
+            return await asyncio.wait_for(grader.aevaluate(**fields), self.timeout)
         except asyncio.TimeoutError:
             return GraderError(name, f"timed out after {self.timeout} s", {"timeout": True})
-        except Exception as exc:  # graders not derived from Grader may raise
-            return GraderError(
-                name, f"{type(exc).__name__}: {exc}", {"exception_type": type(exc).__name__}
-            )
 
     async def arun(self, dataset: Any, on_missing: OnMissing = "raise") -> GradingResults:
         """Grade every row with every grader, then aggregate; results keep row order.
@@ -280,7 +281,7 @@ class GradingRunner:
         calls = self.prepare(rows, on_missing)
         names = list(calls)
         n_rows, n_graders = len(rows), len(names)
-        grader_list = [self.graders[n] for n in names]
+        grader_list = [self._guarded[n] for n in names]
         call_lists = [calls[n] for n in names]
         out: list[list[Any]] = [[None] * n_rows for _ in names]
         total = n_rows * n_graders
@@ -373,8 +374,3 @@ class GradingRunner:
             f"GradingRunner(graders={list(self.graders)}, aggregators={list(self.aggregators)}, "
             f"max_concurrency={self.max_concurrency})"
         )
-
-
-def _select(grader: Any, fields: dict[str, Any]) -> dict[str, Any]:
-    select = getattr(grader, "select_fields", None)
-    return select(fields) if select is not None else fields

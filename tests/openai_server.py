@@ -13,7 +13,9 @@ It speaks ``POST /v1/chat/completions`` over real HTTP (aiohttp) so that the rea
 ``OpenAIServer`` runs in a background thread (tests); ``ServerProcess`` runs the same
 server in a separate process (benchmarks, so the server does not share the client's
 CPU and GIL). ``GET /stats`` returns the request counters as JSON; ``POST /config``
-changes latency and the 429 rate of a running server.
+changes latency and the 429 rate of a running server. ``counts`` holds in-flight
+counters (``in_flight``, ``max_in_flight``, ``hanging``) so tests check concurrency
+and timeouts by what the server saw, not by wall-clock bounds.
 """
 
 from __future__ import annotations
@@ -40,11 +42,12 @@ __all__ = ["Action", "OpenAIServer", "ServerProcess", "local_model"]
 class Action:
     """What the server does with one request."""
 
-    kind: str  # reply | status | hang | drop | bad_body
+    kind: str  # reply | status | hang | drop | bad_body | raw
     content: str = ""
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    content_type: str = "application/json"
 
     @classmethod
     def reply(cls, content: str | dict[str, Any], delay: float = 0.0) -> Action:
@@ -77,6 +80,31 @@ class Action:
     def bad_body(cls) -> Action:
         """Answer 200 with a body that is not JSON at all."""
         return cls("bad_body", content="<html>this is not json")
+
+    @classmethod
+    def raw(cls, body: str, status: int = 200, content_type: str = "application/json") -> Action:
+        """Answer ``status`` with exactly this body (a proxy's page, an error object...)."""
+        return cls("raw", content=body, status=status, content_type=content_type)
+
+    @classmethod
+    def error_200(cls, message: str, code: Any = None, type_: str | None = None) -> Action:
+        """HTTP 200 whose JSON body is an error object, as some gateways answer."""
+        err: dict[str, Any] = {"message": message}
+        if code is not None:
+            err["code"] = code
+        if type_ is not None:
+            err["type"] = type_
+        return cls.raw(json.dumps({"error": err}))
+
+    @classmethod
+    def html_200(cls, status: int = 502, detail: str = "Bad Gateway") -> Action:
+        """HTTP 200 with a proxy's HTML error page (not JSON at all)."""
+        page = (
+            f"<html><head><title>{status} {detail}</title></head><body>"
+            f"<center><h1>{status} {detail}</h1></center><hr><center>nginx</center>"
+            "</body></html>"
+        )
+        return cls.raw(page, content_type="text/html")
 
 
 def _completion(model: str, content: str, n: int) -> dict[str, Any]:
@@ -124,6 +152,7 @@ class OpenAIServer:
         self._rng = random.Random(seed)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
+        self._hangs: asyncio.Event | None = None  # set to end every hanging request
         self._thread: threading.Thread | None = None
         self.port = 0
 
@@ -144,7 +173,18 @@ class OpenAIServer:
         with self._lock:
             self._fail_first = (n, action)
 
+    def _release_hangs(self) -> None:
+        assert self._hangs is not None
+        self._hangs.set()
+        self._hangs = asyncio.Event()
+
     def reset(self) -> None:
+        """Forget scripts and counters; requests still hanging from a test end first."""
+        if self._loop is not None and self._hangs is not None:
+            self._loop.call_soon_threadsafe(self._release_hangs)
+            deadline = time.monotonic() + 10
+            while self.counts["in_flight"] > 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
         with self._lock:
             self._script.clear()
             self._fail_first = None
@@ -176,6 +216,17 @@ class OpenAIServer:
         raw = await request.read()
         with self._lock:
             self.counts["chat"] += 1
+            self.counts["in_flight"] += 1
+            self.counts["max_in_flight"] = max(
+                self.counts["max_in_flight"], self.counts["in_flight"]
+            )
+        try:
+            return await self._answer(request, raw)
+        finally:
+            with self._lock:
+                self.counts["in_flight"] -= 1
+
+    async def _answer(self, request: web.Request, raw: bytes) -> web.StreamResponse:
         try:
             body = json.loads(raw)
         except ValueError:
@@ -196,9 +247,16 @@ class OpenAIServer:
         action = self._choose(body)
         delay = action.delay or self.latency
         if action.kind == "hang":
-            assert self._stop is not None
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), action.delay)
+            assert self._hangs is not None
+            release = self._hangs
+            with self._lock:
+                self.counts["hanging"] += 1
+            try:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(release.wait(), action.delay)
+            finally:
+                with self._lock:
+                    self.counts["hanging"] -= 1
             return web.json_response(_completion(body.get("model", "?"), "{}", 0))
         if delay:
             await asyncio.sleep(delay)
@@ -211,6 +269,10 @@ class OpenAIServer:
             return web.json_response({"error": err}, status=action.status, headers=action.headers)
         if action.kind == "bad_body":
             return web.Response(text=action.content, content_type="application/json")
+        if action.kind == "raw":
+            return web.Response(
+                text=action.content, status=action.status, content_type=action.content_type
+            )
         with self._lock:
             self.counts["ok"] += 1
             n = self.counts["chat"]
@@ -244,8 +306,10 @@ class OpenAIServer:
         assert server is not None and server.sockets
         self.port = server.sockets[0].getsockname()[1]
         self._stop = asyncio.Event()
+        self._hangs = asyncio.Event()
         ready.set()
         await self._stop.wait()
+        self._hangs.set()
         await runner.cleanup()
 
     def start(self) -> OpenAIServer:

@@ -1,6 +1,6 @@
 """Graders: anything with ``async aevaluate(**fields) -> GraderScore | GraderError``."""
 
-from rlreward.graders.base import Grader
+from rlreward.graders.base import BaseGrader, Grader
 from rlreward.graders.function import FunctionGrader
 
-__all__ = ["FunctionGrader", "Grader"]
+__all__ = ["BaseGrader", "FunctionGrader", "Grader"]

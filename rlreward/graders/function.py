@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from rlreward.errors import ConfigError
-from rlreward.graders.base import Grader, ScoreRange, check_score_range
+from rlreward.graders.base import BaseGrader, ScoreRange, check_score_range
+from rlreward.graders.fields import FieldType, from_annotation
 
 __all__ = ["FunctionGrader"]
 
@@ -30,16 +31,28 @@ def _signature_fields(fn: Callable[..., Any]) -> tuple[tuple[str, ...], tuple[st
     return tuple(required), tuple(optional), var_kw
 
 
+def _annotated_types(fn: Callable[..., Any]) -> dict[str, FieldType]:
+    """Field types from the callable's annotations (``response: str`` -> STR)."""
+    try:
+        params = inspect.signature(fn, eval_str=True).parameters.values()
+    except (TypeError, ValueError, NameError, SyntaxError):  # unresolvable annotations
+        return {}
+    return {p.name: from_annotation(p.annotation) for p in params if p.annotation is not p.empty}
+
+
 def _is_async(fn: Callable[..., Any]) -> bool:
     if inspect.iscoroutinefunction(fn):
         return True
     return not inspect.isroutine(fn) and inspect.iscoroutinefunction(type(fn).__call__)
 
 
-class FunctionGrader(Grader):
+class FunctionGrader(BaseGrader):
     """Wrap a callable ``fn(**fields) -> float | (float, reason) | GraderScore``.
 
-    Fields default to the callable's parameters (those without defaults are required).
+    Fields default to the callable's parameters (those without defaults are required);
+    their types to its annotations (``str`` -> STR, ``float``/``int`` -> NUMBER, else
+    ANY), or pass ``field_types={"response": TEXT}``. A value of the wrong type, NaN or
+    infinity is a GraderError for that row and the callable is not called.
     Sync callables run in a worker thread so they never block the event loop; pass
     ``run_in_thread=False`` for cheap pure functions where a thread hop costs more than
     the call.
@@ -55,6 +68,7 @@ class FunctionGrader(Grader):
         score_range: ScoreRange | None = (0.0, 1.0),
         higher_is_better: bool = True,
         run_in_thread: bool = True,
+        field_types: Mapping[str, FieldType] | None = None,
     ) -> None:
         if not callable(fn):
             raise ConfigError(f"FunctionGrader: fn must be callable, got {type(fn).__name__}")
@@ -66,6 +80,14 @@ class FunctionGrader(Grader):
             var_kw = False
         self.required_fields, self.optional_fields = req, opt
         self.accepts_any_fields = var_kw
+        self.field_types = dict(field_types) if field_types is not None else _annotated_types(fn)
+        bad = {k: v for k, v in self.field_types.items() if not isinstance(v, FieldType)}
+        if bad:
+            raise ConfigError(
+                f"FunctionGrader {self.name!r}: field_types values must be FieldType "
+                f"(TEXT, STR, NUMBER, TEXT_OR_NUMBER, ANY from rlreward.graders.fields), "
+                f"got {bad!r}"
+            )
         self.score_range = check_score_range(score_range, f"FunctionGrader {self.name!r}")
         self.higher_is_better = bool(higher_is_better)
         self.run_in_thread = run_in_thread

@@ -20,7 +20,7 @@ __all__ = ["DATA_TAGS", "JudgeReplyError", "as_text", "neutralise", "parse_judge
 #: Tags that delimit data in our prompts; occurrences inside data are escaped.
 DATA_TAGS = ("query", "response", "reference_response", "context", "instruction")
 _TAG_RE = re.compile(r"<(\s*/?\s*(?:" + "|".join(DATA_TAGS) + r")\b)", re.IGNORECASE)
-_THINK_RE = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
+_THINK_TAG_RE = re.compile(r"<(/?)think>", re.IGNORECASE)
 _FENCE_RE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
 _DECODER = json.JSONDecoder()
 
@@ -53,27 +53,54 @@ def neutralise(text: str) -> str:
     return _TAG_RE.sub(r"&lt;\1", text)
 
 
-def _candidates(text: str) -> tuple[list[dict[str, Any]], bool]:
-    """Top-level JSON objects in ``text`` that carry a ``score`` key, and whether some
-    object-looking text (``{"...``) failed to parse.
+def _objects(text: str) -> tuple[list[tuple[int, int, Any]], list[int]]:
+    """Every top-level JSON value that starts with ``{`` in ``text`` as ``(start, end,
+    value)``, and the offsets of object-looking text (``{"...``) that failed to parse.
 
-    A broken outer object can hide a quoted ``{"score": ...}`` that would parse on its
-    own, so the caller refuses to pick a verdict when anything was broken.
+    Scanning skips over a parsed object, so JSON quoted inside a JSON string (a verdict
+    the judge cites from the response) is never a top-level object.
     """
-    found: list[dict[str, Any]] = []
-    broken = False
+    spans: list[tuple[int, int, Any]] = []
+    broken: list[int] = []
     i = text.find("{")
     while i != -1:
         try:
             obj, end = _DECODER.raw_decode(text, i)
         except ValueError:
-            broken = broken or text[i + 1 : i + 64].lstrip().startswith('"')
+            if text[i + 1 : i + 64].lstrip().startswith('"'):
+                broken.append(i)
             i = text.find("{", i + 1)
             continue
-        if isinstance(obj, dict) and "score" in obj:
-            found.append(obj)
-        i = text.find("{", end)  # skip the object's inside: quoted JSON is not a verdict
-    return found, broken
+        spans.append((i, end, obj))
+        i = text.find("{", end)
+    return spans, broken
+
+
+def _outside(spans: list[tuple[int, int, Any]], pos: int) -> bool:
+    return not any(start <= pos < end for start, end, _ in spans)
+
+
+def _verdict_start(text: str, spans: list[tuple[int, int, Any]]) -> int:
+    """Where the verdict part of a reply begins: after the last reasoning tag that sits
+    outside JSON (``</think>`` inside a JSON string is the reason's text, not a tag).
+
+    A ``<think>`` that is never closed means the reply stopped while reasoning.
+    """
+    start = 0
+    open_at: int | None = None
+    for m in _THINK_TAG_RE.finditer(text):
+        if not _outside(spans, m.start()):
+            continue
+        if m.group(1):  # </think>: the reasoning (opened here or in the prompt) ends
+            start, open_at = m.end(), None
+        elif open_at is None:
+            open_at = m.start()
+    if open_at is not None:
+        raise JudgeReplyError(
+            "judge reply ends inside a <think> block (no verdict after it); "
+            "raise max_tokens or turn the judge's reasoning off"
+        )
+    return start
 
 
 def _number(value: Any) -> float | None:
@@ -94,21 +121,20 @@ def _number(value: Any) -> float | None:
 def parse_judgement(text: str, scale: tuple[float, float]) -> tuple[float, str]:
     """``(judge score, reason)`` from a judge reply, or JudgeReplyError.
 
-    Accepts a bare JSON object, one inside a code fence, or one amid prose (after any
-    ``<think>`` block). Several verdicts that disagree are an error, not a pick.
+    JSON is read first: the reply's top-level JSON objects are located before anything
+    else, so reasoning tags (``<think>``, ``</think>``) count only outside JSON strings.
+    The verdict is the object(s) with a ``score`` after the reasoning; objects inside a
+    code fence are preferred over ones amid prose. Several verdicts that disagree, or
+    malformed JSON where a verdict could hide, are an error, not a pick.
     """
-    body = _THINK_RE.sub("", text)
-    if "</think>" in body:  # reasoning whose opening tag was in the prompt template
-        body = body.rsplit("</think>", 1)[1]
-    body = body.strip()
-    fenced = _FENCE_RE.findall(body)
-    sources = [*fenced, body] if fenced else [body]
-    objects: list[dict[str, Any]] = []
-    broken = False
-    for source in sources:
-        objects, broken = _candidates(source)
-        if objects:
-            break
+    spans, broken = _objects(text)
+    begin = _verdict_start(text, spans)
+    spans = [s for s in spans if s[0] >= begin]
+    broken = [b for b in broken if b >= begin and _outside(spans, b)]
+    fences = [m.span(1) for m in _FENCE_RE.finditer(text, begin) if _outside(spans, m.start())]
+    fenced = [s for s in spans if any(lo <= s[0] < hi for lo, hi in fences)]
+    chosen = fenced if any(_has_score(s[2]) for s in fenced) else spans
+    objects = [obj for _, _, obj in chosen if _has_score(obj)]
     if broken:
         raise JudgeReplyError("judge reply holds malformed JSON; refusing to guess a verdict")
     if not objects:
@@ -127,3 +153,7 @@ def parse_judgement(text: str, scale: tuple[float, float]) -> tuple[float, str]:
         )
     reason = objects[-1].get("reason", "")
     return score, reason if isinstance(reason, str) else json.dumps(reason, ensure_ascii=False)
+
+
+def _has_score(value: Any) -> bool:
+    return isinstance(value, dict) and "score" in value

@@ -5,7 +5,9 @@ A subclass names a prompt template in ``prompts/`` (a ``.txt`` beside this file,
 base does the rest: data fields are escaped and placed between tags that the system
 prompt declares to be data; the judge is asked for JSON (a json_schema response format
 where the server takes one); the reply's score is range-checked on the judge's scale
-and mapped linearly onto the grader's range. A call that fails for good, or a reply
+and mapped linearly onto the grader's range. Every field is checked to be text (a
+reference answer may be a number) before any call: ``None``, a dict, a bool or a NaN
+is a GraderError for that row, never rendered into a prompt. A call that fails for good, or a reply
 that does not parse or is out of range, is a GraderError carrying the raw reply —
 never a score. Successful grades go into an optional ResultCache; identical concurrent
 requests share one call.
@@ -27,7 +29,8 @@ from typing import Any, ClassVar
 
 from rlreward.cache import CachedGrade, ResultCache, SingleFlight, cache_key, resolve_cache
 from rlreward.errors import ConfigError
-from rlreward.graders.base import Grader, ScoreRange, check_score_range
+from rlreward.graders.base import BaseGrader, ScoreRange, check_score_range
+from rlreward.graders.fields import TEXT, TEXT_OR_NUMBER, FieldType
 from rlreward.graders.judge_io import JudgeReplyError, as_text, neutralise, parse_judgement
 from rlreward.models.base import ChatModel, ChatModelError
 from rlreward.schema import GraderError, GraderResult, GraderScore
@@ -66,7 +69,7 @@ def _as_model(model: Any, owner: str) -> ChatModel:
     return model
 
 
-class LLMGrader(Grader):
+class LLMGrader(BaseGrader):
     """Base of LLM-judge graders; subclasses set ``template_file`` and their fields.
 
     Args:
@@ -82,6 +85,9 @@ class LLMGrader(Grader):
     system_file: ClassVar[str] = "system.txt"
     #: (low, high) of the score the judge is asked for; mapped onto ``score_range``.
     judge_scale: tuple[float, float] = (1.0, 5.0)
+    #: every field shown to a judge is text; a reference answer may also be a number
+    field_types: Mapping[str, FieldType] = {"reference_response": TEXT_OR_NUMBER}
+    default_field_type: FieldType = TEXT
 
     def __init__(
         self,

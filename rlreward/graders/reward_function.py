@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rlreward.errors import ConfigError
-from rlreward.graders.base import Grader
+from rlreward.graders.base import BaseGrader
 from rlreward.graders.batching import MicroBatcher
 from rlreward.rewards.base import RewardFunction
 from rlreward.rewards.registry import RewardRegistry
@@ -46,7 +46,7 @@ def _as_text(value: Any, field: str) -> str:
     )
 
 
-class RewardFunctionGrader(Grader):
+class RewardFunctionGrader(BaseGrader):
     """A reward function (by registry name, or an instance / callable) as a Grader.
 
     Args:

@@ -22,7 +22,7 @@ from typing import Any
 
 from rlreward.embedded import resolve_model_name
 from rlreward.errors import ConfigError
-from rlreward.graders.base import Grader
+from rlreward.graders.base import BaseGrader
 from rlreward.graders.batching import MicroBatcher
 from rlreward.graders.reward_function import _as_text
 from rlreward.training.encoding import (
@@ -77,7 +77,7 @@ def _load(ref: str, device: str, dtype: Any) -> tuple[Any, Any]:
     return model.to(device), tokenizer
 
 
-class RewardModelGrader(Grader):
+class RewardModelGrader(BaseGrader):
     """Score ``response`` (with an optional ``query``) with a reward model.
 
     Args:

@@ -5,8 +5,17 @@ first use and closed when the loop shuts down (or by ``aclose()``), so one model
 any number of ``asyncio.run`` calls. The client's own retries are off
 (``max_retries=0``): this class retries 429, 408/409, 5xx, timeouts, dropped
 connections and unreadable bodies itself, with full-jitter backoff and the server's
-``Retry-After``, so every attempt is counted and reported. The API key lives in a
-``_Secret`` that never prints; it is also scrubbed from every error message.
+``Retry-After``, so every attempt is counted and reported. An HTTP 200 whose body is an
+error object or not JSON (a proxy's 502 page) is classified like the status it names.
+
+At most ``max_connections`` requests are in flight per loop; the others wait for a slot
+*before* their request starts, so the per-request ``timeout`` counts from the moment a
+request is sent, never while it queues for a pooled connection.
+
+The API key lives in a ``_Secret`` that never prints; it is also scrubbed from every
+error message, and a pickle carries no key unless ``pickle_api_key=True``: the copy
+reads it from the environment variable ``api_key_env`` where it is unpickled.
+The library never reads ``.env`` files; recipes and the CLI do (``python-dotenv``).
 """
 
 from __future__ import annotations
@@ -27,13 +36,22 @@ import openai
 
 from rlreward.errors import ConfigError
 from rlreward.models.base import ChatModelError, ChatReply, ChatStats
-from rlreward.models.retry import BadCompletion, RequestPacer, backoff_delay, classify_failure
+from rlreward.models.retry import (
+    BadCompletion,
+    RequestPacer,
+    backoff_delay,
+    classify_failure,
+    server_message,
+    upstream_error,
+)
 
-__all__ = ["ChatModelError", "ChatReply", "OpenAIChatModel"]
+__all__ = ["ChatModelError", "ChatReply", "OpenAIChatModel", "judge_endpoint"]
 
 log = logging.getLogger(__name__)
 
 _SCHEMA_REJECT_STATUSES = frozenset({400, 422})
+#: the key of a keyless local server (vLLM, SGLang, Ollama): not a secret
+KEYLESS = "EMPTY"
 _deadline = getattr(asyncio, "timeout", None)  # Python 3.11+: a deadline without a task
 
 
@@ -59,6 +77,7 @@ class _Secret:
 class _LoopState:
     client: openai.AsyncOpenAI
     pacer: RequestPacer | None
+    slots: asyncio.Semaphore
     closer: Any = None
     closed: bool = False
 
@@ -100,11 +119,18 @@ class OpenAIChatModel:
     Args:
         model: the model id the server knows (``gpt-4o-mini``, ``qwen3-32b``, ...).
         base_url: the endpoint, e.g. ``http://127.0.0.1:8000/v1`` for vLLM; default
-            ``OPENAI_BASE_URL``, else OpenAI. ``.env`` files are read (never overriding
-            variables that are already set).
-        api_key: default ``OPENAI_API_KEY``; for a keyless local server with a
-            ``base_url`` it defaults to ``"EMPTY"``.
-        timeout: seconds per HTTP attempt (a hung server becomes a retried timeout).
+            ``OPENAI_BASE_URL``, else OpenAI.
+        api_key: default: the environment variable ``api_key_env``; for a keyless local
+            server (only ``base_url`` / ``OPENAI_BASE_URL`` set) it is ``"EMPTY"``.
+        api_key_env: the variable the key is read from, here and wherever a pickled
+            copy is unpickled (default ``OPENAI_API_KEY``).
+        pickle_api_key: carry the key inside pickles (off by default: Ray and TRL pickle
+            models, and a pickle is plain text); turn it on only where workers cannot
+            see ``api_key_env``.
+        timeout: seconds per HTTP attempt, counted from when the request is sent (a
+            hung server becomes a retried timeout).
+        max_connections: connections (and so requests in flight) per event loop;
+            further calls wait for a free one without spending their timeout.
         max_retries: retries after the first attempt on transient faults.
         requests_per_minute: optional client-side pacing, per event loop.
         backoff_base, backoff_max: full-jitter backoff ``U(0, min(max, base*2**n))``.
@@ -136,7 +162,8 @@ class OpenAIChatModel:
         max_connections: int = 1000,
         default_headers: Mapping[str, str] | None = None,
         cache_namespace: str | None = None,
-        load_env: bool = True,
+        api_key_env: str = "OPENAI_API_KEY",
+        pickle_api_key: bool = False,
     ) -> None:
         if not isinstance(model, str) or not model.strip():
             raise ConfigError(f"OpenAIChatModel: model must be a non-empty model id, got {model!r}")
@@ -148,18 +175,21 @@ class OpenAIChatModel:
         _positive("max_retry_after", max_retry_after)
         _positive("max_connections", max_connections, integer=True, minimum=1)
         _positive("max_tokens", max_tokens, allow_none=True, integer=True, minimum=1)
-        if load_env:
-            _load_dotenv()
+        if not isinstance(api_key_env, str) or not api_key_env.strip():
+            raise ConfigError(
+                f"OpenAIChatModel: api_key_env must name an environment variable, "
+                f"got {api_key_env!r}"
+            )
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
-        key = api_key or os.environ.get("OPENAI_API_KEY") or None
+        key = api_key or os.environ.get(api_key_env) or None
         if key is None:
             if base_url is None:
                 raise ConfigError(
-                    "OpenAIChatModel: no API key; set OPENAI_API_KEY (in the environment or a "
-                    ".env file) or pass api_key=...; for a keyless local server (vLLM, Ollama, "
-                    "llama.cpp) pass base_url=... instead"
+                    f"OpenAIChatModel: no API key; set {api_key_env} or pass api_key=...; "
+                    "for a keyless local server (vLLM, SGLang, Ollama, llama.cpp) set "
+                    "OPENAI_BASE_URL or pass base_url=... instead"
                 )
-            key = "EMPTY"
+            key = KEYLESS
         self.model = model
         self.base_url = base_url
         self.timeout = float(timeout)
@@ -176,7 +206,9 @@ class OpenAIChatModel:
         self.default_headers = dict(default_headers) if default_headers else None
         self.cache_namespace = cache_namespace or model
         self.stats = ChatStats()
-        self._key = _Secret(key)
+        self.api_key_env = api_key_env
+        self.pickle_api_key = bool(pickle_api_key)
+        self._key: _Secret | None = _Secret(key)
         self._schema_ok: bool | None = structured_output
         self._rng = random.Random()
         self._lock = threading.Lock()
@@ -196,7 +228,7 @@ class OpenAIChatModel:
         )
         http = openai.DefaultAsyncHttpxClient(limits=limits, timeout=self.timeout)
         client = openai.AsyncOpenAI(
-            api_key=self._key.get(),
+            api_key=self._key.get() if self._key is not None else KEYLESS,
             base_url=self.base_url,
             timeout=self.timeout,
             max_retries=0,
@@ -204,7 +236,7 @@ class OpenAIChatModel:
             default_headers=self.default_headers,
         )
         pacer = RequestPacer(self.requests_per_minute) if self.requests_per_minute else None
-        return _LoopState(client, pacer)
+        return _LoopState(client, pacer, asyncio.Semaphore(self.max_connections))
 
     def _drop_dead_loops(self) -> None:
         for loop in [lp for lp in self._states if lp.is_closed()]:
@@ -251,6 +283,17 @@ class OpenAIChatModel:
         response_format: Mapping[str, Any] | None = None,
     ) -> ChatReply:
         """One chat completion, retried on transient faults; raises ChatModelError."""
+        secret = self._key
+        if secret is None:
+            raise ChatModelError(
+                f"OpenAIChatModel {self.model!r}: no API key in this process; this copy was "
+                f"unpickled and pickles carry no key by default: set {self.api_key_env} in "
+                "this process's environment, or build the model with pickle_api_key=True",
+                attempts=0,
+                last_status="no_api_key",
+                latency_s=0.0,
+                retryable=False,
+            )
         state = await self._state()
         self.stats.calls += 1
         start = time.perf_counter()
@@ -264,7 +307,7 @@ class OpenAIChatModel:
                 await state.pacer.acquire()
             try:
                 completion = await self._create(
-                    state.client, messages, response_format if use_schema else None
+                    state, messages, response_format if use_schema else None
                 )
                 text, usage = _read_completion(completion)
             except Exception as exc:  # classified below; non-API errors re-raise
@@ -280,7 +323,7 @@ class OpenAIChatModel:
                     )
                     continue
                 reasons.append(str(status))
-                message = self._key.scrub(f"{type(exc).__name__}: {exc}")[:500]
+                message = secret.scrub(server_message(exc))
                 if not retryable or attempt - fallbacks > self.max_retries:
                     self.stats.failures += 1
                     elapsed = time.perf_counter() - start
@@ -325,7 +368,7 @@ class OpenAIChatModel:
 
     async def _create(
         self,
-        client: openai.AsyncOpenAI,
+        state: _LoopState,
         messages: Sequence[Mapping[str, Any]],
         response_format: Mapping[str, Any] | None,
     ) -> Any:
@@ -342,11 +385,13 @@ class OpenAIChatModel:
             kwargs["response_format"] = dict(response_format)
         if self.extra_body:
             kwargs["extra_body"] = self.extra_body
-        request = client.chat.completions.create(**kwargs)
-        if _deadline is not None:  # a total deadline even if a server trickles bytes
-            async with _deadline(self.timeout + 1.0):
-                return await request
-        return await asyncio.wait_for(request, self.timeout + 1.0)
+        # Wait for a connection slot first: the timeout starts when the request is sent.
+        async with state.slots:
+            request = state.client.chat.completions.create(**kwargs)
+            if _deadline is not None:  # a total deadline even if a server trickles bytes
+                async with _deadline(self.timeout + 1.0):
+                    return await request
+            return await asyncio.wait_for(request, self.timeout + 1.0)
 
     # -- identity ----------------------------------------------------------------------
     def cache_identity(self) -> dict[str, Any]:
@@ -376,18 +421,35 @@ class OpenAIChatModel:
         state = self.__dict__.copy()
         state["_states"] = None  # clients belong to loops; a copy builds its own
         state["_lock"] = None
-        state["_key"] = self._key.get()
+        key = self._key.get() if self._key is not None else None
+        # No secret in a pickle unless asked for; a keyless server's "EMPTY" is no secret.
+        state["_key"] = key if self.pickle_api_key or key == KEYLESS else None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        state["_key"] = _Secret(state["_key"])
+        key = state["_key"]
+        if key is None:
+            key = os.environ.get(state.get("api_key_env", "OPENAI_API_KEY")) or None
+            if key is None:
+                log.warning(
+                    "unpickled OpenAIChatModel %r has no API key: %s is not set here "
+                    "(pickles carry no key unless pickle_api_key=True); its calls will fail",
+                    state.get("model"),
+                    state.get("api_key_env"),
+                )
+        state["_key"] = _Secret(key) if key is not None else None
         state["_states"] = weakref.WeakKeyDictionary()
         state["_lock"] = threading.Lock()
         self.__dict__.update(state)
 
 
 def _read_completion(completion: Any) -> tuple[str, dict[str, Any] | None]:
+    if isinstance(completion, str):  # the client could not read the body as JSON
+        raise upstream_error(completion)
     choices = getattr(completion, "choices", None)
+    error = getattr(completion, "error", None)
+    if not choices and error is not None:  # HTTP 200 carrying {"error": ...}
+        raise upstream_error(error if isinstance(error, Mapping) else {"message": str(error)})
     if not choices:
         raise BadCompletion(f"completion has no choices: {str(completion)[:200]!r}")
     message = choices[0].message
@@ -401,9 +463,17 @@ def _read_completion(completion: Any) -> tuple[str, dict[str, Any] | None]:
     return text, usage
 
 
-def _load_dotenv() -> None:
-    from dotenv import find_dotenv, load_dotenv
+def judge_endpoint(environ: Mapping[str, str] | None = None) -> str | None:
+    """Where an OpenAIChatModel built from the environment would send its calls, in words,
+    or None when neither ``OPENAI_API_KEY`` nor ``OPENAI_BASE_URL`` is set.
 
-    path = find_dotenv(usecwd=True)
-    if path:
-        load_dotenv(path, override=False)
+    A base URL alone is enough: local vLLM / SGLang / Ollama servers need no key.
+    """
+    env = os.environ if environ is None else environ
+    key = env.get("OPENAI_API_KEY") or None
+    url = env.get("OPENAI_BASE_URL") or None
+    if key is not None:
+        return f"OPENAI_API_KEY is set ({url or 'the OpenAI API'})"
+    if url is not None:
+        return f"OPENAI_BASE_URL is set, no key (a keyless server at {url})"
+    return None

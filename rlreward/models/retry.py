@@ -7,28 +7,130 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import html
 import math
 import random
+import re
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import openai
 
 __all__ = [
+    "MAX_SERVER_MESSAGE",
     "RETRY_STATUSES",
     "BadCompletion",
     "RequestPacer",
+    "UpstreamError",
     "backoff_delay",
+    "cap_message",
     "classify_failure",
     "parse_retry_after",
+    "server_message",
+    "upstream_error",
 ]
 
 #: HTTP statuses worth another attempt besides 5xx (timeout, conflict, too early, 429).
 RETRY_STATUSES = frozenset({408, 409, 425, 429})
 
 
+#: how much of a server's own error message is kept in error texts
+MAX_SERVER_MESSAGE = 1000
+
+#: error ``type`` / ``code`` words of OpenAI-style error objects -> the status they mean
+_ERROR_WORDS = (
+    ("rate_limit", 429),
+    ("quota", 429),
+    ("overloaded", 503),
+    ("unavailable", 503),
+    ("timeout", 504),
+    ("upstream", 502),
+    ("server_error", 500),
+    ("internal", 500),
+    ("authentication", 401),
+    ("invalid_api_key", 401),
+    ("permission", 403),
+    ("not_found", 404),
+    ("invalid_request", 400),
+)
+_STATUS_RE = re.compile(r"\b([45]\d\d)\b")
+_TAG_RE = re.compile(r"<[^>]*>")
+_TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
 class BadCompletion(Exception):
     """A 200 answer without a usable message (no choices, or a refusal)."""
+
+
+class UpstreamError(Exception):
+    """An HTTP 200 whose body reports a failure: an ``{"error": ...}`` object or a page
+    that is not JSON (a proxy's 502). ``status`` is the HTTP status the body names, if
+    any; the failure is classified like that status."""
+
+    def __init__(self, message: str, status: int | None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def cap_message(text: str, limit: int = MAX_SERVER_MESSAGE) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text) - limit} more characters]"
+
+
+def _status_of_error(error: Any) -> int | None:
+    """The HTTP status an error object names: a numeric ``code``/``status``, else its words."""
+    if not isinstance(error, Mapping):
+        return None
+    for key in ("status", "code", "status_code"):
+        value = error.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and 400 <= value <= 599:
+            return value
+        if isinstance(value, str) and value.strip().isdigit() and 400 <= int(value) <= 599:
+            return int(value)
+    words = " ".join(str(error.get(k, "")) for k in ("type", "code")).lower()
+    for word, status in _ERROR_WORDS:
+        if word in words:
+            return status
+    return None
+
+
+def upstream_error(body: Any) -> UpstreamError:
+    """The UpstreamError for a 200 body that is an error object or not JSON (``str``)."""
+    if isinstance(body, str):
+        title = _TITLE_RE.search(body)
+        text = html.unescape(_TAG_RE.sub(" ", body))
+        text = " ".join(text.split())
+        match = _STATUS_RE.search(title.group(1) if title else text[:200])
+        status = int(match.group(1)) if match else None
+        return UpstreamError(
+            f"HTTP 200 with a body that is not JSON (a proxy page?): {cap_message(text)}", status
+        )
+    error = body
+    message = error.get("message") if isinstance(error, Mapping) else None
+    shown = message if isinstance(message, str) else str(error)
+    status = _status_of_error(error)
+    named = f" (names status {status})" if status is not None else ""
+    return UpstreamError(f"HTTP 200 with an error object{named}: {cap_message(shown)}", status)
+
+
+def server_message(exc: Exception) -> str:
+    """The server's own words for a failed attempt, capped (``Error code: ...`` is noise)."""
+    if isinstance(exc, openai.APIStatusError):
+        body = exc.body
+        if isinstance(body, Mapping):
+            inner = body.get("error", body)
+            message = inner.get("message") if isinstance(inner, Mapping) else inner
+            text = message if isinstance(message, str) else str(body)
+        elif isinstance(body, str):
+            text = body
+        else:
+            text = exc.response.text
+        return f"HTTP {exc.status_code}: {cap_message(text)}"
+    return cap_message(f"{type(exc).__name__}: {exc}")
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
@@ -107,6 +209,10 @@ def classify_failure(
         retryable = status in RETRY_STATUSES or status >= 500
         wait = parse_retry_after(exc.response.headers, max_retry_after) if retryable else None
         return status, retryable, wait
+    if isinstance(exc, UpstreamError):
+        if exc.status is None:  # an unreadable or unrecognised failure: worth another try
+            return "bad_response", True, None
+        return exc.status, exc.status in RETRY_STATUSES or exc.status >= 500, None
     if isinstance(exc, (openai.APITimeoutError, asyncio.TimeoutError, TimeoutError)):
         return "timeout", True, None
     if isinstance(exc, openai.APIConnectionError):

@@ -7,7 +7,8 @@
   (fractions, ``\\frac{a}{b}``, decimals, thousands separators, ``$``/``%``, ``x = ``
   prefixes), or as normalised LaTeX text when either is not a number. The final answer
   is the last ``\\boxed{}``, else the ``<answer>`` block, else after ``####`` or
-  "answer is", else the last number in the text.
+  "answer is", else the last number in the text. Inside an ``<answer>`` block the same
+  markers are read (``<answer>#### 42</answer>``, ``<answer>The answer is 42</answer>``).
 - ``bleu``: sacrebleu sentence BLEU (effective order, exp smoothing) / 100.
 - ``rouge``: rouge-score F-measure (``rougeL`` by default; its tokenizer keeps ASCII
   letters and digits only, so text in other scripts scores 0).
@@ -66,7 +67,7 @@ def extract_boxed(text: str) -> str | None:
 
 
 _HASHES = re.compile(r"####\s*([^\n]+)")
-_ANSWER_IS = re.compile(r"(?:final answer|answer)\s*(?:is|:|=)\s*\**\s*([^\n]+)", re.I)
+_ANSWER_IS = re.compile(r"(?:final answer|answer)\s*(?:is|:|=)\s*:?\s*\**\s*([^\n]+)", re.I)
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
 
 
@@ -76,14 +77,29 @@ def extract_final_answer(text: str) -> str | None:
     if boxed is not None:
         return boxed
     tagged = extract_tag(text, "answer")
-    if tagged:
-        return extract_boxed(tagged) or tagged
+    if tagged:  # the block may still mark its answer: ####, "the answer is", \boxed
+        return _marked_answer(tagged) or tagged.strip()
+    marked = _marked_answer(text)
+    if marked is not None:
+        return marked
+    numbers = _NUMBER.findall(text)
+    return numbers[-1] if numbers else None
+
+
+def _marked_answer(text: str) -> str | None:
+    """The answer a marker points at (``\\boxed{}``, ``####``, "answer is"), or None."""
+    boxed = extract_boxed(text)
+    if boxed:
+        return boxed
     for pattern in (_HASHES, _ANSWER_IS):
         found = pattern.findall(text)
         if found:
-            return found[-1].strip().rstrip(".").strip()
-    numbers = _NUMBER.findall(text)
-    return numbers[-1] if numbers else None
+            answer = found[-1].strip().lstrip("*").strip()
+            while answer and answer[-1] in "*.":  # markdown bold and a closing full stop
+                answer = answer[:-1].rstrip()
+            if answer:
+                return answer
+    return None
 
 
 _FRAC = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")

@@ -1,6 +1,7 @@
 import asyncio
 import threading
-import time
+
+import pytest
 
 from rlreward.graders.function import FunctionGrader
 from rlreward.schema import GraderError, GraderScore
@@ -48,31 +49,30 @@ def test_unbounded_range_accepts_any_finite_score():
     assert asyncio.run(g.aevaluate(response="x")).score == -42.0
 
 
-def test_sync_functions_do_not_block_the_event_loop():
+@pytest.mark.parametrize(("in_thread", "expected"), [(True, 1.0), (False, 0.0)])
+def test_sync_functions_do_not_block_the_event_loop(in_thread, expected):
+    """The sync function waits for the event loop to act; it can only see that if it runs
+    in a worker thread (the inline control shows the test can fail)."""
     main_thread = threading.get_ident()
     seen = []
+    loop_ran = threading.Event()
 
-    def slow(response):
+    def blocking(response):
         seen.append(threading.get_ident())
-        time.sleep(0.2)
-        return 1.0
+        return 1.0 if loop_ran.wait(timeout=5 if in_thread else 0.3) else 0.0
 
-    g = FunctionGrader(slow)
+    g = FunctionGrader(blocking, run_in_thread=in_thread)
 
     async def main():
-        ticks = 0
+        async def release():
+            await asyncio.sleep(0)
+            loop_ran.set()
 
-        async def ticker():
-            nonlocal ticks
-            for _ in range(10):
-                await asyncio.sleep(0.01)
-                ticks += 1
+        result, _ = await asyncio.gather(g.aevaluate(response="x"), release())
+        return result
 
-        await asyncio.gather(g.aevaluate(response="x"), ticker())
-        return ticks
-
-    assert asyncio.run(main()) == 10  # the loop kept running while slow() slept
-    assert seen and seen[0] != main_thread
+    assert asyncio.run(main()).score == expected
+    assert (seen[0] != main_thread) is in_thread
 
 
 def test_async_callable_objects_are_awaited():

@@ -71,3 +71,32 @@ def test_as_text_formats_chat_messages_and_other_values():
     assert as_text({"content": "x"}) == "x"
     assert as_text(42) == "42"
     assert as_text("plain") == "plain"
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        # the issue's reply: the reason quotes a reasoning tag inside a JSON string
+        ('{"reason": "... ends its reasoning with </think> ...", "score": 4}', 4.0),
+        ('</think>{"reason": "it closes with </think> early", "score": 2}', 2.0),
+        ('<think>hmm</think>{"reason": "says <think> then </think>", "score": 3}', 3.0),
+        # a draft verdict inside the reasoning is not the verdict, even as broken JSON
+        (
+            '<think>draft {"score": 1, "reason": "x</think>"} and {"score</think>\n'
+            '{"reason": "final", "score": 5}',
+            5.0,
+        ),
+    ],
+)
+def test_reasoning_tags_count_only_outside_json_strings(reply, expected):
+    assert parse_judgement(reply, SCALE)[0] == expected
+
+
+def test_a_reply_cut_off_while_reasoning_is_an_error_not_a_draft_verdict():
+    with pytest.raises(JudgeReplyError, match="inside a <think> block"):
+        parse_judgement('<think>first guess {"reason": "draft", "score": 2} but', SCALE)
+
+
+def test_fenced_verdict_is_preferred_over_a_quoted_object_in_prose():
+    reply = 'The response printed {"score": 5}.\n```json\n{"reason": "weak", "score": 2}\n```'
+    assert parse_judgement(reply, SCALE) == (2.0, "weak")

@@ -278,7 +278,8 @@ def test_key_never_reaches_logs_or_results(openai_server, caplog):
     assert KEY not in repr(grader) and KEY not in json.dumps(grader.describe(), default=str)
 
 
-def test_disable_cache_and_pickling(openai_server, tmp_path):
+def test_disable_cache_and_pickling(openai_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)  # a pickle carries no key: the copy reads it
     grader = HarmfulnessGrader(
         model=judge_model(openai_server), cache=ResultCache.open(tmp_path / "p.sqlite")
     )
@@ -296,3 +297,11 @@ def test_bad_model_or_template_is_a_config_error(openai_server):
         RelevanceGrader(model=3.5)
     with pytest.raises(ConfigError, match="bad prompt template"):
         RelevanceGrader(model=judge_model(openai_server), template="costs $5: $response")
+
+
+def test_a_reason_that_quotes_a_reasoning_tag_is_still_a_verdict(openai_server):
+    reason = "The response ends its reasoning with </think> and then answers."
+    openai_server.script(Action.reply(f'<think>check</think>{{"reason": "{reason}", "score": 4}}'))
+    grader = RelevanceGrader(model=judge_model(openai_server))
+    out = asyncio.run(grader.aevaluate(query="q", response="<think>x</think> y"))
+    assert isinstance(out, GraderScore) and out.score == 0.75 and out.reason == reason
