@@ -222,7 +222,7 @@ class RewardSpecModel(_Strict):
     )
     graders: Annotated[dict[Name, GraderSpec], Field(min_length=1)]
     aggregators: list[AggregatorSpec] = Field(default_factory=list)
-    runner: RunnerSpec = Field(default_factory=RunnerSpec)
+    runner: RunnerSpec = Field(default_factory=RunnerSpec)  # type: ignore[arg-type]
 
 
 def json_schema() -> dict[str, Any]:
