@@ -306,6 +306,8 @@ def _grade(args: argparse.Namespace) -> int:
         done = 0
     else:
         done = min(len(done_lines), n_rows)
+        if len(done_lines) > n_rows:  # a smaller --limit this time: keep its rows only
+            output.write_text("".join(done_lines[:n_rows]), encoding="utf-8")
         for line in done_lines[:done]:
             grades = json.loads(line).get("grades")
             if isinstance(grades, dict):

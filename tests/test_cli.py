@@ -368,6 +368,10 @@ def test_no_resume_and_a_changed_spec_start_over(tmp_path):
     (tmp_path / "o.jsonl.resume.json").write_text(json.dumps(fingerprint))
     proc = cli("grade", "-c", spec, data, "-o", out, "-q", cwd=tmp_path)
     assert "resuming: 5 of 20 rows" in proc.stderr and out.read_bytes() == full
+    # an unfinished run resumed with a smaller --limit keeps that many rows
+    (tmp_path / "o.jsonl.resume.json").write_text(json.dumps(fingerprint))
+    proc = cli("grade", "-c", spec, data, "-o", out, "-q", "--limit", "3", cwd=tmp_path)
+    assert proc.returncode == 0 and out.read_bytes() == b"".join(full.splitlines(True)[:3])
     # a different spec: the partial output is not reused
     out.write_bytes(b"".join(full.splitlines(keepends=True)[:5]))
     (tmp_path / "o.jsonl.resume.json").write_text(json.dumps(fingerprint))
