@@ -105,31 +105,6 @@ class RewardFunctionGrader(BaseGrader):
         if fn.expensive:
             self._batcher = MicroBatcher(self._score_items, max_batch_size, run_in_thread=True)
 
-    @classmethod
-    def from_spec(cls, options: Mapping[str, Any], ctx: Any = None) -> RewardFunctionGrader:
-        """Build from a spec entry: ``{type: reward_function, function: length, params: {...}}``."""
-        allowed = {"name", "function", "params", "max_batch_size"}
-        unknown = sorted(set(options) - allowed)
-        if unknown:
-            raise ConfigError(
-                f"reward_function grader {options.get('name')!r}: unknown options {unknown}; "
-                f"allowed: {sorted(allowed)} (function parameters go under 'params')"
-            )
-        if "function" not in options:
-            raise ConfigError(
-                f"reward_function grader {options.get('name')!r} needs 'function: <name>'; "
-                f"known: {', '.join(RewardRegistry().list_reward_functions())}"
-            )
-        params = options.get("params") or {}
-        if not isinstance(params, Mapping):
-            raise ConfigError(f"reward_function grader: 'params' must be a mapping, got {params!r}")
-        return cls(
-            options["function"],
-            name=options.get("name"),
-            max_batch_size=options.get("max_batch_size", 64),
-            **dict(params),
-        )
-
     def _score_items(self, items: list[_Item]) -> list[float]:
         """Score a batch, grouping items by which optional inputs they carry."""
         out: list[float] = [0.0] * len(items)

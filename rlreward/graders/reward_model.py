@@ -16,7 +16,7 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -200,24 +200,6 @@ class RewardModelGrader(BaseGrader):
                 f"{owner}: score_bounds must be finite with low < high, got {bounds!r}"
             )
         return (lo, hi)
-
-    @classmethod
-    def from_spec(cls, options: Mapping[str, Any], ctx: Any = None) -> RewardModelGrader:
-        """``{type: reward_model, model: path-or-hub-id, normalize: sigmoid, ...}``."""
-        opts = dict(options)
-        if "model" not in opts:
-            raise ConfigError(
-                f"reward_model grader {opts.get('name')!r} needs 'model: <hub id or path>'"
-            )
-        model = opts.pop("model")
-        base = getattr(ctx, "base_dir", None)
-        if isinstance(model, str) and base is not None and not os.path.isabs(model):
-            local = Path(base) / model
-            if local.exists():
-                model = str(local)
-        if isinstance(opts.get("score_bounds"), list):
-            opts["score_bounds"] = tuple(opts["score_bounds"])
-        return cls(model, **opts)
 
     # -- scoring ---------------------------------------------------------------------
     def _normalise(self, raw: float) -> float:

@@ -14,25 +14,34 @@ Format (every key but ``graders`` optional)::
       - {callable: "my_pkg.rewards:min_reward"}
     runner: {max_concurrency: 32, timeout: 60}
 
-``type`` names come from ``GRADER_TYPES`` (``"module:attr"`` strings, imported on use).
-A target with a ``from_spec(options, context)`` classmethod builds itself from the
-entry's options; any other target is called as ``target(**options)``.
-``callable`` is ``"module:attr"`` or ``"path/to/file.py:attr"`` (relative to the spec).
+The spec is checked whole against its typed schema (``spec_schema``: one pydantic model
+per grader ``type``, unknown keys refused, duplicate YAML keys refused) before anything
+is built; each problem is a ConfigError naming its path, the value and the fix.
+``type`` names map to classes in ``GRADER_TYPES`` (``"module:attr"``, imported on use,
+so a reward_model grader alone pulls in torch). ``callable`` is ``"module:attr"`` or
+``"path/to/file.py:attr"`` (relative to the spec).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
+import json
 import os
+import re
+import sqlite3
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rlreward.cache import ResultCache, resolve_cache
 from rlreward.errors import ConfigError, UnknownNameError
 from rlreward.graders.function import FunctionGrader
+from rlreward.integrations import spec_schema as schema
+from rlreward.integrations.reserved import reserved_reason
 from rlreward.runner import GraderConfig, GradingRunner
 
 __all__ = [
@@ -60,9 +69,6 @@ GRADER_TYPES: dict[str, str] = {
 AGGREGATOR_TYPES: dict[str, str] = {
     "weighted_sum": "rlreward.aggregators:WeightedSumAggregator",
 }
-_GRADER_KEYS = {"type", "callable", "mapper"}
-_TOP_KEYS = {"judge_model", "cache", "graders", "aggregators", "runner"}
-_RUNNER_KEYS = {"max_concurrency", "timeout", "show_progress"}
 
 
 def load_callable(ref: str, base_dir: Path | None = None) -> Any:
@@ -114,49 +120,123 @@ class SpecContext:
     shared: dict[str, Any] = field(default_factory=dict)
 
 
-def _build_target(
-    kind: str,
-    type_name: str,
-    table: Mapping[str, str],
-    options: dict[str, Any],
-    ctx: SpecContext,
-    where: str,
-) -> Any:
-    if type_name not in table:
-        raise UnknownNameError(f"{kind} type (in {where})", type_name, table)
-    target = load_callable(table[type_name])
+_ENV_RE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+def _expand_env(value: Any) -> Any:
+    """``${VAR}`` / ``${VAR:-default}`` in judge_model strings."""
+    if not isinstance(value, str):
+        return value
+    return _ENV_RE.sub(lambda m: os.environ.get(m.group(1)) or (m.group(2) or ""), value)
+
+
+def _options(entry: Any, *skip: str) -> dict[str, Any]:
+    """The keys a spec entry set (defaults stay with the built object)."""
+    return entry.model_dump(exclude_unset=True, exclude={"type", "mapper", *skip})
+
+
+def _judge_model(override: Any, ctx: SpecContext, where: str) -> Any:
+    """One shared OpenAIChatModel per distinct set of options."""
+    kwargs = {k: v for k, v in (ctx.judge_model or {}).items() if v is not None}
+    if isinstance(override, str):
+        kwargs["model"] = override
+    elif isinstance(override, Mapping):
+        kwargs.update({k: v for k, v in override.items() if v is not None})
+    kwargs = {k: _expand_env(v) for k, v in kwargs.items()}
+    if not kwargs.get("model"):
+        raise ConfigError(
+            f"{where}: an LLM judge needs a model; add a top-level `judge_model: {{model: ...}}` "
+            "to the spec (base_url and api key default to OPENAI_BASE_URL / OPENAI_API_KEY) "
+            "or `model: <id>` to this grader"
+        )
+    key = "openai_chat_model:" + json.dumps(kwargs, sort_keys=True, default=str)
+    model = ctx.shared.get(key)
+    if model is None:
+        from rlreward.models.openai import OpenAIChatModel
+
+        try:
+            model = ctx.shared[key] = OpenAIChatModel(**kwargs)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.model: {exc}") from None
+    return model
+
+
+def _cache(value: Any, where: str, base_dir: Path) -> ResultCache | None:
+    """The judge cache, opened now: an unusable path fails at load, not after grading."""
     try:
-        if hasattr(target, "from_spec"):
-            return target.from_spec(options, ctx)
-        return target(**options)
-    except TypeError as exc:
-        raise ConfigError(f"{where}: bad options for type {type_name!r}: {exc}") from exc
+        return resolve_cache(value, default_on=True)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(
+            f"{where}: cannot open the judge cache {value!r} ({type(exc).__name__}: {exc}); "
+            "give a writable file path (relative to the working directory), or `cache: false`"
+        ) from None
+
+
+def _check_params(function: str, params: Mapping[str, Any], where: str) -> None:
+    """Name each unknown parameter of a registered rule function by its path."""
+    from rlreward.rewards.registry import RewardRegistry
+
+    try:
+        fn = RewardRegistry().get_reward_function(function)
+    except UnknownNameError as exc:
+        raise UnknownNameError(
+            f"reward function (in {where}.function)", function, exc.known
+        ) from None
+    init = type(fn).__init__
+    if init is object.__init__:
+        return
+    sig = inspect.signature(init)
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return
+    allowed = [n for n in sig.parameters if n != "self"]
+    for key in params:
+        if key not in allowed:
+            raise ConfigError(
+                f"{where}.params.{key}: reward function {function!r} has no parameter {key!r}; "
+                f"its parameters: {', '.join(allowed) or '(none)'}"
+            )
 
 
 def _build_grader(name: str, entry: Any, ctx: SpecContext) -> GraderConfig:
     where = f"graders.{name}"
-    if not isinstance(entry, Mapping):
-        raise ConfigError(f"{where} must be a mapping with 'type' or 'callable', got {entry!r}")
-    options = {k: v for k, v in entry.items() if k not in _GRADER_KEYS}
-    has_type, has_callable = "type" in entry, "callable" in entry
-    if has_type == has_callable:
+    reason = reserved_reason(name)
+    if reason:
+        raise ConfigError(f"{where}: {reason}")
+    kind = entry.type
+    try:
+        if isinstance(entry, schema.FunctionGraderSpec):
+            ref = entry.callable
+            fn = load_callable(ref, ctx.base_dir) if isinstance(ref, str) else ref
+            grader: Any = FunctionGrader(fn, name=name, **_options(entry, "callable"))
+        elif isinstance(entry, schema.RewardFunctionSpec):
+            _check_params(entry.function, entry.params, where)
+            opts = _options(entry, "function", "params")
+            cls = load_callable(GRADER_TYPES[kind])
+            grader = cls(entry.function, name=name, **opts, **entry.params)
+        elif isinstance(entry, schema.RewardModelSpec):
+            opts = _options(entry, "model")
+            model = entry.model
+            if not os.path.isabs(model) and (ctx.base_dir / model).exists():
+                model = str(ctx.base_dir / model)
+            grader = load_callable(GRADER_TYPES[kind])(model, name=name, **opts)
+        else:  # an LLM judge
+            opts = _options(entry, "model", "cache")
+            model = _judge_model(_options(entry).get("model"), ctx, where)
+            setting = entry.cache if "cache" in entry.model_fields_set else ctx.cache
+            cache = _cache(setting, f"{where}.cache" if "cache" in opts else "cache", ctx.base_dir)
+            grader = load_callable(GRADER_TYPES[kind])(model, name=name, cache=cache, **opts)
+    except UnknownNameError as exc:
+        if f"(in {where}" in str(exc):
+            raise
+        raise UnknownNameError(f"{exc.kind} (in {where})", exc.name, exc.known) from None
+    except ConfigError as exc:
+        text = str(exc)
         raise ConfigError(
-            f"{where}: give exactly one of 'type' (a built-in grader) "
-            "or 'callable' ('module:function')"
-        )
-    if has_callable:
-        fn = load_callable(entry["callable"], ctx.base_dir)
-        if "score_range" in options and options["score_range"] is not None:
-            options["score_range"] = tuple(options["score_range"])
-        try:
-            grader = FunctionGrader(fn, name=name, **options)
-        except TypeError as exc:
-            raise ConfigError(f"{where}: bad options for a callable grader: {exc}") from exc
-    else:
-        grader = _build_target(
-            "grader", entry["type"], GRADER_TYPES, {"name": name, **options}, ctx, where
-        )
-    mapper = entry.get("mapper")
+            text if text.startswith((where, "cache")) else f"{where}: {text}"
+        ) from None
+    except TypeError as exc:  # a custom class in GRADER_TYPES with other arguments
+        raise ConfigError(f"{where}: bad options for type {kind!r}: {exc}") from None
+    mapper: Any = entry.mapper
     if isinstance(mapper, str):
         mapper = load_callable(mapper, ctx.base_dir)
     return GraderConfig(grader=grader, mapper=mapper)
@@ -164,14 +244,21 @@ def _build_grader(name: str, entry: Any, ctx: SpecContext) -> GraderConfig:
 
 def _build_aggregator(i: int, entry: Any, ctx: SpecContext) -> Any:
     where = f"aggregators[{i}]"
-    if not isinstance(entry, Mapping):
-        raise ConfigError(f"{where} must be a mapping with 'type' or 'callable', got {entry!r}")
-    if "callable" in entry:
-        return load_callable(entry["callable"], ctx.base_dir)
-    options = {k: v for k, v in entry.items() if k != "type"}
-    return _build_target(
-        "aggregator", entry.get("type", "weighted_sum"), AGGREGATOR_TYPES, options, ctx, where
-    )
+    if isinstance(entry, schema.CallableAggregatorSpec):
+        ref = entry.callable
+        agg = load_callable(ref, ctx.base_dir) if isinstance(ref, str) else ref
+        if not callable(agg):
+            raise ConfigError(f"{where}.callable: {ref!r} is not callable")
+    else:
+        try:
+            agg = load_callable(AGGREGATOR_TYPES[entry.type])(**_options(entry))
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    name = getattr(agg, "name", None) or getattr(agg, "__name__", None)
+    reason = reserved_reason(name) if isinstance(name, str) else None
+    if reason:
+        raise ConfigError(f"{where}.name: {reason}")
+    return agg
 
 
 @dataclass
@@ -205,48 +292,35 @@ class RewardSpec:
     def from_dict(
         cls, data: Mapping[str, Any], base_dir: str | os.PathLike[str] | None = None
     ) -> RewardSpec:
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"a reward spec must be a mapping, got {type(data).__name__}")
-        unknown = sorted(set(data) - _TOP_KEYS)
-        if unknown:
-            raise ConfigError(f"reward spec: unknown keys {unknown}; allowed: {sorted(_TOP_KEYS)}")
-        graders = data.get("graders")
-        if not isinstance(graders, Mapping) or not graders:
-            raise ConfigError(
-                "reward spec: 'graders' must be a non-empty mapping {name: {type: ...}}"
-            )
+        """Check ``data`` against the schema, then build every grader and aggregator."""
+        checked = schema.parse_spec(data)
         ctx = SpecContext(
             base_dir=Path(base_dir) if base_dir is not None else Path.cwd(),
-            judge_model=data.get("judge_model"),
-            cache=data.get("cache"),
+            judge_model=checked.judge_model.model_dump(exclude_unset=True)
+            if checked.judge_model is not None
+            else None,
+            cache=checked.cache,
         )
-        built = {name: _build_grader(str(name), entry, ctx) for name, entry in graders.items()}
-        aggs_raw = data.get("aggregators") or []
-        if isinstance(aggs_raw, Mapping):
-            aggs_raw = [aggs_raw]
-        aggregators = [_build_aggregator(i, e, ctx) for i, e in enumerate(aggs_raw)]
-        runner_opts = dict(data.get("runner") or {})
-        bad = sorted(set(runner_opts) - _RUNNER_KEYS)
-        if bad:
-            raise ConfigError(
-                f"reward spec: unknown runner options {bad}; allowed: {sorted(_RUNNER_KEYS)}"
-            )
-        spec = cls(built, aggregators, **runner_opts)
-        spec.build_runner()  # validate aggregator weights against grader names now
+        try:
+            built = {name: _build_grader(name, e, ctx) for name, e in checked.graders.items()}
+            aggs = [_build_aggregator(i, e, ctx) for i, e in enumerate(checked.aggregators)]
+        except UnknownNameError:
+            raise
+        except ConfigError as exc:
+            raise ConfigError(f"reward spec: {exc}") from None
+        spec = cls(built, aggs, **checked.runner.model_dump(exclude_unset=True))
+        try:
+            spec.build_runner()  # aggregator weights name graders: checked now
+        except ConfigError as exc:
+            raise ConfigError(f"reward spec: aggregators: {exc}") from None
         return spec
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> RewardSpec:
-        import yaml
-
+        """Read a YAML spec (duplicate keys refused); relative paths are from its folder."""
         p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"reward spec file not found: {str(p)!r}")
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: invalid YAML: {exc}") from None
-        return cls.from_dict(data or {}, base_dir=p.parent)
+        data = schema.load_yaml(p)
+        return cls.from_dict(data if data is not None else {}, base_dir=p.parent)
 
 
 def load_spec(spec: RewardSpec | Mapping[str, Any] | str | os.PathLike[str]) -> RewardSpec:
