@@ -267,10 +267,14 @@ async def _grade_stream(
 
 
 def _grade(args: argparse.Namespace) -> int:
+    from dotenv import find_dotenv, load_dotenv
     from tqdm.auto import tqdm
 
     from rlreward.integrations.spec import RewardSpec
     from rlreward.results import RunningSummary
+
+    # the library never reads .env; the CLI reads the working directory's, like the recipes
+    load_dotenv(find_dotenv(usecwd=True), override=False)
 
     data = Path(args.data)
     if not data.is_file():

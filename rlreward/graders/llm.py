@@ -17,10 +17,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import inspect
-import json
-import os
-import re
 import time
 from collections.abc import Mapping
 from importlib import resources
@@ -244,16 +240,6 @@ class LLMGrader(BaseGrader):
         if self.cache is not None:
             await self.cache.aflush()
 
-    # -- spec support --------------------------------------------------------------------
-    @classmethod
-    def from_spec(cls, options: dict[str, Any], ctx: Any) -> LLMGrader:
-        """Build from a reward-spec entry: the spec's ``judge_model`` and ``cache`` apply."""
-        opts = dict(options)
-        where = f"graders.{opts.get('name', cls.__name__)}"
-        model = _spec_model(opts.pop("model", None), ctx, where)
-        cache = resolve_cache(opts.pop("cache", ctx.cache), default_on=True)
-        return cls(model=model, cache=cache, **opts)
-
     def describe(self) -> dict[str, Any]:
         info = super().describe()
         info.update(judge_scale=list(self.judge_scale), template_version=self.template_version)
@@ -277,46 +263,3 @@ def scale_pair(value: Any, owner: str, what: str = "scale") -> ScoreRange:
     if checked is None:
         raise ConfigError(f"{owner}: {what} must be a (low, high) pair, got None")
     return checked
-
-
-_ENV_RE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
-
-
-def _expand_env(value: Any) -> Any:
-    """``${VAR}`` / ``${VAR:-default}`` in spec strings (judge_model only)."""
-    if not isinstance(value, str):
-        return value
-    return _ENV_RE.sub(lambda m: os.environ.get(m.group(1)) or (m.group(2) or ""), value)
-
-
-def _spec_model(override: Any, ctx: Any, where: str) -> ChatModel:
-    """The spec's shared judge model, with this grader's ``model:`` override applied."""
-    if isinstance(override, ChatModel):
-        return override
-    kwargs = dict(ctx.judge_model or {})
-    if isinstance(override, str):
-        kwargs["model"] = override
-    elif isinstance(override, Mapping):
-        kwargs.update(override)
-    elif override is not None:
-        raise ConfigError(f"{where}: model must be a model id or a mapping, got {override!r}")
-    kwargs = {k: _expand_env(v) for k, v in kwargs.items()}
-    from rlreward.models.openai import OpenAIChatModel
-
-    allowed = set(inspect.signature(OpenAIChatModel).parameters)
-    unknown = sorted(set(kwargs) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown judge_model options {unknown}; allowed: {', '.join(sorted(allowed))}"
-        )
-    if not kwargs.get("model"):
-        raise ConfigError(
-            f"{where}: an LLM judge needs a model; add a top-level `judge_model: {{model: ...}}` "
-            "to the spec (base_url and api key default to OPENAI_BASE_URL / OPENAI_API_KEY) "
-            "or `model: <id>` to this grader"
-        )
-    shared_key = "openai_chat_model:" + json.dumps(kwargs, sort_keys=True, default=str)
-    model = ctx.shared.get(shared_key)
-    if model is None:
-        model = ctx.shared[shared_key] = OpenAIChatModel(**kwargs)
-    return model

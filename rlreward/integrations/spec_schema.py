@@ -74,7 +74,12 @@ class JudgeModelOptions(_Strict):
     max_connections: Count | None = None
     default_headers: dict[str, StrictStr] | None = None
     cache_namespace: StrictStr | None = None
-    load_env: StrictBool | None = None
+    api_key_env: Name | None = Field(
+        None, description="environment variable the key is read from (default OPENAI_API_KEY)"
+    )
+    pickle_api_key: StrictBool | None = Field(
+        None, description="carry the key inside pickles (off: workers read api_key_env)"
+    )
 
 
 class JudgeModel(JudgeModelOptions):
@@ -184,6 +189,11 @@ class WeightedSumSpec(_Strict):
     name: Name | None = None
     weights: dict[Name, PositiveNumber] | None = None
     on_error: Literal["error", "renormalize", "zero"] | None = None
+    bounds: dict[Name, tuple[Number, Number]] | None = Field(
+        None,
+        description="{grader: [low, high]}: the range an unbounded grader (a raw reward "
+        "model) is normalised by; scores outside it are clipped",
+    )
 
 
 class CallableAggregatorSpec(_Strict):
