@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 
 from rlreward.errors import ConfigError
-from rlreward.schema import GraderError, GraderResult, GraderScore
+from rlreward.schema import GraderError, GraderResult, GraderScore, normalise_score
 
 __all__ = [
     "Aggregator",
@@ -23,7 +23,6 @@ __all__ = [
     "WeightedSumAggregator",
     "aggregator_name",
     "bind_aggregators",
-    "normalise_score",
 ]
 
 OnError = Literal["error", "renormalize", "zero"]
@@ -48,17 +47,6 @@ def aggregator_name(agg: Any) -> str:
             f"aggregator {agg!r} needs a `name` attribute or a __name__ to key its results"
         )
     return name
-
-
-def normalise_score(
-    score: float, score_range: tuple[float, float] | None, higher_is_better: bool
-) -> float:
-    """Map a score to [0, 1], higher = better. Unbounded scores are only sign-flipped."""
-    if score_range is None:
-        return score if higher_is_better else -score
-    low, high = score_range
-    x = (score - low) / (high - low)
-    return x if higher_is_better else 1.0 - x
 
 
 @dataclass

@@ -7,35 +7,12 @@ out-of-range scores into ``GraderError`` values so that a runner never sees a ra
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection
 from typing import Any, ClassVar
 
-from rlreward.errors import ConfigError
-from rlreward.schema import GraderError, GraderResult, GraderScore
+from rlreward.schema import GraderError, GraderResult, GraderScore, ScoreRange
 
-__all__ = ["Grader", "check_score_range", "to_result"]
-
-ScoreRange = tuple[float, float]
-
-
-def check_score_range(score_range: ScoreRange | None, owner: str) -> ScoreRange | None:
-    """Validate a ``(low, high)`` range; ``None`` means unbounded."""
-    if score_range is None:
-        return None
-    try:
-        low, high = (float(v) for v in score_range)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"{owner}: score_range must be a (low, high) pair of numbers or None, "
-            f"got {score_range!r}"
-        ) from None
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise ConfigError(
-            f"{owner}: score_range must be finite with low < high, got {score_range!r}; "
-            "use None for an unbounded score"
-        )
-    return (low, high)
+__all__ = ["Grader", "to_result"]
 
 
 def to_result(name: str, value: Any) -> GraderResult:

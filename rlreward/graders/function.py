@@ -8,7 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from rlreward.errors import ConfigError
-from rlreward.graders.base import Grader, ScoreRange, check_score_range
+from rlreward.graders.base import Grader
+from rlreward.schema import ScoreRange, check_score_range
 
 __all__ = ["FunctionGrader"]
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from rlreward.cache import ResultCache
 from rlreward.errors import ConfigError
-from rlreward.graders.base import ScoreRange, check_score_range
 from rlreward.graders.judge_io import as_text, neutralise
 from rlreward.graders.llm import LLMGrader, scale_pair
+from rlreward.schema import ScoreRange, check_score_range
 
 __all__ = [
     "CorrectnessGrader",

@@ -27,10 +27,16 @@ from typing import Any, ClassVar
 
 from rlreward.cache import CachedGrade, ResultCache, SingleFlight, cache_key, resolve_cache
 from rlreward.errors import ConfigError
-from rlreward.graders.base import Grader, ScoreRange, check_score_range
+from rlreward.graders.base import Grader
 from rlreward.graders.judge_io import JudgeReplyError, as_text, neutralise, parse_judgement
 from rlreward.models.base import ChatModel, ChatModelError
-from rlreward.schema import GraderError, GraderResult, GraderScore
+from rlreward.schema import (
+    GraderError,
+    GraderResult,
+    GraderScore,
+    ScoreRange,
+    check_score_range,
+)
 
 __all__ = ["LLMGrader", "load_prompt"]
 

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from rlreward.aggregators import WeightedSumAggregator, normalise_score
+from rlreward.aggregators import WeightedSumAggregator
 from rlreward.errors import ConfigError
 from rlreward.integrations.spec import RewardSpec
 from rlreward.runner import GradingRunner
-from rlreward.schema import GraderResult, GraderScore
+from rlreward.schema import GraderResult, GraderScore, normalise_score
 
 __all__ = ["RewardHandle", "RewardSource", "get_handle", "run_sync"]
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlreward.errors import ConfigError
-from rlreward.graders.base import check_score_range
 from rlreward.rewards.base import RewardFunction
+from rlreward.schema import check_score_range
 
 __all__ = ["CallableReward", "as_reward_function"]
 
