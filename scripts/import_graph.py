@@ -29,7 +29,7 @@ PACKAGE = "rlreward"
 
 #: floors, bottom first (shared/DESIGN.md "Layers"); a node may import only its floor and below.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors",),
+    ("errors", "_version"),
     ("schema", "messages", "numeric"),
     ("results", "models", "cache", "dataset", "embedded", "data"),
     ("rewards",),

@@ -1,9 +1,11 @@
 """RewardModelGrader: any sequence-classification reward model as a grader.
 
 The model may be a hub id, a local directory (a model trained by
-``RewardModelTrainer``, a full model, or a LoRA adapter directory), a
-``RewardModelSourceConfig``, or a ``(model, tokenizer)`` pair already in memory. Inputs
-are built by ``rlreward.training.encoding.encode_pairs`` exactly as in training (the
+``RewardModelTrainer``, a full model, or a LoRA adapter directory), or a
+``(model, tokenizer)`` pair already in memory. A ``RewardModelSourceConfig`` is
+materialised by whoever holds it (``RewardModelGrader(source.materialize())``), so this
+grader never imports the training layer above it. Inputs
+are built by ``rlreward.models.reward_model_io.encode_pairs`` exactly as in training (the
 input format of a model trained here is read from its ``rlreward_reward_model.json``).
 Scoring runs in length-sorted batches under ``torch.inference_mode`` (bf16 on GPU);
 concurrent ``aevaluate`` calls from the runner are gathered into batches by a
@@ -25,14 +27,14 @@ from rlreward.errors import ConfigError
 from rlreward.graders.base import Grader
 from rlreward.graders.batching import MicroBatcher
 from rlreward.graders.reward_function import _as_text
-from rlreward.training.encoding import (
+from rlreward.models.reward_model_io import (
     check_input_format,
     default_input_format,
     encode_pairs,
     ensure_pad_token,
+    read_metadata,
     score_ids,
 )
-from rlreward.training.metrics import read_metadata
 
 __all__ = ["RewardModelGrader"]
 
@@ -81,7 +83,8 @@ class RewardModelGrader(Grader):
     """Score ``response`` (with an optional ``query``) with a reward model.
 
     Args:
-        model: hub id, local path, ``RewardModelSourceConfig`` or ``(model, tokenizer)``.
+        model: hub id, local path or ``(model, tokenizer)`` (for a
+            ``RewardModelSourceConfig``, pass ``source.materialize()``).
         normalize: ``None`` (raw scores, unbounded range), ``"sigmoid"`` (to (0, 1)) or
             ``"minmax"`` (to [0, 1] by ``score_bounds``, default: the min/max of the
             model's scores on its training texts, from its metadata; clipped).
@@ -147,10 +150,6 @@ class RewardModelGrader(Grader):
         )
 
     def _load_model(self, model: Any, owner: str) -> str:
-        from rlreward.training.config import RewardModelSourceConfig
-
-        if isinstance(model, RewardModelSourceConfig):
-            model = model.materialize()
         if isinstance(model, tuple) and len(model) == 2:
             self.model, self.tokenizer = model
             self.model.to(self.device)
@@ -165,8 +164,13 @@ class RewardModelGrader(Grader):
                 self.metadata = read_metadata(ref)
         else:
             raise ConfigError(
-                f"{owner}: model must be a hub id, a local path, a RewardModelSourceConfig or a "
-                f"(model, tokenizer) pair, got {type(model).__name__}"
+                f"{owner}: model must be a hub id, a local path or a (model, tokenizer) pair, "
+                f"got {type(model).__name__}"
+                + (
+                    "; pass source.materialize() for a RewardModelSourceConfig"
+                    if hasattr(model, "materialize")
+                    else ""
+                )
             )
         if getattr(self.model.config, "num_labels", 1) != 1:
             raise ConfigError(

@@ -33,28 +33,12 @@ from rlreward.training.config import (
     validate_weights,
 )
 
-__all__ = ["ALGORITHMS", "BACKENDS", "RLTrainingConfig", "run_args"]
+__all__ = ["ALGORITHMS", "BACKENDS", "RLTrainingConfig"]
 
 ALGORITHMS = ("ppo", "grpo")
 BACKENDS = ("trl", "unsloth")
 _OWNER = "create_rl_trainer"
 _LOCAL_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".txt", ".arrow")
-
-
-def run_args(*, use_cpu: bool, bf16: bool, seed: int) -> dict[str, Any]:
-    """TrainingArguments every RL trainer here gets: the CPU-safe precision settings
-    (TRL's configs default to bf16 and gradient checkpointing, which fail or crawl on
-    CPU), no reporting integrations, no checkpoints, a log line per step."""
-    return {
-        "use_cpu": use_cpu,
-        "bf16": bf16 and not use_cpu,
-        "fp16": False,
-        "gradient_checkpointing": False,
-        "report_to": [],
-        "save_strategy": "no",
-        "logging_steps": 1,
-        "seed": seed,
-    }
 
 
 def _short(value: Any, limit: int = 80) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rlreward.errors import ConfigError
-from rlreward.rl.config import run_args
+from rlreward.training.arguments import run_args
 
 __all__ = [
     "build_grpo_reward_spec",

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlreward.rl.config import run_args
+from rlreward.training.arguments import run_args
 from rlreward.rl.policy import encode_prompt
 
 __all__ = ["PPOSettings", "build_ppo_dataset", "build_ppo_trainer", "make_ppo_config"]

@@ -17,8 +17,8 @@ _EXPORTS = {
     "require_same_family": "rlreward.training.family",
     "FamilyMismatchError": "rlreward.training.family",
     "FamilyReport": "rlreward.training.family",
-    "METADATA_FILE": "rlreward.training.metrics",
-    "read_metadata": "rlreward.training.metrics",
+    "METADATA_FILE": "rlreward.models.reward_model_io",
+    "read_metadata": "rlreward.models.reward_model_io",
 }
 
 __all__ = sorted(_EXPORTS)

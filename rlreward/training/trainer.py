@@ -19,15 +19,15 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from rlreward._version import __version__
 from rlreward.embedded import EMBEDDED_ALIASES, resolve_model_name
 from rlreward.errors import ConfigError
-from rlreward.training.encoding import default_input_format, encode_pairs
+from rlreward.models.reward_model_io import default_input_format, encode_pairs, write_metadata
 from rlreward.training.metrics import (
     RewardModelFidelityError,
     evaluate_run,
     report_fidelity,
     summary_stats,
-    write_metadata,
 )
 from rlreward.training.rows import Rows, labelled_columns, split_rows
 from rlreward.training.settings import TrainSettings
@@ -339,15 +339,13 @@ class RewardModelTrainer:
         return str(out)
 
     def _metadata(self, run: TrainedRun, metrics: dict[str, Any]) -> dict[str, Any]:
-        import rlreward
-
         s = run.settings
         labels = run.train_rows[s.label_column] + (
             run.eval_rows[s.label_column] if run.eval_rows else []
         )
         functions = self.composite.reward_functions.values()
         return {
-            "rlreward_version": rlreward.__version__,
+            "rlreward_version": __version__,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "base_model": self.base_model_name or "embedded",
             "base_model_path": self.base_model_path,

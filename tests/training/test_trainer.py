@@ -11,7 +11,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from rlreward.data import load_reward_records
 from rlreward.errors import ConfigError
-from rlreward.training.metrics import METADATA_FILE
+from rlreward.models.reward_model_io import METADATA_FILE
 from rlreward.training.trainer import RewardModelFidelityError, RewardModelTrainer
 from tests.training.tiny import tiny_gpt2_dir
 
