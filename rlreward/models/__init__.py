@@ -17,7 +17,7 @@ _EXPORTS = {
     "OpenAIChatModel": "rlreward.models.openai",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = ["ChatModel", "ChatModelError", "ChatReply", "ChatStats", "OpenAIChatModel"]
 
 
 def __getattr__(name: str) -> Any:

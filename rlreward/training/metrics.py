@@ -27,6 +27,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+
 def _finite_or_none(x: float) -> float | None:
     x = float(x)
     return x if math.isfinite(x) else None

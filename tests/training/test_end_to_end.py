@@ -19,9 +19,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from rlreward.aggregators import WeightedSumAggregator
 from rlreward.data import load_reward_texts
 from rlreward.graders.reward_model import RewardModelGrader
+from rlreward.models.reward_model_io import read_metadata
 from rlreward.runner import GraderConfig, GradingRunner
 from rlreward.training.config import RewardModelSourceConfig
-from rlreward.models.reward_model_io import read_metadata
 from rlreward.training.metrics import fidelity_metrics
 from rlreward.training.trainer import RewardModelTrainer
 
