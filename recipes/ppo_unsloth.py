@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
 
     from rlreward.graders.reward_model import RewardModelGrader
-    from rlreward.rewards.composite import CompositeReward
+    from rlreward import CompositeReward
 
     composite = CompositeReward(FUNCTIONS, WEIGHTS)
     grader = RewardModelGrader(trainer.reward_model_path)

@@ -34,7 +34,7 @@ _EXPORTS: dict[str, str] = {
     # rule-based reward functions (issue 4)
     "RewardRegistry": "rlreward.rewards.registry",
     "RewardFunction": "rlreward.rewards.base",
-    "CompositeReward": "rlreward.rewards.composite",
+    "CompositeReward": "rlreward.training.composite",
     "RewardFunctionGrader": "rlreward.graders.reward_function",
     "get_reward_function": "rlreward.rewards.registry",
     "list_reward_functions": "rlreward.rewards.registry",
@@ -116,7 +116,6 @@ if TYPE_CHECKING:  # pragma: no cover - static import view for type checkers
     from rlreward.models.openai import OpenAIChatModel
     from rlreward.results import GradingResults
     from rlreward.rewards.base import RewardFunction
-    from rlreward.rewards.composite import CompositeReward
     from rlreward.rewards.registry import RewardRegistry, get_reward_function, list_reward_functions
     from rlreward.rl.config import RLTrainingConfig
     from rlreward.rl.factory import create_rl_trainer
@@ -124,6 +123,7 @@ if TYPE_CHECKING:  # pragma: no cover - static import view for type checkers
     from rlreward.rl.unsloth import BackendUnavailableError
     from rlreward.runner import GraderConfig, GradingRunner
     from rlreward.schema import GraderError, GraderResult, GraderScore
+    from rlreward.training.composite import CompositeReward
     from rlreward.training.config import RewardModelSourceConfig, RewardModelTrainingConfig
     from rlreward.training.family import FamilyMismatchError, check_model_family
     from rlreward.training.trainer import RewardModelTrainer

@@ -8,6 +8,7 @@ for mistakes a user can fix before any work starts::
     │   ├── MissingFieldsError    samples lack fields their graders need
     │   └── UnknownNameError      a name not in a registry (lists the known names)
     ├── DatasetError (ValueError) a dataset that cannot be read as rows
+    ├── GradingFailedError (RuntimeError)  a grade failed where no failure may be a value
     └── DependencyError (ImportError)  an optional extra is not installed
 """
 
@@ -19,6 +20,7 @@ __all__ = [
     "ConfigError",
     "DatasetError",
     "DependencyError",
+    "GradingFailedError",
     "MissingFieldsError",
     "RLRewardError",
     "UnknownNameError",
@@ -55,6 +57,10 @@ class UnknownNameError(ConfigError, KeyError):
 
 class DatasetError(RLRewardError, ValueError):
     """A dataset could not be read as a sequence of rows."""
+
+
+class GradingFailedError(RLRewardError, RuntimeError):
+    """A grade failed where a failure cannot stay a value (reward-model training labels)."""
 
 
 class DependencyError(RLRewardError, ImportError):

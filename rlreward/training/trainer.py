@@ -122,7 +122,7 @@ class RewardModelTrainer:
             )
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ConfigError(f"{o}.seed = {seed!r} is not allowed; use an integer")
-        from rlreward.rewards.composite import CompositeReward
+        from rlreward.training.composite import CompositeReward
 
         self.composite = CompositeReward(funcs, weights)
         self.reward_function_names: list[str] = list(self.composite.names)

@@ -85,7 +85,7 @@ def test_trained_grader_inside_grading_runner(trained):
     assert scores == pytest.approx(grader.score_texts([r["text"] for r in records]), abs=1e-6)
     assert all(0.0 <= s <= 1.0 for s in scores)
     # unseen texts still rank like the composite they were never trained on
-    from rlreward.rewards.composite import CompositeReward
+    from rlreward.training.composite import CompositeReward
 
     truth = CompositeReward(FUNCTIONS)([r["text"] for r in records]).composite
     assert fidelity_metrics(scores, truth)["spearman"] > 0.8
