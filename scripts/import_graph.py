@@ -80,9 +80,11 @@ def _imports(module: str, path: Path, modules: dict[str, Path]) -> Iterator[tupl
                 drop = node.level - 1 if is_package else node.level
                 anchor = anchor[: len(anchor) - drop] if drop else anchor
                 base = ".".join([*anchor, base] if base else anchor)
-            # "from pkg import mod" imports pkg.mod when it is a module
-            targets = [f"{base}.{alias.name}" for alias in node.names if alias.name != "*"]
-            targets.append(base)
+            # "from pkg import mod" imports pkg.mod when mod is a module, else pkg itself
+            # (``_resolve`` keeps the longest known module of "pkg.name")
+            targets = [
+                f"{base}.{alias.name}" if alias.name != "*" else base for alias in node.names
+            ]
         elif (
             isinstance(node, ast.Constant)
             and isinstance(node.value, str)

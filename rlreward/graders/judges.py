@@ -140,7 +140,7 @@ class RubricGrader(LLMGrader):
         values = super().template_values(fields)
         shown = [f for f in (*self.optional_fields, *self.required_fields) if f in fields]
         order = sorted(shown, key=lambda f: f == "response")  # the response last
-        blocks = [f"<{f}>\n{neutralise(as_text(fields[f]))}\n</{f}>" for f in order]
+        blocks = [f"<{f}>\n{neutralise(as_text(fields[f], f))}\n</{f}>" for f in order]
         low, high = self.judge_scale
         integer = float(low).is_integer() and float(high).is_integer()
         values.update(

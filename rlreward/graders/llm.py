@@ -150,7 +150,7 @@ class LLMGrader(Grader):
     # -- prompt --------------------------------------------------------------------------
     def template_values(self, fields: Mapping[str, Any]) -> dict[str, str]:
         """Placeholder values: escaped field texts plus the judge's scale."""
-        values = {k: neutralise(as_text(v)) for k, v in fields.items()}
+        values = {k: neutralise(as_text(v, k)) for k, v in fields.items()}
         low, high = self.judge_scale
         values.update(low=f"{low:g}", high=f"{high:g}")
         return values

@@ -26,7 +26,7 @@ from rlreward.embedded import resolve_model_name
 from rlreward.errors import ConfigError
 from rlreward.graders.base import Grader
 from rlreward.graders.batching import MicroBatcher
-from rlreward.graders.reward_function import _as_text
+from rlreward.messages import field_text
 from rlreward.models.reward_model_io import (
     check_input_format,
     default_input_format,
@@ -257,8 +257,8 @@ class RewardModelGrader(Grader):
         )
 
     async def _aevaluate(self, response: Any, query: Any = None, **_: Any) -> float:
-        text = _as_text(response, "response")
-        prompt = None if query is None else _as_text(query, "query")
+        text = field_text(response, "response")
+        prompt = None if query is None else field_text(query, "query")
         return await self._batcher.submit((prompt, text))
 
     def __getstate__(self) -> dict[str, Any]:
