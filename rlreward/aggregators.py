@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 
+from rlreward.checks import is_weight
 from rlreward.errors import ConfigError
 from rlreward.schema import GraderError, GraderResult, GraderScore, normalise_score
 
@@ -88,8 +89,7 @@ class WeightedSumAggregator:
                     f"or None for equal weights, got {self.weights!r}"
                 )
             for k, w in self.weights.items():
-                ok = isinstance(w, (int, float)) and not isinstance(w, bool)
-                if not ok or not math.isfinite(w) or w <= 0:
+                if not is_weight(w):
                     raise ConfigError(
                         f"WeightedSumAggregator.weights[{k!r}]={w!r}: weights must be finite and "
                         "> 0 (leave a grader out of `weights` to give it no weight)"

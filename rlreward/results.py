@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from rlreward.checks import mean_std
 from rlreward.schema import GraderError, GraderResult, GraderScore
 
 __all__ = ["GradingResults", "summarize"]
@@ -20,9 +21,8 @@ def summarize(results: list[GraderResult]) -> dict[str, float | int]:
         "error_rate": errors / n if n else 0.0,
     }
     if scores:
-        mean = math.fsum(scores) / len(scores)
-        var = math.fsum((s - mean) ** 2 for s in scores) / len(scores)
-        out.update(mean=mean, std=math.sqrt(var), min=min(scores), max=max(scores))
+        mean, std = mean_std(scores)
+        out.update(mean=mean, std=std, min=min(scores), max=max(scores))
     else:
         out.update(mean=math.nan, std=math.nan, min=math.nan, max=math.nan)
     return out

@@ -3,38 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Callable
 from typing import Any
 
+from rlreward.callables import is_async_callable, signature_params
 from rlreward.errors import ConfigError
 from rlreward.graders.base import Grader
 from rlreward.schema import ScoreRange, check_score_range
 
 __all__ = ["FunctionGrader"]
-
-
-def _signature_fields(fn: Callable[..., Any]) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
-    """(required, optional, accepts **kwargs) from a callable's signature."""
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):  # builtins without a signature
-        return (), (), True
-    required: list[str] = []
-    optional: list[str] = []
-    var_kw = False
-    for p in params:
-        if p.kind is p.VAR_KEYWORD:
-            var_kw = True
-        elif p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
-            (required if p.default is p.empty else optional).append(p.name)
-    return tuple(required), tuple(optional), var_kw
-
-
-def _is_async(fn: Callable[..., Any]) -> bool:
-    if inspect.iscoroutinefunction(fn):
-        return True
-    return not inspect.isroutine(fn) and inspect.iscoroutinefunction(type(fn).__call__)
 
 
 class FunctionGrader(Grader):
@@ -61,7 +38,8 @@ class FunctionGrader(Grader):
             raise ConfigError(f"FunctionGrader: fn must be callable, got {type(fn).__name__}")
         self.fn = fn
         self.name = name or getattr(fn, "__name__", None) or type(fn).__name__
-        req, opt, var_kw = _signature_fields(fn)
+        sig = signature_params(fn)
+        req, opt, var_kw = sig.required, sig.optional, sig.var_keyword
         if required_fields is not None:
             req, opt = tuple(required_fields), tuple(optional_fields)
             var_kw = False
@@ -70,7 +48,7 @@ class FunctionGrader(Grader):
         self.score_range = check_score_range(score_range, f"FunctionGrader {self.name!r}")
         self.higher_is_better = bool(higher_is_better)
         self.run_in_thread = run_in_thread
-        self._is_async = _is_async(fn)
+        self._is_async = is_async_callable(fn)
 
     async def _aevaluate(self, **fields: Any) -> Any:
         if self._is_async:

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rlreward.checks import number_rule
 from rlreward.embedded import resolve_model_name
 from rlreward.errors import ConfigError
 from rlreward.graders.base import Grader
@@ -121,10 +122,9 @@ class RewardModelGrader(Grader):
                 f"{owner}: normalize={normalize!r} is not allowed; use one of {list(NORMALIZERS)}"
             )
         for field, value in (("batch_size", batch_size), ("max_length", max_length)):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise ConfigError(f"{owner}: {field}={value!r} is not allowed; use an int >= 1")
+            allowed = None if value is None else number_rule(value, integer=True, low=1)
+            if allowed is not None:
+                raise ConfigError(f"{owner}: {field}={value!r} is not allowed; use {allowed}")
         if prompt_template != "auto":
             check_input_format(prompt_template, owner)
         self.name = name

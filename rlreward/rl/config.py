@@ -18,13 +18,13 @@ The policy/reward-model family check loads tokenizers, so it runs in
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from rlreward.checks import number_rule
 from rlreward.errors import ConfigError, UnknownNameError
 from rlreward.training.config import (
     MIN_TRAINING_TEXTS,
@@ -52,12 +52,13 @@ def _number(
     """``value`` > low (>= 1 for integers), else a ConfigError naming the argument."""
     if value is None and allow_none:
         return
-    kind = int if integer else (int, float)
-    ok = isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value >= max(low, 1) if integer else value > low)
-    if not ok:
-        what = "an integer >= 1" if integer else f"a number > {low:g}"
-        none = " (or None)" if allow_none else ""
+    allowed = (
+        number_rule(value, integer=True, low=max(low, 1))
+        if integer
+        else number_rule(value, low=low, low_inclusive=False)
+    )
+    if allowed is not None:
+        what, none = allowed, " (or None)" if allow_none else ""
         raise ConfigError(f"{_OWNER}: {name}={_short(value)} is not allowed; use {what}{none}")
 
 

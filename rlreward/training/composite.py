@@ -21,6 +21,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from rlreward.aggregators import WeightedSumAggregator
+from rlreward.checks import is_weight, number_rule, weight_count_rule
 from rlreward.errors import ConfigError, GradingFailedError
 from rlreward.graders.reward_function import RewardFunctionGrader
 from rlreward.rewards.base import RewardFunction, as_text_batch
@@ -73,14 +74,13 @@ def _check_weights(weights: Sequence[float] | None, names: list[str]) -> dict[st
         raise ConfigError(
             f"weights must be a list of numbers, one per reward function, got {weights!r}"
         )
-    if len(weights) != len(names):
+    count = weight_count_rule(len(weights), len(names))
+    if count is not None:
         raise ConfigError(
-            f"got {len(weights)} weights for {len(names)} reward functions ({', '.join(names)}); "
-            "give one weight per function, or none for equal weights"
+            f"{count} ({', '.join(names)}); give one weight per function, or none for equal weights"
         )
     for i, (n, w) in enumerate(zip(names, weights, strict=False)):
-        ok = isinstance(w, (int, float)) and not isinstance(w, bool)
-        if not ok or not math.isfinite(w) or w <= 0:
+        if not is_weight(w):
             raise ConfigError(
                 f"weights[{i}]={w!r} for reward function {n!r}: weights must be finite "
                 "numbers > 0 (drop a function instead of giving it weight 0)"
@@ -199,9 +199,7 @@ class CompositeReward:
         p = None if prompts is None else as_text_batch(prompts, "composite", "prompts")
         r = None if references is None else as_text_batch(references, "composite", "references")
         self._check_inputs(n, p, r)
-        if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
-        ):
+        if batch_size is not None and number_rule(batch_size, integer=True, low=1) is not None:
             raise ConfigError(f"batch_size must be an int >= 1 or None, got {batch_size!r}")
         step = batch_size or max(n, 1)
         raw: dict[str, list[float]] = {k: [] for k in self._fns}

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from rlreward.checks import mean_std
 from rlreward.errors import RLRewardError
 
 __all__ = [
@@ -38,12 +39,8 @@ def summary_stats(values: Any) -> dict[str, float]:
     a = np.asarray(values, dtype=np.float64).reshape(-1)
     if a.size == 0:
         return {"min": 0.0, "max": 0.0, "mean": 0.0, "std": 0.0}
-    return {
-        "min": float(a.min()),
-        "max": float(a.max()),
-        "mean": float(a.mean()),
-        "std": float(a.std()),
-    }
+    mean, std = mean_std(a.tolist())
+    return {"min": float(a.min()), "max": float(a.max()), "mean": mean, "std": std}
 
 
 def fidelity_metrics(pred: Any, target: Any) -> dict[str, float | int | None]:
