@@ -30,7 +30,7 @@ PACKAGE = "rlreward"
 #: floors, bottom first (shared/DESIGN.md "Layers"); a node may import only its floor and below.
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "_version"),
-    ("schema", "messages", "numeric"),
+    ("schema", "messages", "checks", "callables"),
     ("results", "models", "cache", "dataset", "embedded", "data"),
     ("rewards",),
     ("graders",),

@@ -14,6 +14,7 @@ import math
 import re
 from typing import Any
 
+from rlreward.errors import JudgeReplyError
 from rlreward.messages import field_text, is_message, is_messages
 
 __all__ = ["DATA_TAGS", "JudgeReplyError", "as_text", "neutralise", "parse_judgement"]
@@ -24,14 +25,6 @@ _TAG_RE = re.compile(r"<(\s*/?\s*(?:" + "|".join(DATA_TAGS) + r")\b)", re.IGNORE
 _THINK_RE = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _FENCE_RE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
 _DECODER = json.JSONDecoder()
-
-
-class JudgeReplyError(ValueError):
-    """A judge reply that yields no usable score; ``extra`` goes into result metadata."""
-
-    def __init__(self, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.extra = extra
 
 
 def as_text(value: Any, field: str = "response") -> str:

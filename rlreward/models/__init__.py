@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "ChatModel": "rlreward.models.base",
-    "ChatModelError": "rlreward.models.base",
+    "ChatModelError": "rlreward.errors",
     "ChatReply": "rlreward.models.base",
     "ChatStats": "rlreward.models.base",
     "OpenAIChatModel": "rlreward.models.openai",
@@ -28,5 +28,6 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from rlreward.models.base import ChatModel, ChatModelError, ChatReply, ChatStats
+    from rlreward.errors import ChatModelError
+    from rlreward.models.base import ChatModel, ChatReply, ChatStats
     from rlreward.models.openai import OpenAIChatModel

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 
 import openai
 
+from rlreward.errors import BadCompletion
+
 __all__ = [
     "RETRY_STATUSES",
     "BadCompletion",
@@ -25,10 +27,6 @@ __all__ = [
 
 #: HTTP statuses worth another attempt besides 5xx (timeout, conflict, too early, 429).
 RETRY_STATUSES = frozenset({408, 409, 425, 429})
-
-
-class BadCompletion(Exception):
-    """A 200 answer without a usable message (no choices, or a refusal)."""
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:

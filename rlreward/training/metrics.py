@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from rlreward.checks import mean_std
-from rlreward.errors import RLRewardError
+from rlreward.errors import RewardModelFidelityError
 
 __all__ = [
     "RewardModelFidelityError",
@@ -69,10 +69,6 @@ def fidelity_metrics(pred: Any, target: Any) -> dict[str, float | int | None]:
     mask = dt > 0
     out["pair_accuracy"] = float((dp[mask] > 0).mean()) if mask.any() else None
     return out
-
-
-class RewardModelFidelityError(RLRewardError):
-    """The trained model does not reproduce its target well enough (``min_spearman``)."""
 
 
 def evaluate_run(run: Any, label_column: str, batch_size: int) -> dict[str, Any]:
