@@ -44,15 +44,15 @@ TOP = {"__init__", "__main__"}
 _MODULE_STRING = re.compile(rf"^{PACKAGE}(\.\w+)+(:[\w.]+)?$")
 
 
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = list(path.relative_to(root.parent).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
 
 
-def all_modules() -> dict[str, Path]:
-    return {module_name(p): p for p in sorted(ROOT.rglob("*.py"))}
+def all_modules(root: Path = ROOT) -> dict[str, Path]:
+    return {module_name(p, root): p for p in sorted(root.rglob("*.py"))}
 
 
 def _resolve(name: str, modules: dict[str, Path]) -> str | None:
@@ -150,9 +150,10 @@ def _add(edges: dict[tuple[str, str], list[str]], key: tuple[str, str], where: s
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modules", action="store_true", help="print module-level edges too")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the package directory to check")
     args = parser.parse_args(argv)
 
-    modules = all_modules()
+    modules = all_modules(args.root)
     module_graph: dict[str, set[str]] = {m: set() for m in modules}
     package_edges: dict[tuple[str, str], list[str]] = {}
     for module, path in modules.items():

@@ -1,6 +1,7 @@
 import asyncio
 import threading
-import time
+
+import pytest
 
 from rlreward.graders.function import FunctionGrader
 from rlreward.schema import GraderError, GraderScore
@@ -48,31 +49,34 @@ def test_unbounded_range_accepts_any_finite_score():
     assert asyncio.run(g.aevaluate(response="x")).score == -42.0
 
 
-def test_sync_functions_do_not_block_the_event_loop():
+@pytest.mark.parametrize("in_thread", [True, False])
+def test_sync_functions_do_not_block_the_event_loop(in_thread):
+    """slow() returns 1.0 only if the event loop runs a ticker while slow() waits."""
     main_thread = threading.get_ident()
     seen = []
+    loop_ran = threading.Event()
 
     def slow(response):
         seen.append(threading.get_ident())
-        time.sleep(0.2)
-        return 1.0
+        return 1.0 if loop_ran.wait(timeout=5 if in_thread else 0.2) else 0.0
 
-    g = FunctionGrader(slow)
+    g = FunctionGrader(slow, run_in_thread=in_thread)
 
     async def main():
-        ticks = 0
-
         async def ticker():
-            nonlocal ticks
-            for _ in range(10):
-                await asyncio.sleep(0.01)
-                ticks += 1
+            for _ in range(3):
+                await asyncio.sleep(0)
+            loop_ran.set()
 
-        await asyncio.gather(g.aevaluate(response="x"), ticker())
-        return ticks
+        result, _ = await asyncio.gather(g.aevaluate(response="x"), ticker())
+        return result
 
-    assert asyncio.run(main()) == 10  # the loop kept running while slow() slept
-    assert seen and seen[0] != main_thread
+    result = asyncio.run(main())
+    if in_thread:
+        assert result.score == 1.0  # the loop kept running while slow() waited
+        assert seen and seen[0] != main_thread
+    else:  # the control: run on the loop's thread, slow() blocks the ticker out
+        assert result.score == 0.0 and seen == [main_thread]
 
 
 def test_async_callable_objects_are_awaited():
