@@ -18,8 +18,11 @@ __all__ = ["is_number", "is_weight", "mean_std", "number_rule", "weight_count_ru
 
 def is_number(value: Any, *, integer: bool = False) -> bool:
     """A finite real number (an ``int`` when ``integer``); ``bool`` is not a number."""
-    kind: type | tuple[type, ...] = int if integer else (int, float)
-    return isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool):
+        return False
+    if integer:
+        return isinstance(value, int)
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def number_rule(

@@ -103,8 +103,8 @@ class RubricGrader(LLMGrader):
 
     name = "rubric"
     template_file = "rubric.txt"
-    required_fields = ("response",)
-    optional_fields = ("query", "reference_response", "context", "instruction")
+    required_fields: tuple[str, ...] = ("response",)
+    optional_fields: tuple[str, ...] = ("query", "reference_response", "context", "instruction")
 
     def __init__(
         self,

@@ -136,7 +136,7 @@ class RewardModelGrader(Grader):
         self.dtype = dtype
         self.metadata: dict[str, Any] | None = None
         self.source = self._load_model(model, owner)
-        meta = self.metadata or {}
+        meta: dict[str, Any] = self.metadata or {}
         self.max_length = max_length or int(meta.get("max_length") or 512)
         if prompt_template == "auto":
             prompt_template = meta.get("input_format") or default_input_format(self.tokenizer, True)
@@ -256,8 +256,9 @@ class RewardModelGrader(Grader):
             [r for _, r in items], None if all(q is None for q in prompts) else prompts
         )
 
-    async def _aevaluate(self, response: Any, query: Any = None, **_: Any) -> float:
-        text = field_text(response, "response")
+    async def _aevaluate(self, **fields: Any) -> float:
+        text = field_text(fields["response"], "response")
+        query = fields.get("query")
         prompt = None if query is None else field_text(query, "query")
         return await self._batcher.submit((prompt, text))
 

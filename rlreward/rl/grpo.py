@@ -149,9 +149,10 @@ def build_grpo_trainer(
     funcs, weights = make_reward_funcs(reward_spec, mode="per_grader")
     config = make_grpo_config(reward_weights=weights, **config_kwargs)
     logging_cb = RewardLoggingCallback(funcs)
+    reward_funcs: list[Any] = list(funcs)  # async callables: TRL awaits them (its hint is sync)
     trainer = GRPOTrainer(
         model=policy,
-        reward_funcs=list(funcs),
+        reward_funcs=reward_funcs,
         args=config,
         train_dataset=dataset,
         processing_class=tokenizer,

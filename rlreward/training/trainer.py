@@ -213,14 +213,14 @@ class RewardModelTrainer:
         columns.update(per)
         columns["composite"] = composite
         if n > 1:
-            for name, values in per.items():
-                if max(values) == min(values):
+            for name, column in per.items():
+                if max(column) == min(column):
                     logger.warning(
                         "reward function %r gives every one of the %d texts the same score %.4g; "
                         "it adds nothing a reward model can learn",
                         name,
                         n,
-                        values[0],
+                        column[0],
                     )
         return Dataset.from_dict(columns)
 
