@@ -46,7 +46,7 @@ __all__ = [  # noqa: F822 (RewardLoggingCallback comes from __getattr__, importi
 Mode = Literal["per_grader", "combined"]
 
 
-async def _trl_reward_signature(prompts, completions, completion_ids=None, **kwargs):
+async def _trl_reward_signature(prompts, completions, completion_ids=None, **kwargs):  # type: ignore[no-untyped-def]
     """Only its code object is used: the signature TRL sees on RLRewardFunc."""
 
 
