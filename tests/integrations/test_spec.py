@@ -35,9 +35,7 @@ def test_callable_references_module_and_file(tmp_path):
 
 
 def test_spec_errors_name_the_entry(tmp_path):
-    with pytest.raises(
-        UnknownNameError, match="unknown grader type .*'relevnce'.*known: .*function"
-    ):
+    with pytest.raises(UnknownNameError, match="unknown grader type .*'relevnce'.*known: .*function"):
         load_spec({"graders": {"r": {"type": "relevnce"}}})
     with pytest.raises(ConfigError, match="exactly one of 'type'"):
         load_spec({"graders": {"r": {"mapper": {}}}})
