@@ -219,8 +219,8 @@ def main(argv: list[str] | None = None) -> dict:
         f"reward model held-out Spearman: {ev.get('spearman', float('nan')):.3f} (n={ev.get('n')})"
     )
 
+    from rlreward import CompositeReward
     from rlreward.graders.reward_model import RewardModelGrader
-    from rlreward.rewards.composite import CompositeReward
 
     composite = CompositeReward(FUNCTIONS, WEIGHTS)
     grader = RewardModelGrader(trainer.reward_model_path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from rlreward._version import __version__
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
@@ -35,13 +35,13 @@ _EXPORTS: dict[str, str] = {
     # rule-based reward functions (issue 4)
     "RewardRegistry": "rlreward.rewards.registry",
     "RewardFunction": "rlreward.rewards.base",
-    "CompositeReward": "rlreward.rewards.composite",
+    "CompositeReward": "rlreward.training.composite",
     "RewardFunctionGrader": "rlreward.graders.reward_function",
     "get_reward_function": "rlreward.rewards.registry",
     "list_reward_functions": "rlreward.rewards.registry",
     # LLM judges (issue 3)
     "OpenAIChatModel": "rlreward.models.openai",
-    "ChatModelError": "rlreward.models.base",
+    "ChatModelError": "rlreward.errors",
     "LLMGrader": "rlreward.graders.llm",
     "HarmfulnessGrader": "rlreward.graders.judges",
     "RelevanceGrader": "rlreward.graders.judges",
@@ -62,12 +62,12 @@ _EXPORTS: dict[str, str] = {
     "RewardModelSourceConfig": "rlreward.training.config",
     "RewardModelGrader": "rlreward.graders.reward_model",
     "check_model_family": "rlreward.training.family",
-    "FamilyMismatchError": "rlreward.training.family",
+    "FamilyMismatchError": "rlreward.errors",
     # RL trainer factory (issue 7)
     "create_rl_trainer": "rlreward.rl.factory",
     "RLTrainer": "rlreward.rl.trainer",
     "RLTrainingConfig": "rlreward.rl.config",
-    "BackendUnavailableError": "rlreward.rl.unsloth",
+    "BackendUnavailableError": "rlreward.errors",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -90,9 +90,12 @@ if TYPE_CHECKING:  # pragma: no cover - static import view for type checkers
     from rlreward.aggregators import WeightedSumAggregator
     from rlreward.cache import ResultCache
     from rlreward.errors import (
+        BackendUnavailableError,
+        ChatModelError,
         ConfigError,
         DatasetError,
         DependencyError,
+        FamilyMismatchError,
         MissingFieldsError,
         RLRewardError,
         UnknownNameError,
@@ -113,18 +116,16 @@ if TYPE_CHECKING:  # pragma: no cover - static import view for type checkers
     from rlreward.integrations.spec import RewardSpec, load_spec
     from rlreward.integrations.trl import RewardFuncs, RewardLoggingCallback, make_reward_funcs
     from rlreward.integrations.verl import LegacyRLRewardManager, RLRewardManager
-    from rlreward.models.base import ChatModelError
     from rlreward.models.openai import OpenAIChatModel
     from rlreward.results import GradingResults
     from rlreward.rewards.base import RewardFunction
-    from rlreward.rewards.composite import CompositeReward
     from rlreward.rewards.registry import RewardRegistry, get_reward_function, list_reward_functions
     from rlreward.rl.config import RLTrainingConfig
     from rlreward.rl.factory import create_rl_trainer
     from rlreward.rl.trainer import RLTrainer
-    from rlreward.rl.unsloth import BackendUnavailableError
     from rlreward.runner import GraderConfig, GradingRunner
     from rlreward.schema import GraderError, GraderResult, GraderScore
+    from rlreward.training.composite import CompositeReward
     from rlreward.training.config import RewardModelSourceConfig, RewardModelTrainingConfig
-    from rlreward.training.family import FamilyMismatchError, check_model_family
+    from rlreward.training.family import check_model_family
     from rlreward.training.trainer import RewardModelTrainer

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 
+from rlreward.checks import is_weight
 from rlreward.errors import ConfigError
-from rlreward.schema import GraderError, GraderResult, GraderScore
+from rlreward.schema import GraderError, GraderResult, GraderScore, normalise_score
 
 __all__ = [
     "ALIGNED_SUFFIX",
@@ -32,7 +33,6 @@ __all__ = [
     "aggregator_name",
     "aligned_key",
     "bind_aggregators",
-    "normalise_score",
 ]
 
 #: The naming rule for every logged or written value: a grader's bare name carries its
@@ -67,17 +67,6 @@ def aggregator_name(agg: Any) -> str:
 def aligned_key(grader: str) -> str:
     """The key of a grader's aligned value in logs and columns: ``<grader>__aligned``."""
     return grader + ALIGNED_SUFFIX
-
-
-def normalise_score(
-    score: float, score_range: tuple[float, float] | None, higher_is_better: bool
-) -> float:
-    """Map a score to [0, 1], higher = better. Unbounded scores are only sign-flipped."""
-    if score_range is None:
-        return score if higher_is_better else -score
-    low, high = score_range
-    x = (score - low) / (high - low)
-    return x if higher_is_better else 1.0 - x
 
 
 @dataclass(frozen=True)
@@ -160,8 +149,7 @@ class WeightedSumAggregator:
                     f"or None for equal weights, got {self.weights!r}"
                 )
             for k, w in self.weights.items():
-                ok = isinstance(w, (int, float)) and not isinstance(w, bool)
-                if not ok or not math.isfinite(w) or w <= 0:
+                if not is_weight(w):
                     raise ConfigError(
                         f"WeightedSumAggregator.weights[{k!r}]={w!r}: weights must be finite and "
                         "> 0 (leave a grader out of `weights` to give it no weight)"

@@ -5,7 +5,9 @@ prompt-template version, the grader's type and parameters, and the sample's fiel
 a successful grade. Reads are point lookups done inline (microseconds); writes go to a
 queue that one daemon thread commits in batches, so the event loop never waits on
 disk. A killed process loses at most the few entries still in that queue; everything
-committed is found by the next run. Only scores are stored, never errors.
+committed is found by the next run. Only scores are stored, never errors. A cache
+without a file (``path=None``, ``":memory:"``) holds at most ``max_entries`` grades and
+drops the least recently used beyond that, so it never grows with a run.
 
 ``SingleFlight`` makes identical concurrent requests (the duplicate samples of a GRPO
 group) share one call, per event loop.
@@ -42,6 +44,8 @@ log = logging.getLogger(__name__)
 
 #: Where the CLI and reward specs keep the cache unless told otherwise (relative to cwd).
 DEFAULT_CACHE_PATH = Path(".rlreward") / "cache.sqlite"
+#: Most grades an in-memory cache holds (about 200 bytes each plus the key).
+DEFAULT_MAX_ENTRIES = 100_000
 _SCHEMA = "CREATE TABLE IF NOT EXISTS grades (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 _STOP = object()
 T = TypeVar("T")
@@ -74,15 +78,23 @@ class ResultCache:
     """A persistent ``key -> CachedGrade`` store; ``path=None`` keeps it in memory only.
 
     Use ``ResultCache.open(path)`` to share one instance (one writer thread) per file in a
-    process. ``hits`` / ``misses`` / ``writes`` count lookups and stores.
+    process. ``hits`` / ``misses`` / ``writes`` / ``evictions`` count lookups and stores.
+    ``max_entries`` bounds an in-memory cache (least recently used grades are dropped).
     """
 
     _open: ClassVar[weakref.WeakValueDictionary[str, ResultCache]] = weakref.WeakValueDictionary()
     _open_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(
+        self, path: str | Path | None = None, *, max_entries: int = DEFAULT_MAX_ENTRIES
+    ) -> None:
+        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
+            raise ConfigError(
+                f"ResultCache.max_entries={max_entries!r} is not allowed; use an integer >= 1"
+            )
         self.path = Path(path).expanduser().resolve() if path is not None else None
-        self.hits = self.misses = self.writes = 0
+        self.max_entries = max_entries
+        self.hits = self.misses = self.writes = self.evictions = 0
         self._pending: dict[str, CachedGrade] = {}  # queued or in-memory-only entries
         self._lock = threading.Lock()
         self._queue: queue.Queue[Any] = queue.Queue()
@@ -125,6 +137,10 @@ class ResultCache:
     def get(self, key: str) -> CachedGrade | None:
         """The stored grade for ``key`` or None; counts a hit or a miss."""
         found = self._pending.get(key)
+        if found is not None and self.path is None:  # in memory: most recently used last
+            with self._lock:
+                if self._pending.pop(key, None) is not None:
+                    self._pending[key] = found
         if found is None and self.path is not None:
             with self._lock:
                 row = (
@@ -145,10 +161,16 @@ class ResultCache:
 
     def put(self, key: str, grade: CachedGrade) -> None:
         """Store a grade; on disk it is committed by the writer thread shortly after."""
-        self._pending[key] = grade
         self.writes += 1
         if self.path is None:
+            with self._lock:
+                self._pending.pop(key, None)
+                self._pending[key] = grade
+                while len(self._pending) > self.max_entries:
+                    del self._pending[next(iter(self._pending))]
+                    self.evictions += 1
             return
+        self._pending[key] = grade
         self._queue.put((key, grade))
         if self._thread is None:
             with self._lock:
@@ -228,18 +250,23 @@ class ResultCache:
             "hits": self.hits,
             "misses": self.misses,
             "writes": self.writes,
+            "evictions": self.evictions,
             "hit_rate": self.hits / total if total else 0.0,
         }
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled graders (Ray, TRL) reopen the same file in the worker process.
         if self.path is None:
-            return (ResultCache, ())
+            return (_memory_cache, (self.max_entries,))
         return (ResultCache.open, (str(self.path),))
 
     def __repr__(self) -> str:
         where = str(self.path) if self.path else ":memory:"
         return f"ResultCache({where!r}, hits={self.hits}, misses={self.misses})"
+
+
+def _memory_cache(max_entries: int) -> ResultCache:
+    return ResultCache(None, max_entries=max_entries)
 
 
 def _close_at_exit(ref: weakref.ref[ResultCache]) -> None:

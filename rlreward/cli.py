@@ -377,7 +377,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 # -- parser ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    from rlreward import __version__
+    from rlreward._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="rlreward",

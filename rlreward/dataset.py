@@ -115,4 +115,4 @@ def load_rows(dataset: Any) -> list[dict[str, Any]]:
     for i, row in enumerate(rows):
         if not isinstance(row, Mapping):
             raise DatasetError(f"dataset row {i} must be a mapping, got {type(row).__name__}")
-    return rows  # type: ignore[return-value]
+    return rows

@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from rlreward.checks import mean_std
 from rlreward.schema import GraderError, GraderResult, GraderScore
 
 __all__ = ["GradingResults", "RunningSummary", "format_summary", "summarize"]
@@ -21,9 +22,8 @@ def summarize(results: list[GraderResult]) -> dict[str, float | int]:
         "error_rate": errors / n if n else 0.0,
     }
     if scores:
-        mean = math.fsum(scores) / len(scores)
-        var = math.fsum((s - mean) ** 2 for s in scores) / len(scores)
-        out.update(mean=mean, std=math.sqrt(var), min=min(scores), max=max(scores))
+        mean, std = mean_std(scores)
+        out.update(mean=mean, std=std, min=min(scores), max=max(scores))
     else:
         out.update(mean=math.nan, std=math.nan, min=math.nan, max=math.nan)
     return out

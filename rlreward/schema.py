@@ -1,4 +1,9 @@
-"""Result values: every grader call ends as a GraderScore or a GraderError, never a raise."""
+"""Result values and score ranges: the ground floor every layer above builds on.
+
+Every grader call ends as a GraderScore or a GraderError, never a raise. A grader
+declares its ``ScoreRange`` (checked by ``check_score_range``) and direction;
+``normalise_score`` is the one place a score is mapped onto [0, 1], higher = better.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,19 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
-__all__ = ["GraderError", "GraderResult", "GraderScore", "is_score"]
+from rlreward.errors import ConfigError
+
+__all__ = [
+    "GraderError",
+    "GraderResult",
+    "GraderScore",
+    "ScoreRange",
+    "check_score_range",
+    "is_score",
+    "normalise_score",
+]
+
+ScoreRange: TypeAlias = tuple[float, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,3 +69,33 @@ GraderResult: TypeAlias = GraderScore | GraderError
 def is_score(result: object) -> bool:
     """True for a GraderScore (a usable value), False for a GraderError or anything else."""
     return isinstance(result, GraderScore)
+
+
+def check_score_range(score_range: ScoreRange | None, owner: str) -> ScoreRange | None:
+    """Validate a ``(low, high)`` range; ``None`` means unbounded."""
+    if score_range is None:
+        return None
+    try:
+        low, high = (float(v) for v in score_range)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{owner}: score_range must be a (low, high) pair of numbers or None, "
+            f"got {score_range!r}"
+        ) from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ConfigError(
+            f"{owner}: score_range must be finite with low < high, got {score_range!r}; "
+            "use None for an unbounded score"
+        )
+    return (low, high)
+
+
+def normalise_score(
+    score: float, score_range: tuple[float, float] | None, higher_is_better: bool
+) -> float:
+    """Map a score to [0, 1], higher = better. Unbounded scores are only sign-flipped."""
+    if score_range is None:
+        return score if higher_is_better else -score
+    low, high = score_range
+    x = (score - low) / (high - low)
+    return x if higher_is_better else 1.0 - x

@@ -22,7 +22,8 @@ import time
 
 from _bench import append_section, machine, table
 
-from rlreward.rewards import CompositeReward, RewardRegistry
+from rlreward import CompositeReward
+from rlreward.rewards import RewardRegistry
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -29,7 +29,7 @@ FUNCTIONS = ["length", "sentiment", "safety", "coherence", "helpfulness"]
 
 
 def bench_training(texts: list[str], out: str, epochs: float) -> tuple[float, dict]:
-    from rlreward.training.metrics import read_metadata
+    from rlreward.models.reward_model_io import read_metadata
     from rlreward.training.trainer import RewardModelTrainer
 
     trainer = RewardModelTrainer(reward_functions=FUNCTIONS)

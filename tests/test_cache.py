@@ -135,3 +135,17 @@ def test_single_flight_survives_a_cancelled_leader():
 
     value, shared = asyncio.run(main())
     assert (value, shared) == (2, False)  # the follower ran the call itself
+
+
+def test_in_memory_cache_is_bounded_and_keeps_recent_grades():
+    cache = ResultCache(None, max_entries=3)
+    for i in range(5):
+        cache.put(f"k{i}", CachedGrade(float(i), ""))
+    assert len(cache) == 3 and cache.evictions == 2
+    assert cache.get("k0") is None and cache.get("k4") is not None
+    cache.get("k2")  # used: k3 is now the oldest
+    cache.put("k5", CachedGrade(5.0, ""))
+    assert cache.get("k3") is None and cache.get("k2") is not None
+    assert pickle.loads(pickle.dumps(cache)).max_entries == 3
+    with pytest.raises(ConfigError, match="max_entries=0 is not allowed"):
+        ResultCache(None, max_entries=0)

@@ -12,36 +12,18 @@ GraderError. The runner wraps an object that only follows the protocol in
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection, Mapping
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from rlreward.errors import ConfigError
 from rlreward.graders.fields import ANY, FieldType, field_problem
-from rlreward.schema import GraderError, GraderResult, GraderScore
+from rlreward.schema import (
+    GraderError,
+    GraderResult,
+    GraderScore,
+    ScoreRange,
+)
 
-__all__ = ["BaseGrader", "Grader", "ProtocolGrader", "check_score_range", "to_result"]
-
-ScoreRange = tuple[float, float]
-
-
-def check_score_range(score_range: ScoreRange | None, owner: str) -> ScoreRange | None:
-    """Validate a ``(low, high)`` range; ``None`` means unbounded."""
-    if score_range is None:
-        return None
-    try:
-        low, high = (float(v) for v in score_range)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"{owner}: score_range must be a (low, high) pair of numbers or None, "
-            f"got {score_range!r}"
-        ) from None
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise ConfigError(
-            f"{owner}: score_range must be finite with low < high, got {score_range!r}; "
-            "use None for an unbounded score"
-        )
-    return (low, high)
+__all__ = ["BaseGrader", "Grader", "ProtocolGrader", "to_result"]
 
 
 def to_result(name: str, value: Any) -> GraderResult:

@@ -4,6 +4,9 @@ Graders keep the one-sample ``aevaluate(**fields)`` interface of the runner, whi
 models that are fast only in batches (reward models, embedders) see batches: every
 ``submit`` made while a batch call is running (or in the same loop tick) joins the next
 batch. State is per event loop, so a batcher is safe across ``asyncio.run`` calls.
+What it observes is kept in a ``BatchStats`` of fixed size: counters plus the last
+``RECENT_BATCHES`` batch sizes, so a batcher living through a whole training run does
+not grow.
 """
 
 from __future__ import annotations
@@ -11,15 +14,41 @@ from __future__ import annotations
 import asyncio
 import inspect
 import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar, cast
 
 from rlreward.errors import ConfigError
 
-__all__ = ["MicroBatcher"]
+__all__ = ["RECENT_BATCHES", "BatchStats", "MicroBatcher"]
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+#: how many of the latest batch sizes a BatchStats keeps
+RECENT_BATCHES = 256
+
+
+class BatchStats:
+    """What a MicroBatcher observed, in constant memory: totals and the latest sizes."""
+
+    __slots__ = ("batches", "items", "largest", "recent")
+
+    def __init__(self, recent: int = RECENT_BATCHES) -> None:
+        self.batches = 0
+        self.items = 0
+        self.largest = 0
+        #: sizes of the latest batches, oldest first (at most ``recent`` of them)
+        self.recent: deque[int] = deque(maxlen=recent)
+
+    def record(self, size: int) -> None:
+        self.batches += 1
+        self.items += size
+        self.largest = max(self.largest, size)
+        self.recent.append(size)
+
+    def __repr__(self) -> str:
+        return f"BatchStats(batches={self.batches}, items={self.items}, largest={self.largest})"
 
 
 class _Pending(Generic[T, R]):
@@ -59,10 +88,15 @@ class MicroBatcher(Generic[T, R]):
         self.max_batch_size = max_batch_size
         self.run_in_thread = run_in_thread
         self._is_async = inspect.iscoroutinefunction(fn)
-        self.batch_sizes: list[int] = []  # observed batch sizes, for tests and benchmarks
+        self.stats = BatchStats()
         self._pending: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pending[T, R]] = (
             weakref.WeakKeyDictionary()
         )
+
+    @property
+    def batch_sizes(self) -> list[int]:
+        """Sizes of the latest batches (at most ``RECENT_BATCHES``), for tests and benchmarks."""
+        return list(self.stats.recent)
 
     async def submit(self, item: T) -> R:
         """Queue one item; returns its result (or raises the batch function's exception)."""
@@ -84,7 +118,7 @@ class MicroBatcher(Generic[T, R]):
                 n = self.max_batch_size
                 items, futures = pending.items[:n], pending.futures[:n]
                 del pending.items[:n], pending.futures[:n]
-                self.batch_sizes.append(len(items))
+                self.stats.record(len(items))
                 try:
                     fn = cast(Callable[[list[T]], Any], self.fn)
                     if self._is_async:

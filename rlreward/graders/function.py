@@ -3,47 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from rlreward.callables import is_async_callable, signature_annotations, signature_params
 from rlreward.errors import ConfigError
-from rlreward.graders.base import BaseGrader, ScoreRange, check_score_range
+from rlreward.graders.base import BaseGrader
 from rlreward.graders.fields import FieldType, from_annotation
+from rlreward.schema import ScoreRange, check_score_range
 
 __all__ = ["FunctionGrader"]
 
 
-def _signature_fields(fn: Callable[..., Any]) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
-    """(required, optional, accepts **kwargs) from a callable's signature."""
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):  # builtins without a signature
-        return (), (), True
-    required: list[str] = []
-    optional: list[str] = []
-    var_kw = False
-    for p in params:
-        if p.kind is p.VAR_KEYWORD:
-            var_kw = True
-        elif p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
-            (required if p.default is p.empty else optional).append(p.name)
-    return tuple(required), tuple(optional), var_kw
-
-
 def _annotated_types(fn: Callable[..., Any]) -> dict[str, FieldType]:
     """Field types from the callable's annotations (``response: str`` -> STR)."""
-    try:
-        params = inspect.signature(fn, eval_str=True).parameters.values()
-    except (TypeError, ValueError, NameError, SyntaxError):  # unresolvable annotations
-        return {}
-    return {p.name: from_annotation(p.annotation) for p in params if p.annotation is not p.empty}
-
-
-def _is_async(fn: Callable[..., Any]) -> bool:
-    if inspect.iscoroutinefunction(fn):
-        return True
-    return not inspect.isroutine(fn) and inspect.iscoroutinefunction(type(fn).__call__)
+    return {name: from_annotation(a) for name, a in signature_annotations(fn).items()}
 
 
 class FunctionGrader(BaseGrader):
@@ -74,7 +48,8 @@ class FunctionGrader(BaseGrader):
             raise ConfigError(f"FunctionGrader: fn must be callable, got {type(fn).__name__}")
         self.fn = fn
         self.name = name or getattr(fn, "__name__", None) or type(fn).__name__
-        req, opt, var_kw = _signature_fields(fn)
+        sig = signature_params(fn)
+        req, opt, var_kw = sig.required, sig.optional, sig.var_keyword
         if required_fields is not None:
             req, opt = tuple(required_fields), tuple(optional_fields)
             var_kw = False
@@ -91,7 +66,7 @@ class FunctionGrader(BaseGrader):
         self.score_range = check_score_range(score_range, f"FunctionGrader {self.name!r}")
         self.higher_is_better = bool(higher_is_better)
         self.run_in_thread = run_in_thread
-        self._is_async = _is_async(fn)
+        self._is_async = is_async_callable(fn)
 
     async def _aevaluate(self, **fields: Any) -> Any:
         if self._is_async:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
 from typing import Any
+
+from rlreward.errors import JudgeReplyError
+from rlreward.messages import field_text, is_message, is_messages
 
 __all__ = ["DATA_TAGS", "JudgeReplyError", "as_text", "neutralise", "parse_judgement"]
 
@@ -25,26 +27,12 @@ _FENCE_RE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
 _DECODER = json.JSONDecoder()
 
 
-class JudgeReplyError(ValueError):
-    """A judge reply that yields no usable score; ``extra`` goes into result metadata."""
-
-    def __init__(self, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.extra = extra
-
-
-def as_text(value: Any) -> str:
-    """A field value as prompt text: strings as is, chat messages as ``role: content``."""
-    if isinstance(value, str):
-        return value
-    if (
-        isinstance(value, Sequence)
-        and value
-        and all(isinstance(m, Mapping) and "content" in m for m in value)
-    ):
-        return "\n".join(f"{m.get('role', 'message')}: {m['content']}" for m in value)
-    if isinstance(value, Mapping) and "content" in value:
-        return str(value["content"])
+def as_text(value: Any, field: str = "response") -> str:
+    """A field value as prompt text: text and chat messages by the rule of
+    ``rlreward.messages`` (the same text a rule function or reward model sees), any
+    other value as JSON."""
+    if isinstance(value, str) or is_message(value) or is_messages(value):
+        return field_text(value, field)
     return json.dumps(value, ensure_ascii=False, default=str)
 
 

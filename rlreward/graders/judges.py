@@ -13,9 +13,9 @@ from typing import Any
 
 from rlreward.cache import ResultCache
 from rlreward.errors import ConfigError
-from rlreward.graders.base import ScoreRange, check_score_range
 from rlreward.graders.judge_io import as_text, neutralise
 from rlreward.graders.llm import LLMGrader, scale_pair
+from rlreward.schema import ScoreRange, check_score_range
 
 __all__ = [
     "CorrectnessGrader",
@@ -140,7 +140,7 @@ class RubricGrader(LLMGrader):
         values = super().template_values(fields)
         shown = [f for f in (*self.optional_fields, *self.required_fields) if f in fields]
         order = sorted(shown, key=lambda f: f == "response")  # the response last
-        blocks = [f"<{f}>\n{neutralise(as_text(fields[f]))}\n</{f}>" for f in order]
+        blocks = [f"<{f}>\n{neutralise(as_text(fields[f], f))}\n</{f}>" for f in order]
         low, high = self.judge_scale
         integer = float(low).is_integer() and float(high).is_integer()
         values.update(

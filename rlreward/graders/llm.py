@@ -25,11 +25,17 @@ from typing import Any, ClassVar
 
 from rlreward.cache import CachedGrade, ResultCache, SingleFlight, cache_key, resolve_cache
 from rlreward.errors import ConfigError
-from rlreward.graders.base import BaseGrader, ScoreRange, check_score_range
+from rlreward.graders.base import BaseGrader
 from rlreward.graders.fields import TEXT, TEXT_OR_NUMBER, FieldType
 from rlreward.graders.judge_io import JudgeReplyError, as_text, neutralise, parse_judgement
 from rlreward.models.base import ChatModel, ChatModelError
-from rlreward.schema import GraderError, GraderResult, GraderScore
+from rlreward.schema import (
+    GraderError,
+    GraderResult,
+    GraderScore,
+    ScoreRange,
+    check_score_range,
+)
 
 __all__ = ["LLMGrader", "load_prompt"]
 
@@ -146,7 +152,7 @@ class LLMGrader(BaseGrader):
     # -- prompt --------------------------------------------------------------------------
     def template_values(self, fields: Mapping[str, Any]) -> dict[str, str]:
         """Placeholder values: escaped field texts plus the judge's scale."""
-        values = {k: neutralise(as_text(v)) for k, v in fields.items()}
+        values = {k: neutralise(as_text(v, k)) for k, v in fields.items()}
         low, high = self.judge_scale
         values.update(low=f"{low:g}", high=f"{high:g}")
         return values

@@ -11,18 +11,18 @@ MicroBatcher: concurrent ``aevaluate`` calls from the runner become one batched 
 a worker thread.
 
 Chat-format fields (a list of ``{"role", "content"}`` messages, as TRL passes for
-conversational datasets) are accepted: the response is its messages' contents joined,
-the query is its last user message.
+conversational datasets) become text by the one rule of ``rlreward.messages``: the
+response is its last assistant message, the query its last user message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from rlreward.errors import ConfigError
 from rlreward.graders.base import BaseGrader
 from rlreward.graders.batching import MicroBatcher
+from rlreward.messages import field_text
 from rlreward.rewards.base import RewardFunction
 from rlreward.rewards.registry import RewardRegistry
 from rlreward.rewards.wrap import as_reward_function
@@ -30,20 +30,6 @@ from rlreward.rewards.wrap import as_reward_function
 __all__ = ["RewardFunctionGrader"]
 
 _Item = tuple[str, str | None, str | None]
-
-
-def _as_text(value: Any, field: str) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list) and all(isinstance(m, Mapping) and "content" in m for m in value):
-        if field == "query":
-            users = [m for m in value if m.get("role") == "user"]
-            if users:
-                return str(users[-1]["content"])
-        return "\n".join(str(m["content"]) for m in value)
-    raise TypeError(
-        f"field {field!r} must be a str or a list of chat messages, got {type(value).__name__}"
-    )
 
 
 class RewardFunctionGrader(BaseGrader):
@@ -122,10 +108,10 @@ class RewardFunctionGrader(BaseGrader):
         return out
 
     async def _aevaluate(self, **fields: Any) -> float:
-        text = _as_text(fields["response"], "response")
+        text = field_text(fields["response"], "response")
         query, reference = fields.get("query"), fields.get("reference_response")
-        prompt = None if query is None else _as_text(query, "query")
-        ref = None if reference is None else _as_text(reference, "reference_response")
+        prompt = None if query is None else field_text(query, "query")
+        ref = None if reference is None else field_text(reference, "reference_response")
         if self._batcher is not None:
             return await self._batcher.submit((text, prompt, ref))
         return self.function.score(text, prompt=prompt, reference=ref)

@@ -1,9 +1,11 @@
 """RewardModelGrader: any sequence-classification reward model as a grader.
 
 The model may be a hub id, a local directory (a model trained by
-``RewardModelTrainer``, a full model, or a LoRA adapter directory), a
-``RewardModelSourceConfig``, or a ``(model, tokenizer)`` pair already in memory. Inputs
-are built by ``rlreward.training.encoding.encode_pairs`` exactly as in training (the
+``RewardModelTrainer``, a full model, or a LoRA adapter directory), or a
+``(model, tokenizer)`` pair already in memory. A ``RewardModelSourceConfig`` is
+materialised by whoever holds it (``RewardModelGrader(source.materialize())``), so this
+grader never imports the training layer above it. Inputs
+are built by ``rlreward.models.reward_model_io.encode_pairs`` exactly as in training (the
 input format of a model trained here is read from its ``rlreward_reward_model.json``).
 Scoring runs in length-sorted batches under ``torch.inference_mode`` (bf16 on GPU);
 concurrent ``aevaluate`` calls from the runner are gathered into batches by a
@@ -20,19 +22,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rlreward.checks import number_rule
 from rlreward.embedded import resolve_model_name
 from rlreward.errors import ConfigError
 from rlreward.graders.base import BaseGrader
 from rlreward.graders.batching import MicroBatcher
-from rlreward.graders.reward_function import _as_text
-from rlreward.training.encoding import (
+from rlreward.messages import field_text
+from rlreward.models.reward_model_io import (
     check_input_format,
     default_input_format,
     encode_pairs,
     ensure_pad_token,
+    read_metadata,
     score_ids,
 )
-from rlreward.training.metrics import read_metadata
 
 __all__ = ["RewardModelGrader"]
 
@@ -81,7 +84,8 @@ class RewardModelGrader(BaseGrader):
     """Score ``response`` (with an optional ``query``) with a reward model.
 
     Args:
-        model: hub id, local path, ``RewardModelSourceConfig`` or ``(model, tokenizer)``.
+        model: hub id, local path or ``(model, tokenizer)`` (for a
+            ``RewardModelSourceConfig``, pass ``source.materialize()``).
         normalize: ``None`` (raw scores, unbounded range), ``"sigmoid"`` (to (0, 1)) or
             ``"minmax"`` (to [0, 1] by ``score_bounds``, default: the min/max of the
             model's scores on its training texts, from its metadata; clipped).
@@ -118,10 +122,9 @@ class RewardModelGrader(BaseGrader):
                 f"{owner}: normalize={normalize!r} is not allowed; use one of {list(NORMALIZERS)}"
             )
         for field, value in (("batch_size", batch_size), ("max_length", max_length)):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise ConfigError(f"{owner}: {field}={value!r} is not allowed; use an int >= 1")
+            allowed = None if value is None else number_rule(value, integer=True, low=1)
+            if allowed is not None:
+                raise ConfigError(f"{owner}: {field}={value!r} is not allowed; use {allowed}")
         if prompt_template != "auto":
             check_input_format(prompt_template, owner)
         self.name = name
@@ -133,7 +136,7 @@ class RewardModelGrader(BaseGrader):
         self.dtype = dtype
         self.metadata: dict[str, Any] | None = None
         self.source = self._load_model(model, owner)
-        meta = self.metadata or {}
+        meta: dict[str, Any] = self.metadata or {}
         self.max_length = max_length or int(meta.get("max_length") or 512)
         if prompt_template == "auto":
             prompt_template = meta.get("input_format") or default_input_format(self.tokenizer, True)
@@ -147,10 +150,6 @@ class RewardModelGrader(BaseGrader):
         )
 
     def _load_model(self, model: Any, owner: str) -> str:
-        from rlreward.training.config import RewardModelSourceConfig
-
-        if isinstance(model, RewardModelSourceConfig):
-            model = model.materialize()
         if isinstance(model, tuple) and len(model) == 2:
             self.model, self.tokenizer = model
             self.model.to(self.device)
@@ -165,8 +164,13 @@ class RewardModelGrader(BaseGrader):
                 self.metadata = read_metadata(ref)
         else:
             raise ConfigError(
-                f"{owner}: model must be a hub id, a local path, a RewardModelSourceConfig or a "
-                f"(model, tokenizer) pair, got {type(model).__name__}"
+                f"{owner}: model must be a hub id, a local path or a (model, tokenizer) pair, "
+                f"got {type(model).__name__}"
+                + (
+                    "; pass source.materialize() for a RewardModelSourceConfig"
+                    if hasattr(model, "materialize")
+                    else ""
+                )
             )
         if getattr(self.model.config, "num_labels", 1) != 1:
             raise ConfigError(
@@ -234,9 +238,10 @@ class RewardModelGrader(BaseGrader):
             [r for _, r in items], None if all(q is None for q in prompts) else prompts
         )
 
-    async def _aevaluate(self, response: Any, query: Any = None, **_: Any) -> float:
-        text = _as_text(response, "response")
-        prompt = None if query is None else _as_text(query, "query")
+    async def _aevaluate(self, **fields: Any) -> float:
+        text = field_text(fields["response"], "response")
+        query = fields.get("query")
+        prompt = None if query is None else field_text(query, "query")
         return await self._batcher.submit((prompt, text))
 
     def __getstate__(self) -> dict[str, Any]:

@@ -14,14 +14,13 @@ import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+from rlreward.messages import prompt_text, response_text
+
 __all__ = [
     "QUERY_KEYS",
     "VerlRow",
-    "content_text",
     "ground_truth_fields",
-    "prompt_text",
     "query_from",
-    "response_text",
     "trl_rows",
     "verl_row",
 ]
@@ -31,56 +30,6 @@ log = logging.getLogger(__name__)
 #: ``extra_info`` keys read as the prompt, in this order (verl's example preprocessors
 #: store the question under "question"; "raw_prompt" is a chat message list).
 QUERY_KEYS: tuple[str, ...] = ("query", "question", "prompt", "problem", "raw_prompt")
-
-
-def content_text(content: Any) -> str:
-    """The text of a message ``content``: a string, or the text parts of a parts list."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, Sequence):
-        parts = [
-            p.get("text", "")
-            for p in content
-            if isinstance(p, Mapping) and p.get("type", "text") == "text"
-        ]
-        return "".join(parts)
-    return "" if content is None else str(content)
-
-
-def _is_messages(value: Any) -> bool:
-    return (
-        isinstance(value, Sequence)
-        and not isinstance(value, str)
-        and len(value) > 0
-        and all(isinstance(m, Mapping) and "content" in m for m in value)
-    )
-
-
-def _last(messages: Sequence[Mapping[str, Any]], role: str) -> str:
-    for m in reversed(messages):
-        if m.get("role") == role:
-            return content_text(m.get("content"))
-    return content_text(messages[-1].get("content"))
-
-
-def prompt_text(prompt: Any) -> str | None:
-    """A prompt's text: a string as is; for chat messages, the last user message."""
-    if isinstance(prompt, str):
-        return prompt
-    if _is_messages(prompt):
-        return _last(list(prompt), "user")
-    return None
-
-
-def response_text(completion: Any) -> str:
-    """A completion's text: a string as is; for chat messages, the last assistant message."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, Mapping):
-        return content_text(completion.get("content"))
-    if _is_messages(completion):
-        return _last(list(completion), "assistant")
-    return "" if completion is None else str(completion)
 
 
 def query_from(extra_info: Mapping[str, Any] | None, raw_prompt: Any = None) -> str | None:

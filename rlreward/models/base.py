@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from rlreward.errors import RLRewardError
+from rlreward.errors import ChatModelError
 
 __all__ = ["ChatModel", "ChatModelError", "ChatReply", "ChatStats"]
 
@@ -21,27 +21,6 @@ class ChatReply:
     usage: dict[str, Any] | None = None
     structured: bool = False
     retry_reasons: tuple[str, ...] = ()
-
-
-class ChatModelError(RLRewardError):
-    """A chat call that failed for good (non-retryable, or the retry budget is spent)."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        attempts: int,
-        last_status: int | str,
-        latency_s: float,
-        retryable: bool,
-        retry_reasons: Sequence[str] = (),
-    ) -> None:
-        super().__init__(message)
-        self.attempts = attempts
-        self.last_status = last_status
-        self.latency_s = latency_s
-        self.retryable = retryable
-        self.retry_reasons = tuple(retry_reasons)
 
 
 @dataclass

@@ -17,6 +17,8 @@ from typing import Any
 
 import openai
 
+from rlreward.errors import BadCompletion, UpstreamError
+
 __all__ = [
     "MAX_SERVER_MESSAGE",
     "RETRY_STATUSES",
@@ -57,20 +59,6 @@ _ERROR_WORDS = (
 _STATUS_RE = re.compile(r"\b([45]\d\d)\b")
 _TAG_RE = re.compile(r"<[^>]*>")
 _TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
-
-
-class BadCompletion(Exception):
-    """A 200 answer without a usable message (no choices, or a refusal)."""
-
-
-class UpstreamError(Exception):
-    """An HTTP 200 whose body reports a failure: an ``{"error": ...}`` object or a page
-    that is not JSON (a proxy's 502). ``status`` is the HTTP status the body names, if
-    any; the failure is classified like that status."""
-
-    def __init__(self, message: str, status: int | None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def cap_message(text: str, limit: int = MAX_SERVER_MESSAGE) -> str:

@@ -11,10 +11,10 @@ is cheaper (embeddings), ``_score_batch(texts, prompts, references)``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection, Sequence
 from typing import Any
 
+from rlreward.checks import number_rule
 from rlreward.errors import ConfigError
 
 __all__ = ["RewardFunction", "as_text_batch", "check_choice", "check_param"]
@@ -54,20 +54,8 @@ def check_param(
     low_inclusive: bool = True,
 ) -> None:
     """Raise ConfigError naming the parameter, its value and what is allowed."""
-    kind = "an integer" if integer else "a number"
-    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    ok = ok and not isinstance(value, bool) and math.isfinite(value)
-    if ok and low is not None:
-        ok = value >= low if low_inclusive else value > low
-    if ok and high is not None:
-        ok = value <= high
-    if not ok:
-        bounds = []
-        if low is not None:
-            bounds.append(f"{'>=' if low_inclusive else '>'} {low}")
-        if high is not None:
-            bounds.append(f"<= {high}")
-        allowed = f"{kind}" + (f" {' and '.join(bounds)}" if bounds else "")
+    allowed = number_rule(value, integer=integer, low=low, high=high, low_inclusive=low_inclusive)
+    if allowed is not None:
         raise ConfigError(
             f"reward function {owner!r}: {param}={value!r} is not allowed; use {allowed}"
         )

@@ -14,15 +14,15 @@ a user function returns are checked (count, finite, inside the declared range).
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from rlreward.callables import signature_params
 from rlreward.errors import ConfigError
-from rlreward.graders.base import check_score_range
 from rlreward.rewards.base import RewardFunction
+from rlreward.schema import check_score_range
 
 __all__ = ["CallableReward", "as_reward_function"]
 
@@ -30,14 +30,9 @@ _BATCH_FIRST = ("texts", "completions")
 
 
 def _params(fn: Callable[..., Any]) -> tuple[list[str], bool]:
-    """(parameter names, accepts **kwargs)."""
-    try:
-        ps = list(inspect.signature(fn).parameters.values())
-    except (TypeError, ValueError):
-        return [], True
-    return [p.name for p in ps if p.kind is not p.VAR_KEYWORD], any(
-        p.kind is p.VAR_KEYWORD for p in ps
-    )
+    """(parameter names, accepts **kwargs), by ``rlreward.callables``."""
+    sig = signature_params(fn)
+    return list(sig.names), sig.var_keyword
 
 
 def detect_batched(fn: Callable[..., Any]) -> bool:

@@ -18,13 +18,13 @@ The policy/reward-model family check loads tokenizers, so it runs in
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from rlreward.checks import number_rule
 from rlreward.errors import ConfigError, UnknownNameError
 from rlreward.training.config import (
     MIN_TRAINING_TEXTS,
@@ -33,28 +33,12 @@ from rlreward.training.config import (
     validate_weights,
 )
 
-__all__ = ["ALGORITHMS", "BACKENDS", "RLTrainingConfig", "run_args"]
+__all__ = ["ALGORITHMS", "BACKENDS", "RLTrainingConfig"]
 
 ALGORITHMS = ("ppo", "grpo")
 BACKENDS = ("trl", "unsloth")
 _OWNER = "create_rl_trainer"
 _LOCAL_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".txt", ".arrow")
-
-
-def run_args(*, use_cpu: bool, bf16: bool, seed: int) -> dict[str, Any]:
-    """TrainingArguments every RL trainer here gets: the CPU-safe precision settings
-    (TRL's configs default to bf16 and gradient checkpointing, which fail or crawl on
-    CPU), no reporting integrations, no checkpoints, a log line per step."""
-    return {
-        "use_cpu": use_cpu,
-        "bf16": bf16 and not use_cpu,
-        "fp16": False,
-        "gradient_checkpointing": False,
-        "report_to": [],
-        "save_strategy": "no",
-        "logging_steps": 1,
-        "seed": seed,
-    }
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -68,12 +52,13 @@ def _number(
     """``value`` > low (>= 1 for integers), else a ConfigError naming the argument."""
     if value is None and allow_none:
         return
-    kind = int if integer else (int, float)
-    ok = isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value >= max(low, 1) if integer else value > low)
-    if not ok:
-        what = "an integer >= 1" if integer else f"a number > {low:g}"
-        none = " (or None)" if allow_none else ""
+    allowed = (
+        number_rule(value, integer=True, low=max(low, 1))
+        if integer
+        else number_rule(value, low=low, low_inclusive=False)
+    )
+    if allowed is not None:
+        what, none = allowed, " (or None)" if allow_none else ""
         raise ConfigError(f"{_OWNER}: {name}={_short(value)} is not allowed; use {what}{none}")
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rlreward import messages
 from rlreward.errors import ConfigError, DatasetError
 
 __all__ = ["PROMPT_COLUMNS", "load_prompt_dataset", "prompt_text", "shipped_prompts"]
@@ -42,15 +43,14 @@ def shipped_prompts() -> list[str]:
 
 
 def prompt_text(prompt: Any) -> str:
-    """A prompt as plain text: a string as is, chat messages as their last user turn."""
-    if isinstance(prompt, str):
-        return prompt
-    if isinstance(prompt, Sequence) and prompt and all(isinstance(m, Mapping) for m in prompt):
-        users = [m.get("content", "") for m in prompt if m.get("role") == "user"]
-        return str(users[-1] if users else prompt[-1].get("content", ""))
-    raise DatasetError(
-        f"a prompt must be a string or a list of chat messages, got {type(prompt).__name__}"
-    )
+    """A prompt as plain text (``rlreward.messages``): a string as is, chat messages as
+    their last user turn; DatasetError for anything else."""
+    text = messages.prompt_text(prompt)
+    if text is None:
+        raise DatasetError(
+            f"a prompt must be a string or a list of chat messages, got {type(prompt).__name__}"
+        )
+    return text
 
 
 def _pick_split(dd: Any, split: str | None, name: str) -> Any:

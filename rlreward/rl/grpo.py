@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rlreward.errors import ConfigError
-from rlreward.rl.config import run_args
+from rlreward.training.arguments import run_args
 
 __all__ = [
     "build_grpo_reward_spec",
@@ -149,9 +149,10 @@ def build_grpo_trainer(
     funcs, weights = make_reward_funcs(reward_spec, mode="combined")  # exact under any on_error
     config = make_grpo_config(reward_weights=weights, **config_kwargs)
     logging_cb = RewardLoggingCallback(funcs)
+    reward_funcs: list[Any] = list(funcs)  # async callables: TRL awaits them (its hint is sync)
     trainer = GRPOTrainer(
         model=policy,
-        reward_funcs=list(funcs),
+        reward_funcs=reward_funcs,
         args=config,
         train_dataset=dataset,
         processing_class=tokenizer,

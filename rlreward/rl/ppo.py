@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlreward.rl.config import run_args
 from rlreward.rl.policy import encode_prompt
+from rlreward.training.arguments import run_args
 
 __all__ = ["PPOSettings", "build_ppo_dataset", "build_ppo_trainer", "make_ppo_config"]
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -86,7 +86,8 @@ class _DecodeAndScore(nn.Module):
         scores = owner.score_texts(responses, prompts if owner.include_prompt else None)
         value = torch.tensor(scores, dtype=torch.float32, device=input_ids.device)
         hidden = value.view(-1, 1, 1).expand(input_ids.shape[0], input_ids.shape[1], 1)
-        return BaseModelOutput(last_hidden_state=hidden, hidden_states=(hidden,))
+        hidden_f = cast(torch.FloatTensor, hidden)  # transformers annotates the legacy type
+        return BaseModelOutput(last_hidden_state=hidden_f, hidden_states=(hidden_f,))
 
 
 class TextRewardModel(nn.Module):

@@ -81,7 +81,7 @@ class RLTrainer:
         cfg = self.config
         if not cfg.train_custom_reward_model or self.reward_model_path is not None:
             return self.reward_model_path
-        from rlreward.training.metrics import read_metadata
+        from rlreward.models.reward_model_io import read_metadata
         from rlreward.training.trainer import RewardModelTrainer
 
         start = time.perf_counter()

@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any
 
-from rlreward.errors import ConfigError, DependencyError
+from rlreward.errors import BackendUnavailableError, ConfigError, DependencyError
 
 __all__ = ["BackendUnavailableError", "load_unsloth_policy", "require_unsloth"]
 
@@ -22,10 +22,6 @@ logger = logging.getLogger(__name__)
 
 #: modules that unsloth must patch, i.e. that must not be imported before it
 _PATCHED = ("trl", "transformers", "peft")
-
-
-class BackendUnavailableError(ConfigError):
-    """The asked-for backend cannot run here (e.g. unsloth without a CUDA GPU)."""
 
 
 def require_unsloth() -> Any:

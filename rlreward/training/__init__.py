@@ -10,15 +10,15 @@ from typing import Any
 
 _EXPORTS = {
     "RewardModelTrainer": "rlreward.training.trainer",
-    "RewardModelFidelityError": "rlreward.training.trainer",
+    "RewardModelFidelityError": "rlreward.errors",
     "RewardModelTrainingConfig": "rlreward.training.config",
     "RewardModelSourceConfig": "rlreward.training.config",
     "check_model_family": "rlreward.training.family",
     "require_same_family": "rlreward.training.family",
-    "FamilyMismatchError": "rlreward.training.family",
+    "FamilyMismatchError": "rlreward.errors",
     "FamilyReport": "rlreward.training.family",
-    "METADATA_FILE": "rlreward.training.metrics",
-    "read_metadata": "rlreward.training.metrics",
+    "METADATA_FILE": "rlreward.models.reward_model_io",
+    "read_metadata": "rlreward.models.reward_model_io",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -39,6 +39,8 @@ __all__ = [
     "validate_weights",
 ]
 
+SourceType = Literal["custom_trained", "pretrained_hf", "pretrained_local"]
+
 SOURCE_TYPES = ("custom_trained", "pretrained_hf", "pretrained_local")
 #: files that make a directory loadable as a (possibly adapter-only) model
 MODEL_MARKERS = ("config.json", "adapter_config.json")
@@ -160,13 +162,13 @@ class RewardModelSourceConfig:
       ``config.json``, or a LoRA adapter's ``adapter_config.json``).
     """
 
-    source_type: Literal["custom_trained", "pretrained_hf", "pretrained_local"]
+    source_type: SourceType
     training_config: RewardModelTrainingConfig | dict[str, Any] | None = None
     model_name: str | None = None
     model_path: str | None = None
     _materialized: str | None = field(default=None, init=False, repr=False, compare=False)
 
-    _FIELD: ClassVar[dict[str, str]] = {
+    _FIELD: ClassVar[dict[SourceType, str]] = {
         "custom_trained": "training_config",
         "pretrained_hf": "model_name",
         "pretrained_local": "model_path",

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlreward.errors import ConfigError
+from rlreward.errors import ConfigError, FamilyMismatchError
 
 __all__ = ["FamilyMismatchError", "FamilyReport", "check_model_family", "require_same_family"]
 
@@ -25,14 +25,6 @@ SAMPLE_TEXT = (
     "Ünïcödé, emoji 🙂, and code: def f(x): return x * 2"
 )
 _SPECIAL = ("bos", "eos", "pad", "unk")
-
-
-class FamilyMismatchError(ConfigError):
-    """Policy and reward model tokenize differently; token-level reward would be wrong."""
-
-    def __init__(self, message: str, report: FamilyReport) -> None:
-        super().__init__(message)
-        self.report = report
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ def load_base(path: str, seed: int) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
-    from rlreward.training.encoding import ensure_pad_token
+    from rlreward.models.reward_model_io import ensure_pad_token
 
     set_seed(seed)  # the new reward head's initialisation
     try:

@@ -1,13 +1,13 @@
-"""Fidelity metrics of a reward model against its target, and its metadata file.
+"""Fidelity metrics of a reward model against its target.
 
 A reward model is only useful if it reproduces the composite it was trained on, so
 every training run reports held-out Spearman/Pearson/MSE and writes them, with
-everything needed to reload and normalise the model, to ``rlreward_reward_model.json``.
+everything needed to reload and normalise the model, to its metadata file
+(``rlreward.models.reward_model_io.write_metadata``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path
@@ -15,23 +15,18 @@ from typing import Any
 
 import numpy as np
 
-from rlreward.errors import ConfigError, RLRewardError
+from rlreward.checks import mean_std
+from rlreward.errors import RewardModelFidelityError
 
 __all__ = [
-    "METADATA_FILE",
     "RewardModelFidelityError",
     "evaluate_run",
     "fidelity_metrics",
-    "read_metadata",
     "report_fidelity",
     "summary_stats",
-    "write_metadata",
 ]
 
 logger = logging.getLogger(__name__)
-
-METADATA_FILE = "rlreward_reward_model.json"
-METADATA_VERSION = 1
 
 
 def _finite_or_none(x: float) -> float | None:
@@ -44,12 +39,8 @@ def summary_stats(values: Any) -> dict[str, float]:
     a = np.asarray(values, dtype=np.float64).reshape(-1)
     if a.size == 0:
         return {"min": 0.0, "max": 0.0, "mean": 0.0, "std": 0.0}
-    return {
-        "min": float(a.min()),
-        "max": float(a.max()),
-        "mean": float(a.mean()),
-        "std": float(a.std()),
-    }
+    mean, std = mean_std(a.tolist())
+    return {"min": float(a.min()), "max": float(a.max()), "mean": mean, "std": std}
 
 
 def fidelity_metrics(pred: Any, target: Any) -> dict[str, float | int | None]:
@@ -80,45 +71,9 @@ def fidelity_metrics(pred: Any, target: Any) -> dict[str, float | int | None]:
     return out
 
 
-def write_metadata(directory: str | Path, data: dict[str, Any]) -> Path:
-    """Write ``rlreward_reward_model.json`` (strict JSON: non-finite floats become null)."""
-
-    def clean(x: Any) -> Any:
-        if isinstance(x, float) and not math.isfinite(x):
-            return None
-        if isinstance(x, dict):
-            return {str(k): clean(v) for k, v in x.items()}
-        if isinstance(x, (list, tuple)):
-            return [clean(v) for v in x]
-        return x
-
-    path = Path(directory) / METADATA_FILE
-    payload = {"metadata_version": METADATA_VERSION, **data}
-    path.write_text(json.dumps(clean(payload), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    return path
-
-
-def read_metadata(directory: str | Path) -> dict[str, Any] | None:
-    """The metadata of a reward model trained by rlreward, or None for any other model."""
-    path = Path(directory) / METADATA_FILE
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{path} is not valid JSON ({exc}); it tells how the model reads its inputs, so "
-            "restore it from the training run or retrain the model"
-        ) from None
-
-
-class RewardModelFidelityError(RLRewardError):
-    """The trained model does not reproduce its target well enough (``min_spearman``)."""
-
-
 def evaluate_run(run: Any, label_column: str, batch_size: int) -> dict[str, Any]:
     """Fidelity on the training and held-out rows of a trained run, plus score statistics."""
-    from rlreward.training.encoding import score_ids
+    from rlreward.models.reward_model_io import score_ids
 
     model, tok = run.model, run.tokenizer
     train_pred = score_ids(model, tok, run.train_ids, batch_size)

@@ -7,11 +7,11 @@ functions silently produced (all zeros), and a model trained on it learns nothin
 from __future__ import annotations
 
 import logging
-import math
 import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rlreward.checks import is_number
 from rlreward.errors import ConfigError
 from rlreward.training.validation import MIN_TRAINING_TEXTS, validate_texts
 
@@ -44,7 +44,7 @@ def labelled_columns(data: Any, label_column: str) -> Rows:
     validate_texts("training_data", "text", cols["text"], min_count=MIN_TRAINING_TEXTS)
     labels = cols[label_column]
     for i, y in enumerate(labels):
-        if isinstance(y, bool) or not isinstance(y, (int, float)) or not math.isfinite(y):
+        if not is_number(y):
             raise ConfigError(
                 f"training_data[{label_column!r}][{i}] = {y!r}; labels must be finite numbers"
             )

@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from rlreward.errors import ConfigError
-from rlreward.training.encoding import check_input_format
+from rlreward.models.reward_model_io import check_input_format
+from rlreward.training.arguments import run_args
 from rlreward.training.validation import (
     SEED_HYPERPARAMETERS,
     check_hyperparameters,
@@ -63,16 +64,13 @@ class TrainSettings:
 
         cuda = torch.cuda.is_available()
         kwargs: dict[str, Any] = {
+            **run_args(use_cpu=not cuda, bf16=cuda and torch.cuda.is_bf16_supported(), seed=seed),
             "output_dir": self.output_dir,
             "num_train_epochs": self.num_epochs,
             "learning_rate": self.learning_rate,
             "per_device_train_batch_size": self.batch_size,
             "per_device_eval_batch_size": self.batch_size,
             "gradient_accumulation_steps": self.gradient_accumulation_steps,
-            "use_cpu": not cuda,
-            "bf16": cuda and torch.cuda.is_bf16_supported(),
-            "fp16": False,
-            "report_to": [],
             "save_strategy": "epoch" if self.save_checkpoints else "no",
             "eval_strategy": "no",  # the held-out split is scored once, after training
             "logging_steps": self.logging_steps,

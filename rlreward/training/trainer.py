@@ -19,15 +19,15 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from rlreward._version import __version__
 from rlreward.embedded import EMBEDDED_ALIASES, resolve_model_name
 from rlreward.errors import ConfigError
-from rlreward.training.encoding import default_input_format, encode_pairs
+from rlreward.models.reward_model_io import default_input_format, encode_pairs, write_metadata
 from rlreward.training.metrics import (
     RewardModelFidelityError,
     evaluate_run,
     report_fidelity,
     summary_stats,
-    write_metadata,
 )
 from rlreward.training.rows import Rows, labelled_columns, split_rows
 from rlreward.training.settings import TrainSettings
@@ -122,7 +122,7 @@ class RewardModelTrainer:
             )
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ConfigError(f"{o}.seed = {seed!r} is not allowed; use an integer")
-        from rlreward.rewards.composite import CompositeReward
+        from rlreward.training.composite import CompositeReward
 
         self.composite = CompositeReward(funcs, weights)
         self.reward_function_names: list[str] = list(self.composite.names)
@@ -213,14 +213,14 @@ class RewardModelTrainer:
         columns.update(per)
         columns["composite"] = composite
         if n > 1:
-            for name, values in per.items():
-                if max(values) == min(values):
+            for name, column in per.items():
+                if max(column) == min(column):
                     logger.warning(
                         "reward function %r gives every one of the %d texts the same score %.4g; "
                         "it adds nothing a reward model can learn",
                         name,
                         n,
-                        values[0],
+                        column[0],
                     )
         return Dataset.from_dict(columns)
 
@@ -339,15 +339,13 @@ class RewardModelTrainer:
         return str(out)
 
     def _metadata(self, run: TrainedRun, metrics: dict[str, Any]) -> dict[str, Any]:
-        import rlreward
-
         s = run.settings
         labels = run.train_rows[s.label_column] + (
             run.eval_rows[s.label_column] if run.eval_rows else []
         )
         functions = self.composite.reward_functions.values()
         return {
-            "rlreward_version": rlreward.__version__,
+            "rlreward_version": __version__,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "base_model": self.base_model_name or "embedded",
             "base_model_path": self.base_model_path,

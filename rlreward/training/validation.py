@@ -5,11 +5,11 @@ Each raises a ConfigError naming the owner and field, the offending value, and t
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from typing import Any
 
+from rlreward.checks import is_weight, number_rule, weight_count_rule
 from rlreward.errors import ConfigError
 
 __all__ = [
@@ -126,13 +126,13 @@ def validate_weights(owner: str, name: str, weights: Any, n_functions: int) -> l
     if isinstance(weights, (str, bytes)) or not isinstance(weights, Sequence):
         raise ConfigError(f"{owner}.{name} must be a list of numbers, got {short_repr(weights)}")
     out = list(weights)
-    if len(out) != n_functions:
+    count = weight_count_rule(len(out), n_functions)
+    if count is not None:
         raise ConfigError(
-            f"{owner}.{name}: got {len(out)} weights for {n_functions} reward functions; "
-            "give one weight per function (or None for equal weights)"
+            f"{owner}.{name}: {count}; give one weight per function (or None for equal weights)"
         )
     for i, w in enumerate(out):
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
+        if not is_weight(w):
             raise ConfigError(
                 f"{owner}.{name}[{i}] = {w!r} is not allowed; weights must be positive finite "
                 "numbers (drop a function instead of giving it weight 0)"
@@ -144,14 +144,9 @@ def check_number(
     owner: str, name: str, value: Any, *, integer: bool, low: float, low_ok: bool
 ) -> None:
     """A finite number (an int when ``integer``) above ``low`` (or equal when ``low_ok``)."""
-    kind = int if integer else (int, float)
-    ok = isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value >= low if low_ok else value > low)
-    if not ok:
-        what = "an integer" if integer else "a number"
-        raise ConfigError(
-            f"{owner}.{name} = {value!r} is not allowed; use {what} {'>=' if low_ok else '>'} {low}"
-        )
+    allowed = number_rule(value, integer=integer, low=low, low_inclusive=low_ok)
+    if allowed is not None:
+        raise ConfigError(f"{owner}.{name} = {value!r} is not allowed; use {allowed}")
 
 
 def check_fraction(owner: str, name: str, value: Any) -> None:

@@ -51,3 +51,16 @@ def test_wrong_result_count_is_an_error():
 def test_invalid_batch_size():
     with pytest.raises(ConfigError, match="max_batch_size"):
         MicroBatcher(lambda xs: xs, max_batch_size=0)
+
+
+def test_observed_batches_stay_bounded_over_a_long_run():
+    from rlreward.graders.batching import RECENT_BATCHES
+
+    b = MicroBatcher(lambda xs: xs, max_batch_size=1, run_in_thread=False)
+
+    async def main():
+        return await asyncio.gather(*(b.submit(i) for i in range(RECENT_BATCHES + 50)))
+
+    assert asyncio.run(main()) == list(range(RECENT_BATCHES + 50))
+    assert len(b.batch_sizes) == RECENT_BATCHES  # the history does not grow with the run
+    assert (b.stats.batches, b.stats.items, b.stats.largest) == (RECENT_BATCHES + 50,) * 2 + (1,)

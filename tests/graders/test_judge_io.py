@@ -67,7 +67,9 @@ def test_neutralise_escapes_only_our_tags():
 
 def test_as_text_formats_chat_messages_and_other_values():
     chat = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
-    assert as_text(chat) == "user: hi\nassistant: hello"
+    # the one rule of rlreward.messages: last assistant turn, or last user turn for a prompt
+    assert as_text(chat) == "hello"
+    assert as_text(chat, "query") == "hi"
     assert as_text({"content": "x"}) == "x"
     assert as_text(42) == "42"
     assert as_text("plain") == "plain"

@@ -130,7 +130,10 @@ def test_chat_format_fields_are_accepted():
     )
     assert isinstance(r, GraderScore) and r.score == expected
     bad = asyncio.run(g.aevaluate(response=42))
-    assert isinstance(bad, GraderError) and "must be a str or a list of chat messages" in bad.error
+    assert (
+        isinstance(bad, GraderError)
+        and "must be a str, a chat message or a list of chat messages" in bad.error
+    )
 
 
 def test_spec_type_reward_function():

@@ -130,3 +130,13 @@ def test_pickle_round_trip(grader):
         return await clone.aevaluate(response=TEXTS[0])
 
     assert asyncio.run(one()).score == pytest.approx(grader.score_texts(TEXTS[:1])[0], abs=1e-6)
+
+
+def test_a_source_config_is_materialised_by_whoever_holds_it(tmp_path):
+    """The grader takes a path or (model, tokenizer); it never imports the training layer."""
+    from rlreward.training.config import RewardModelSourceConfig
+
+    (tmp_path / "config.json").write_text("{}")
+    source = RewardModelSourceConfig("pretrained_local", model_path=str(tmp_path))
+    with pytest.raises(ConfigError, match=r"pass source.materialize\(\)"):
+        RewardModelGrader(source)

@@ -19,9 +19,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from rlreward.aggregators import WeightedSumAggregator
 from rlreward.data import load_reward_texts
 from rlreward.graders.reward_model import RewardModelGrader
+from rlreward.models.reward_model_io import read_metadata
 from rlreward.runner import GraderConfig, GradingRunner
 from rlreward.training.config import RewardModelSourceConfig
-from rlreward.training.metrics import fidelity_metrics, read_metadata
+from rlreward.training.metrics import fidelity_metrics
 from rlreward.training.trainer import RewardModelTrainer
 
 pytestmark = pytest.mark.slow
@@ -60,7 +61,9 @@ def test_save_load_round_trip_gives_identical_scores(trained):
     in_memory = RewardModelGrader((run.model, run.tokenizer)).score_texts(eval_texts)
     loaded = RewardModelGrader(path).score_texts(eval_texts)
     assert loaded == pytest.approx(in_memory, abs=1e-6)
-    via_source = RewardModelGrader(RewardModelSourceConfig("pretrained_local", model_path=path))
+    via_source = RewardModelGrader(
+        RewardModelSourceConfig("pretrained_local", model_path=path).materialize()
+    )
     assert via_source.score_texts(eval_texts[:8]) == pytest.approx(loaded[:8], abs=1e-6)
     # the metadata's held-out metrics are what the loaded model really does
     recomputed = fidelity_metrics(loaded, run.eval_rows["composite"])
@@ -82,7 +85,7 @@ def test_trained_grader_inside_grading_runner(trained):
     assert scores == pytest.approx(grader.score_texts([r["text"] for r in records]), abs=1e-6)
     assert all(0.0 <= s <= 1.0 for s in scores)
     # unseen texts still rank like the composite they were never trained on
-    from rlreward.rewards.composite import CompositeReward
+    from rlreward.training.composite import CompositeReward
 
     truth = CompositeReward(FUNCTIONS)([r["text"] for r in records]).composite
     assert fidelity_metrics(scores, truth)["spearman"] > 0.8

@@ -11,7 +11,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from rlreward.data import load_reward_records
 from rlreward.errors import ConfigError
-from rlreward.training.metrics import METADATA_FILE
+from rlreward.models.reward_model_io import METADATA_FILE
 from rlreward.training.trainer import RewardModelFidelityError, RewardModelTrainer
 from tests.training.tiny import tiny_gpt2_dir
 
@@ -248,5 +248,5 @@ def test_custom_trained_source_materializes_once(tmp_path, gpt2_dir):
     stamp = (tmp_path / "custom" / METADATA_FILE).stat().st_mtime_ns
     assert source.materialize() == path  # trained once per config object
     assert (tmp_path / "custom" / METADATA_FILE).stat().st_mtime_ns == stamp
-    grader = RewardModelGrader(source, normalize="minmax")
+    grader = RewardModelGrader(source.materialize(), normalize="minmax")
     assert all(0.0 <= s <= 1.0 for s in grader.score_texts(TEXTS[:5]))

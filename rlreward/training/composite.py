@@ -1,11 +1,14 @@
 """CompositeReward: several reward functions and positive weights -> one score per text.
 
-Each function's raw score is normalised to [0, 1] by its declared range and direction
-(``rlreward.aggregators.normalise_score``: lower-is-better functions are turned
-around), then the weighted mean is taken with weights normalised to sum 1. This is what
-reward-model training labels its texts with. Everything is validated at construction;
-a function that raises during a call propagates its exception (offline data generation
-must not invent scores).
+The composite is not computed here: each function becomes a ``RewardFunctionGrader``,
+a ``GradingRunner`` grades the texts, and the composite is the value of its
+``WeightedSumAggregator`` (range-normalised, lower-is-better functions turned around,
+weights normalised to sum 1), so reward-model labels are exactly what the same
+functions give as a reward spec. The normalised scores are the aggregator's published
+components. This is what reward-model training labels its texts with. Everything is
+validated at construction; a function that fails on a text raises
+``GradingFailedError`` naming the function, the text and the error (offline data
+generation must not invent scores).
 """
 
 from __future__ import annotations
@@ -17,15 +20,21 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from rlreward.aggregators import normalise_score
-from rlreward.errors import ConfigError
+from rlreward.aggregators import WeightedSumAggregator
+from rlreward.checks import is_weight, number_rule, weight_count_rule
+from rlreward.errors import ConfigError, GradingFailedError
+from rlreward.graders.reward_function import RewardFunctionGrader
 from rlreward.rewards.base import RewardFunction, as_text_batch
 from rlreward.rewards.registry import RewardRegistry
 from rlreward.rewards.wrap import as_reward_function
+from rlreward.runner import GradingRunner
+from rlreward.schema import GraderScore
 
 __all__ = ["CompositeReward", "CompositeScores", "compute_composite"]
 
 FunctionLike = str | RewardFunction | Callable[..., Any]
+#: grader calls in flight per chunk: lets expensive functions batch, costs nothing for cheap ones
+_CONCURRENCY = 256
 
 
 @dataclass(frozen=True)
@@ -65,14 +74,13 @@ def _check_weights(weights: Sequence[float] | None, names: list[str]) -> dict[st
         raise ConfigError(
             f"weights must be a list of numbers, one per reward function, got {weights!r}"
         )
-    if len(weights) != len(names):
+    count = weight_count_rule(len(weights), len(names))
+    if count is not None:
         raise ConfigError(
-            f"got {len(weights)} weights for {len(names)} reward functions ({', '.join(names)}); "
-            "give one weight per function, or none for equal weights"
+            f"{count} ({', '.join(names)}); give one weight per function, or none for equal weights"
         )
     for i, (n, w) in enumerate(zip(names, weights, strict=False)):
-        ok = isinstance(w, (int, float)) and not isinstance(w, bool)
-        if not ok or not math.isfinite(w) or w <= 0:
+        if not is_weight(w):
             raise ConfigError(
                 f"weights[{i}]={w!r} for reward function {n!r}: weights must be finite "
                 "numbers > 0 (drop a function instead of giving it weight 0)"
@@ -98,6 +106,8 @@ class CompositeReward:
     registry: RewardRegistry | None = field(default=None, repr=False, compare=False)
     _fns: dict[str, RewardFunction] = field(init=False, repr=False, compare=False)
     _weights: dict[str, float] = field(init=False, repr=False, compare=False)
+    _runner: GradingRunner = field(init=False, repr=False, compare=False)
+    _key: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         registry = self.registry or RewardRegistry()
@@ -131,6 +141,14 @@ class CompositeReward:
             fns[name] = fn
         self._fns = fns
         self._weights = _check_weights(self.weights, list(fns))
+        self._key = "composite"  # the aggregate's result key; grader keys are the names
+        while self._key in fns:
+            self._key = f"_{self._key}"
+        graders = {k: RewardFunctionGrader(fn, name=k) for k, fn in fns.items()}
+        aggregator = WeightedSumAggregator(self._key, weights=self._weights, on_error="error")
+        self._runner = GradingRunner(
+            graders, aggregators=aggregator, max_concurrency=_CONCURRENCY, show_progress=False
+        )
         self.registry = None  # resolved; keep the object small and picklable
 
     @property
@@ -181,32 +199,38 @@ class CompositeReward:
         p = None if prompts is None else as_text_batch(prompts, "composite", "prompts")
         r = None if references is None else as_text_batch(references, "composite", "references")
         self._check_inputs(n, p, r)
-        if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
-        ):
+        if batch_size is not None and number_rule(batch_size, integer=True, low=1) is not None:
             raise ConfigError(f"batch_size must be an int >= 1 or None, got {batch_size!r}")
         step = batch_size or max(n, 1)
         raw: dict[str, list[float]] = {k: [] for k in self._fns}
+        normalised: dict[str, list[float]] = {k: [] for k in self._fns}
+        composite: list[float] = []
         starts = range(0, n, step)
         for s in tqdm(starts, desc="reward functions", unit="batch", disable=not show_progress):
-            chunk = batch[s : s + step]
-            pc = None if p is None else p[s : s + step]
-            rc = None if r is None else r[s : s + step]
-            for k, fn in self._fns.items():
-                kw: dict[str, Any] = {}
-                if pc is not None and (fn.needs_prompt or fn.uses_prompt):
-                    kw["prompts"] = pc
-                if rc is not None and (fn.needs_reference or fn.uses_reference):
-                    kw["references"] = rc
-                raw[k].extend(fn(chunk, **kw))
-        normalised = {
-            k: [normalise_score(x, fn.score_range, fn.higher_is_better) for x in raw[k]]
-            for k, fn in self._fns.items()
+            rows: list[dict[str, str]] = [{"response": t} for t in batch[s : s + step]]
+            for field_name, values in (("query", p), ("reference_response", r)):
+                if values is not None:
+                    for row, value in zip(rows, values[s : s + step], strict=True):
+                        row[field_name] = value
+            results = self._runner.run(rows)
+            for i, agg in enumerate(results[self._key]):
+                if not isinstance(agg, GraderScore):
+                    raise GradingFailedError(self._failure(results, s + i, s))
+                components = agg.metadata["components"]
+                for k in self._fns:
+                    raw[k].append(results[k][i].score)  # type: ignore[union-attr]
+                    normalised[k].append(components[k])
+                composite.append(agg.score)
+        return CompositeScores(self.names, dict(self._weights), raw, normalised, composite)
+
+    def _failure(self, results: Any, index: int, start: int) -> str:
+        failed = {
+            k: results[k][index - start].error
+            for k in self._fns
+            if not isinstance(results[k][index - start], GraderScore)
         }
-        w = self._weights
-        cols = [(w[k], normalised[k]) for k in self._fns]
-        composite = [math.fsum(wk * col[i] for wk, col in cols) for i in range(n)]
-        return CompositeScores(self.names, dict(w), raw, normalised, composite)
+        detail = "; ".join(f"reward function {k!r}: {e}" for k, e in failed.items())
+        return f"text {index}: {detail or results[self._key][index - start].error}"
 
     def score(self, text: str, *, prompt: str | None = None, reference: str | None = None) -> float:
         """The composite score of one text."""

@@ -1,8 +1,10 @@
-"""How (prompt, response) pairs become token ids: one function for training and scoring.
+"""Reward-model IO shared by training and scoring: input encoding and the metadata file.
 
 A reward model only reproduces its training target when it is scored on inputs built
 exactly as in training, so the trainer and ``RewardModelGrader`` both call
-``encode_pairs`` and the trainer records the input format in the model's metadata.
+``encode_pairs`` and the trainer records the input format in the model's metadata
+(``rlreward_reward_model.json``, written by ``write_metadata``, read by ``read_metadata``).
+This module sits below both (``rlreward.models``), so the grader never imports training.
 
 Input formats:
 
@@ -16,23 +18,33 @@ Input formats:
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from rlreward.errors import ConfigError
 
 __all__ = [
     "INPUT_FORMATS",
+    "METADATA_FILE",
+    "METADATA_VERSION",
     "check_input_format",
     "default_input_format",
     "encode_pairs",
     "ensure_pad_token",
+    "read_metadata",
+    "score_ids",
+    "write_metadata",
 ]
 
 logger = logging.getLogger(__name__)
 
 INPUT_FORMATS = ("text", "pair", "chat")
+METADATA_FILE = "rlreward_reward_model.json"
+METADATA_VERSION = 1
 
 
 def check_input_format(fmt: str, owner: str) -> str:
@@ -162,3 +174,35 @@ def score_ids(model: Any, tokenizer: Any, ids: Sequence[list[int]], batch_size: 
     finally:
         model.train(was_training)
     return out
+
+
+def write_metadata(directory: str | Path, data: dict[str, Any]) -> Path:
+    """Write ``rlreward_reward_model.json`` (strict JSON: non-finite floats become null)."""
+
+    def clean(x: Any) -> Any:
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {str(k): clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        return x
+
+    path = Path(directory) / METADATA_FILE
+    payload = {"metadata_version": METADATA_VERSION, **data}
+    path.write_text(json.dumps(clean(payload), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    return path
+
+
+def read_metadata(directory: str | Path) -> dict[str, Any] | None:
+    """The metadata of a reward model trained by rlreward, or None for any other model."""
+    path = Path(directory) / METADATA_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not valid JSON ({exc}); it tells how the model reads its inputs, so "
+            "restore it from the training run or retrain the model"
+        ) from None

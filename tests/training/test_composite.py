@@ -8,7 +8,9 @@ import pickle
 import pytest
 
 from rlreward import ConfigError, UnknownNameError
-from rlreward.rewards import CompositeReward, compute_composite, get_reward_function
+from rlreward.errors import GradingFailedError
+from rlreward.rewards import get_reward_function
+from rlreward.training.composite import CompositeReward, compute_composite
 
 TEXTS = [
     "This is a helpful and informative response that addresses the question.",
@@ -110,8 +112,36 @@ def test_function_errors_propagate_instead_of_becoming_scores():
     def broken(texts):
         raise RuntimeError("model not loaded")
 
-    with pytest.raises(RuntimeError, match="model not loaded"):
+    with pytest.raises(
+        GradingFailedError, match="text 0: reward function 'broken'.*model not loaded"
+    ):
         CompositeReward(["length", broken])(["hello"])
+
+
+def test_composite_is_the_runner_aggregate_for_the_same_functions():
+    """Labels equal the reward the same functions give as graders under a WeightedSumAggregator."""
+    from rlreward.aggregators import WeightedSumAggregator
+    from rlreward.graders.reward_function import RewardFunctionGrader
+    from rlreward.runner import GradingRunner
+
+    names, weights = ["safety", "refusal", "length"], [3.0, 1.0, 2.0]
+    out = CompositeReward(names, weights)(TEXTS)
+    runner = GradingRunner(
+        {n: RewardFunctionGrader(n) for n in names},
+        aggregators=WeightedSumAggregator("reward", dict(zip(names, weights))),
+        show_progress=False,
+    )
+    results = runner.run([{"response": t} for t in TEXTS])
+    assert out.composite == results.scores("reward")
+    for i, row in enumerate(results["reward"]):
+        assert {n: out.normalised[n][i] for n in names} == row.metadata["components"]
+    assert len(set(out.composite)) > 2  # the texts really differ
+
+
+def test_a_function_named_like_the_aggregate_keeps_its_name():
+    comp = CompositeReward({"composite": "length", "safety": "safety"})
+    out = comp(TEXTS)
+    assert out.names == ["composite", "safety"] and len(out.per_function["composite"]) == 5
 
 
 def test_prompts_reach_functions_that_use_them():
