@@ -85,7 +85,7 @@ class JudgeModelOptions(_Strict):
 class JudgeModel(JudgeModelOptions):
     """The spec's shared judge model (``model`` is required here)."""
 
-    model: Name = Field(description="model id served by the endpoint")  # type: ignore[assignment]
+    model: Name = Field(description="model id served by the endpoint")
 
 
 CacheSetting = StrictBool | Name | None
