@@ -14,6 +14,7 @@ def test_every_exported_name_resolves():
 EXPECTED_EXPORTS = {
     "__version__",
     "BackendUnavailableError",
+    "BaseGrader",
     "ChatModelError",
     "CompositeReward",
     "ConfigError",
