@@ -4,13 +4,12 @@
 - ``<!-- generated: NAME -->`` on its own line is replaced by generated Markdown:
   ``reward-functions`` (the registry's table), ``errors`` (the exception tree),
   ``cli-help`` (``rlreward --help`` output), ``benchmarks`` (BENCHMARKS.md) and
-  ``spec-schema`` (the reward spec's JSON Schema; a placeholder until the spec exposes it).
+  ``spec-schema`` (the reward spec's reference, from its JSON Schema).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
 import json
 import os
@@ -162,23 +161,10 @@ def render_schema(schema: dict[str, Any]) -> str:
 
 
 def spec_schema() -> str:
-    """The reward spec's JSON Schema (``rlreward.integrations.spec_schema.json_schema()``).
+    """The reward spec's reference, from ``rlreward.integrations.spec_schema.json_schema()``."""
+    from rlreward.integrations.spec_schema import json_schema
 
-    Until that module lands, a visible placeholder; nothing else to wire.
-    """
-    try:
-        module = importlib.import_module("rlreward.integrations.spec_schema")
-    except ModuleNotFoundError as exc:
-        if exc.name != "rlreward.integrations.spec_schema":
-            raise
-        return (
-            '!!! warning "Generated reference pending"\n'
-            "    This section is generated from the reward spec's JSON Schema\n"
-            "    (`rlreward.integrations.spec_schema.json_schema()`) once it lands; until then\n"
-            "    the keys and the annotated examples below are the reference.\n"
-        )
-    schema: dict[str, Any] = module.json_schema()
-    return render_schema(schema)
+    return render_schema(json_schema())
 
 
 GENERATORS: dict[str, Callable[[], str]] = {
