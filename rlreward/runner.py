@@ -18,6 +18,7 @@ from typing import Any, Literal
 from tqdm.auto import tqdm
 
 from rlreward.aggregators import AggregatorLike, bind_aggregators
+from rlreward.checks import number_rule
 from rlreward.dataset import load_rows
 from rlreward.errors import ConfigError, MissingFieldsError
 from rlreward.graders.base import BaseGrader, ProtocolGrader, to_result
@@ -179,13 +180,10 @@ class GradingRunner:
         show_progress: bool = True,
         timeout: float | None = None,
     ) -> None:
-        if (
-            isinstance(max_concurrency, bool)
-            or not isinstance(max_concurrency, int)
-            or max_concurrency < 1
-        ):
-            raise ConfigError(f"max_concurrency must be an int >= 1, got {max_concurrency!r}")
-        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+        rule = number_rule(max_concurrency, integer=True, low=1)
+        if rule is not None:
+            raise ConfigError(f"max_concurrency must be {rule}, got {max_concurrency!r}")
+        if timeout is not None and number_rule(timeout, low=0, low_inclusive=False) is not None:
             raise ConfigError(
                 f"timeout must be a positive number of seconds or None, got {timeout!r}"
             )

@@ -34,6 +34,7 @@ from typing import Any
 
 import openai
 
+from rlreward.checks import number_rule
 from rlreward.errors import ConfigError
 from rlreward.models.base import ChatModelError, ChatReply, ChatStats
 from rlreward.models.retry import (
@@ -103,13 +104,15 @@ def _positive(
 ) -> None:
     if value is None and allow_none:
         return
-    kinds = (int,) if integer else (int, float)
-    low = minimum if integer else 1e-9
-    if isinstance(value, bool) or not isinstance(value, kinds) or value < low:
-        what = f"an int >= {minimum}" if integer else "a positive number"
+    rule = (
+        number_rule(value, integer=True, low=minimum)
+        if integer
+        else number_rule(value, low=0, low_inclusive=False)
+    )
+    if rule is not None:
         raise ConfigError(
-            f"OpenAIChatModel: {name} must be {what}"
-            f"{' or None' if allow_none else ''}, got {value!r}"
+            f"OpenAIChatModel: {name} must be {rule}{' or None' if allow_none else ''}, "
+            f"got {value!r}"
         )
 
 

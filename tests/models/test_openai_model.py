@@ -203,7 +203,7 @@ def test_missing_key_and_bad_arguments_are_config_errors(monkeypatch, tmp_path):
         OpenAIChatModel("m")
     keyless = OpenAIChatModel("m", base_url="http://127.0.0.1:1/v1")._key
     assert keyless is not None and keyless.get() == "EMPTY"
-    with pytest.raises(ConfigError, match="timeout must be a positive number, got -1"):
+    with pytest.raises(ConfigError, match="timeout must be a number > 0, got -1"):
         OpenAIChatModel("m", api_key="k", timeout=-1)
     with pytest.raises(ConfigError, match="max_retries"):
         OpenAIChatModel("m", api_key="k", max_retries=1.5)  # type: ignore[arg-type]

@@ -20,6 +20,7 @@ import torch
 from verl import DataProto
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 
+from rlreward.checks import number_rule
 from rlreward.errors import ConfigError
 from rlreward.graders.batching import MicroBatcher
 from rlreward.integrations._rows import VerlRow
@@ -72,8 +73,9 @@ class RLRewardManager(RewardManagerBase):
         self.source = resolve_source(spec or opts.get("spec"), aggregator or opts.get("aggregator"))
         self.reward_fn_key = reward_fn_key or opts.get("reward_fn_key", "data_source")
         size = max_batch_size or opts.get("max_batch_size", 1024)
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ConfigError(f"RLRewardManager: max_batch_size must be an int >= 1, got {size!r}")
+        rule = number_rule(size, integer=True, low=1)
+        if rule is not None:
+            raise ConfigError(f"RLRewardManager: max_batch_size must be {rule}, got {size!r}")
         self.timeout = timeout if timeout is not None else opts.get("timeout")
         # build the reward now: a bad spec or a reserved name fails at start-up, not mid-run
         columns_for(get_handle(self.source))
