@@ -269,7 +269,7 @@ class RewardModelTrainer:
         if s.freeze_embeddings:
             model.get_input_embeddings().requires_grad_(False)
         if self.objective == "regression":
-            init_head(model, sum(labels) / len(labels))
+            init_head(model, sum(labels) / len(labels), train_ids, tokenizer.pad_token_id)
         if self.use_lora:
             model = apply_lora(model, self.lora_config)
         args = s.hf_kwargs(self.seed)
