@@ -86,9 +86,12 @@ def create_rl_trainer(model_name: str, dataset_name: Any = None, **kwargs: Any) 
     reward_ref = config.reward_family_reference
     if config.algorithm == "ppo" and reward_ref is not None:
         # the value model starts from the reward model's network: same tokenizer needed
-        from rlreward.rl.policy import policy_source
+        from rlreward.rl.policy import is_embedded_policy
         from rlreward.training.family import require_same_family
 
-        report = require_same_family(policy_source(config.model_name), reward_ref)
+        policy_ref = (
+            "embedded-smollm2" if is_embedded_policy(config.model_name) else config.model_name
+        )
+        report = require_same_family(policy_ref, reward_ref)
         logger.info("family check: %s", report.describe())
     return RLTrainer(config, family_report=report)
