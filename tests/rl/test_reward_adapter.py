@@ -148,11 +148,11 @@ def test_trl_get_reward_equals_the_runner_for_a_combined_spec(minilm_reward_dir:
 
 
 def test_a_failed_reward_row_stops_the_step_with_the_reason() -> None:
-    from rlreward.integrations.spec import RewardSpec
-    from rlreward.runner import GraderConfig
     from rlreward.aggregators import WeightedSumAggregator
     from rlreward.graders.function import FunctionGrader
+    from rlreward.integrations.spec import RewardSpec
     from rlreward.rl.reward_adapter import SpecScorer
+    from rlreward.runner import GraderConfig
 
     def picky(response: str) -> float:
         if "idk" in response:

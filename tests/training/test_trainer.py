@@ -157,6 +157,22 @@ def test_gpt2_family_without_pad_token_trains_with_batches(tmp_path, gpt2_dir):
     assert not any(p.name.startswith("checkpoint") for p in (tmp_path / "rm").iterdir())
 
 
+def test_a_bias_free_score_head_starts_at_the_label_mean(tmp_path, gpt2_dir):
+    """GPT-2/Llama/Qwen ``score`` heads have no bias: the weight is set so that w . h = mean."""
+    import torch
+
+    trainer = RewardModelTrainer(gpt2_dir, reward_functions=["length", "sentiment"])
+    data = trainer.generate_training_data(TEXTS[:24], show_progress=False)
+    run = trainer.prepare(data, str(tmp_path), batch_size=4, show_progress=False)
+    assert run.model.score.bias is None
+    labels = run.train_rows["composite"]
+    run.model.eval()
+    with torch.inference_mode():
+        outs = [float(run.model(input_ids=torch.tensor([ids])).logits) for ids in run.train_ids]
+    # the mean output is the label mean (the weight is exact for the mean last hidden state)
+    assert sum(outs) / len(outs) == pytest.approx(sum(labels) / len(labels), abs=1e-3)
+
+
 def test_min_spearman_makes_a_bad_model_visible(tmp_path, gpt2_dir):
     trainer = RewardModelTrainer(gpt2_dir, reward_functions=["length", "sentiment"])
     data = trainer.generate_training_data(TEXTS[:30], show_progress=False)
