@@ -34,13 +34,18 @@ SEED_FUNCTIONS: list[Any] = ["length", "sentiment", "safety", "coherence", "help
 SEED_WEIGHTS = [0.15, 0.15, 0.35, 0.20, 0.15]
 
 
+#: the concise task's instruction, appended to every question (the base model overshoots it)
+CONCISE_SUFFIX = " Answer in one short sentence."
+
+
 def concise_task() -> tuple[list[Any], list[float]]:
-    """Complete and concise answers: 5-20 words (SmolLM2 writes 30+ at 32 tokens), ending
-    as a finished sentence (coherence's flow checks), without repetition, still helpful."""
+    """Complete and concise answers: 3-12 words (SmolLM2 asked for one short sentence writes
+    4-30, median ~24, at 32 tokens), ending as a finished sentence (coherence's flow checks),
+    without repetition, still helpful."""
     from rlreward.rewards.length import LengthReward
 
-    length = LengthReward(target_min=5, target_max=20, tolerance=1.0)
-    return [length, "coherence", "repetition", "helpfulness"], [0.45, 0.25, 0.15, 0.15]
+    length = LengthReward(target_min=3, target_max=12, tolerance=0.5)
+    return [length, "coherence", "repetition", "helpfulness"], [0.5, 0.2, 0.15, 0.15]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -70,9 +75,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--reward-batch-size", type=int, default=8, help="reward-model batch size")
     a("--reward-texts", type=int, default=96, help="shipped texts in the RM data (first N)")
     a("--policy-samples", type=int, default=3, help="policy samples per PPO prompt for the RM")
-    a("--episodes", type=int, default=64, help="PPO episodes (rollouts)")
+    a("--episodes", type=int, default=80, help="PPO episodes (rollouts)")
     a("--batch-size", type=int, default=8, help="PPO rollouts per step")
-    a("--lr", type=float, default=3e-4, help="PPO learning rate (LoRA policy)")
+    a("--lr", type=float, default=5e-4, help="PPO learning rate (LoRA policy)")
     a("--kl-coef", type=float, default=0.02, help="PPO KL penalty")
     a("--ppo-epochs", type=int, default=2, help="PPO epochs per batch")
     a("--max-new-tokens", type=int, default=32, help="response length (tokens)")
@@ -261,6 +266,8 @@ def main(argv: list[str] | None = None) -> dict:
     prompts = [
         str(p) for p in load_prompt_dataset(args.dataset, max_samples=args.max_samples)["prompt"]
     ]
+    if args.task == "concise":
+        prompts = [p + CONCISE_SUFFIX for p in prompts]
     train_prompts, eval_prompts = split_prompts(prompts, args.eval_prompts)
     out = Path(args.output_dir)
     trainer = create_rl_trainer(

@@ -5,8 +5,9 @@ flags are passed after ``--``), then reads its metrics.json: wall time against t
 issue's 10-minute budget, the reward model's fidelity on held-out policy samples, the
 true composite on the held-out prompts before and after PPO (in standard errors), the
 fluency check and the PPO KL. Appends a section to BENCHMARKS.md with the load average.
-``--from-log DIR`` reports a run already made (its metrics.json and the wall time
-measured around it) instead of starting one.
+``--from-run DIR --wall S --cpu S --load A B`` reports a run already made (its
+metrics.json, and the wall/CPU time and load averages measured around it, e.g. by
+``/usr/bin/time -v`` and ``uptime``) instead of starting one.
 
     python scripts/bench_ppo_recipe.py                   # the full default run
     python scripts/bench_ppo_recipe.py --no-append -- --quick
@@ -37,7 +38,28 @@ def main() -> None:
     )
     p.add_argument("--output-dir", default=None, help="default: the recipe's (outputs/ppo_unsloth)")
     p.add_argument("recipe_args", nargs="*", help="arguments for the recipe (after --)")
+    p.add_argument("--from-run", default=None, help="report this finished run's directory")
+    p.add_argument("--wall", type=float, default=None, help="with --from-run: wall seconds")
+    p.add_argument("--cpu", type=float, default=None, help="with --from-run: CPU seconds")
+    p.add_argument(
+        "--load", type=float, nargs=2, default=None, help="with --from-run: load before, after"
+    )
+    p.add_argument("--note", default="", help="a sentence appended to the section")
     args = p.parse_args()
+    if args.from_run:
+        m = json.loads((Path(args.from_run) / "metrics.json").read_text())
+        cmd = [sys.executable, *m["command"].split()[1:]]
+        body = report(m, args.wall, args.cpu, *args.load, cmd) + (
+            f" {args.note}" if args.note else ""
+        )
+        print(body)
+        if not args.no_append:
+            append_section(
+                "The main job on SmolLM2 (scripts/bench_ppo_recipe.py)",
+                body,
+                f"{m['command']} (timed with /usr/bin/time -v)",
+            )
+        return
 
     out = ROOT / (args.output_dir or "outputs/ppo_unsloth")
     extra = ["--output-dir", str(out)] if args.output_dir else []
