@@ -266,3 +266,17 @@ def test_custom_trained_source_materializes_once(tmp_path, gpt2_dir):
     assert (tmp_path / "custom" / METADATA_FILE).stat().st_mtime_ns == stamp
     grader = RewardModelGrader(source, normalize="minmax")
     assert all(0.0 <= s <= 1.0 for s in grader.score_texts(TEXTS[:5]))
+
+
+def test_a_low_learning_rate_on_minilm_warns_with_the_fix(caplog):
+    import logging
+
+    trainer = RewardModelTrainer(reward_functions=["length"])
+    with caplog.at_level(logging.WARNING, logger="rlreward.training.trainer"):
+        trainer.settings("/tmp/unused", learning_rate=1e-5)
+    assert "learning_rate=1e-05 is low for the embedded MiniLM" in caplog.text
+    assert "pass learning_rate=None (the default, 0.0002)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="rlreward.training.trainer"):
+        trainer.settings("/tmp/unused", learning_rate=None)
+    assert caplog.text == ""
