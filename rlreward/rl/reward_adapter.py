@@ -237,9 +237,17 @@ def build_value_model(reward_model_path: str, *, trust_remote_code: bool = False
     del probe
     if needs_head:
         config.is_decoder = True
-    model = AutoModelForSequenceClassification.from_pretrained(
-        reward_model_path, config=config, trust_remote_code=trust_remote_code
-    )
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    # from a policy checkpoint the value head is new by design: no "MISSING" load report
+    hf_logging.set_verbosity_error()
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            reward_model_path, config=config, trust_remote_code=trust_remote_code
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
     if needs_head:
         head = _bert_like_head(model)
         if head is None:
