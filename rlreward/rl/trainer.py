@@ -28,8 +28,6 @@ __all__ = ["POLICY_METADATA_FILE", "RLTrainer"]
 logger = logging.getLogger(__name__)
 
 POLICY_METADATA_FILE = "rlreward_policy.json"
-#: supervised warm-up steps of the embedded tiny policy (a random policy does not learn under PPO)
-EMBEDDED_WARMUP_STEPS = 300
 
 
 class RLTrainer:
@@ -52,10 +50,12 @@ class RLTrainer:
         self.tokenizer: Any = None
         self.trl_trainer: Any = None
         self.reward_adapter: Any = None
+        self.scorer: Any = None
         self.step_logger: StepLogger | None = None
         self.warmup: Any = None
         self.timings: dict[str, float] = {}
         self._trained = False
+        self._dataset: Any = None
 
     @property
     def algorithm(self) -> str:
@@ -77,37 +77,91 @@ class RLTrainer:
 
     # -- stage 1: reward model ----------------------------------------------------------
     def train_reward_model(self) -> str | None:
-        """Train the reward model from the rule functions (train_custom_reward_model=True)."""
+        """Train the reward model from the rule functions (train_custom_reward_model=True).
+
+        Its training texts are ``reward_training_texts`` plus, with
+        ``reward_training_policy_samples=k``, k samples of the policy per training prompt at
+        the RL response length (what PPO will score), every text labelled with the
+        functions' weighted sum through the runner (``label_texts``).
+        """
         cfg = self.config
         if not cfg.train_custom_reward_model or self.reward_model_path is not None:
             return self.reward_model_path
+        from datasets import Dataset
+
         from rlreward.models.reward_model_io import read_metadata
         from rlreward.training.trainer import RewardModelTrainer
 
         start = time.perf_counter()
+        texts = list(cfg.reward_training_texts or [])
+        prompts = list(cfg.reward_training_prompts) if cfg.reward_training_prompts else None
+        sampled: list[str] = []
+        sampled_prompts: list[str] = []
+        if cfg.reward_training_policy_samples:
+            asked = [
+                p for p in self.train_prompts() for _ in range(cfg.reward_training_policy_samples)
+            ]
+            sampled = self.generate(
+                asked, seed=cfg.seed + 1, desc="policy samples for the reward model"
+            )
+            sampled_prompts = asked
+            self.timings["policy_samples_s"] = time.perf_counter() - start
+        if sampled and prompts is None:
+            prompts = [""] * len(texts)  # the shipped texts' questions are unknown: none
+        all_texts = texts + sampled
+        all_prompts = None if prompts is None else prompts + sampled_prompts
+        labels = self.label_texts(all_texts, all_prompts)
+        columns: dict[str, list[Any]] = {"text": all_texts, "composite": labels}
+        if all_prompts is not None:
+            columns["prompt"] = all_prompts
         rm = RewardModelTrainer(
-            base_model_name=cfg.reward_training_base_model,
+            base_model_name=cfg.reward_base_model,
             reward_functions=list(cfg.reward_functions or []),
             composite_weights=cfg.reward_function_weights,
+            use_lora=cfg.reward_training_use_lora,
+            lora_config=dict(cfg.reward_training_lora_config)
+            if cfg.reward_training_lora_config is not None
+            else None,
             seed=cfg.seed,
         )
-        data = rm.generate_training_data(
-            list(cfg.reward_training_texts or []),
-            prompts=cfg.reward_training_prompts,
-            show_progress=cfg.show_progress,
-        )
         path = rm.train_reward_model(
-            data,
+            Dataset.from_dict(columns),
             output_dir=os.fspath(cfg.reward_training_output_dir),
             num_epochs=cfg.reward_training_epochs,
             learning_rate=cfg.reward_training_lr,
             batch_size=cfg.reward_training_batch_size,
+            max_length=cfg.reward_training_max_length,
+            show_progress=cfg.show_progress,
         )
         self.reward_model_path = path
         self.reward_model_metrics = (read_metadata(path) or {}).get("metrics")
+        if self.reward_model_metrics is not None:
+            self.reward_model_metrics["n_policy_samples"] = len(sampled)
         self.timings["reward_model_s"] = time.perf_counter() - start
         logger.info("reward model trained in %.1f s: %s", self.timings["reward_model_s"], path)
         return path
+
+    def label_spec(self) -> Any:
+        """The rule functions' weighted sum as a reward spec: the reward model's target."""
+        from rlreward.rl.grpo import build_grpo_reward_spec
+
+        cfg = self.config
+        spec = build_grpo_reward_spec(
+            reward_functions=cfg.reward_functions, weights=cfg.reward_function_weights
+        )
+        spec.aggregators[0].on_error = "error"  # a label is never made up
+        return spec
+
+    def label_texts(
+        self, texts: Sequence[str], prompts: Sequence[str] | None = None
+    ) -> list[float]:
+        """The true composite of ``texts`` (the aggregator's value through the runner)."""
+        from rlreward.rl.reward_adapter import SpecScorer
+
+        scorer = SpecScorer(self.label_spec())
+        if prompts is not None and not any(prompts):
+            prompts = None
+        return scorer(list(texts), None if prompts is None else list(prompts))
 
     # -- stage 2: policy, prompts, TRL trainer --------------------------------------------
     def load_policy(self) -> tuple[Any, Any]:
@@ -118,12 +172,11 @@ class RLTrainer:
 
         cfg = self.config
         start = time.perf_counter()
-        embedded = is_embedded_policy(cfg.model_name)
-        steps = cfg.policy_warmup_steps
-        if steps is None:
-            steps = EMBEDDED_WARMUP_STEPS if embedded else 0
-        if cfg.backend == "unsloth" and not embedded and not steps:
-            model, tokenizer = self._load_unsloth(cfg.model_name, cfg.load_in_4bit)
+        steps = cfg.policy_warmup_steps or 0
+        if cfg.backend == "unsloth" and not steps:
+            from rlreward.rl.policy import policy_source
+
+            model, tokenizer = self._load_unsloth(policy_source(cfg.model_name), cfg.load_in_4bit)
         else:
             bundle = load_policy(cfg.model_name, seed=cfg.seed)
             model, tokenizer = bundle.model, bundle.tokenizer
@@ -143,11 +196,38 @@ class RLTrainer:
                 model.save_pretrained(source)
                 tokenizer.save_pretrained(source)
                 del model, bundle
-                # a tiny in-process policy is not worth quantising
-                model, tokenizer = self._load_unsloth(source, cfg.load_in_4bit and not embedded)
+                small = is_embedded_policy(cfg.model_name)  # 135M: not worth quantising
+                model, tokenizer = self._load_unsloth(source, cfg.load_in_4bit and not small)
         self.policy, self.tokenizer = model, tokenizer
         self.timings["policy_s"] = time.perf_counter() - start
         return model, tokenizer
+
+    def prompt_dataset(self) -> Any:
+        """The RL prompts (a ``datasets.Dataset`` with a ``prompt`` column), loaded once."""
+        if self._dataset is None:
+            from rlreward.rl.data import load_prompt_dataset
+
+            cfg = self.config
+            self._dataset = load_prompt_dataset(
+                cfg.dataset_name,
+                split=cfg.dataset_split,
+                prompt_column=cfg.prompt_column,
+                max_samples=cfg.max_samples,
+            )
+        return self._dataset
+
+    def train_prompts(self) -> list[Any]:
+        return list(self.prompt_dataset()["prompt"])
+
+    def prompt_length(self, extra: Sequence[Any] = ()) -> int:
+        """``max_prompt_length``, else the longest RL prompt (and ``extra``) as encoded."""
+        if self.config.max_prompt_length is not None:
+            return self.config.max_prompt_length
+        from rlreward.rl.policy import encode_prompt
+
+        _, tokenizer = self.load_policy()
+        prompts = [*self.train_prompts(), *extra]
+        return max(len(encode_prompt(tokenizer, p, max_length=1 << 20)) for p in prompts)
 
     def _load_unsloth(self, source: str, load_in_4bit: bool) -> tuple[Any, Any]:
         from rlreward.rl.policy import prepare_policy_tokenizer, sync_generation_ids
@@ -195,49 +275,58 @@ class RLTrainer:
         cfg = self.config
         self.train_reward_model()
         policy, tokenizer = self.load_policy()
-        from rlreward.rl.data import load_prompt_dataset
-
-        dataset = load_prompt_dataset(
-            cfg.dataset_name,
-            split=cfg.dataset_split,
-            prompt_column=cfg.prompt_column,
-            max_samples=cfg.max_samples,
-        )
+        dataset = self.prompt_dataset()
         start = time.perf_counter()
         if cfg.algorithm == "ppo":
             self.trl_trainer = self._build_ppo(policy, tokenizer, dataset)
         else:
             self.trl_trainer = self._build_grpo(policy, tokenizer, dataset)
+        from rlreward.training.progress import use_labelled_progress
+
+        use_labelled_progress(self.trl_trainer, cfg.algorithm.upper(), enabled=cfg.show_progress)
         self.timings["setup_s"] = time.perf_counter() - start
         return self.trl_trainer
 
+    def reward_spec(self) -> Any:
+        """What RL optimises: the reward spec, rule functions and reward model as one spec."""
+        from rlreward.rl.grpo import build_grpo_reward_spec
+
+        cfg = self.config
+        return build_grpo_reward_spec(
+            reward_functions=None if cfg.train_custom_reward_model else cfg.reward_functions,
+            weights=None if cfg.train_custom_reward_model else cfg.reward_function_weights,
+            reward_model=self.reward_model_path,
+            reward_spec=cfg.reward_spec,
+        )
+
     def _build_ppo(self, policy: Any, tokenizer: Any, dataset: Any) -> Any:
-        from rlreward.graders.reward_model import RewardModelGrader
+        from rlreward.rl.policy import policy_source
         from rlreward.rl.ppo import (
             PPOSettings,
             build_ppo_dataset,
             build_ppo_trainer,
             make_ppo_config,
         )
-        from rlreward.rl.reward_adapter import TextRewardModel, build_value_model
+        from rlreward.rl.reward_adapter import SpecScorer, TextRewardModel, build_value_model
 
         cfg = self.config
-        assert self.reward_model_path is not None
         settings = PPOSettings(
             **{
                 "response_length": cfg.max_new_tokens,
-                "max_prompt_length": cfg.max_prompt_length,
+                "max_prompt_length": self.prompt_length(),
                 **cfg.ppo_options,
             }
         )
-        grader = RewardModelGrader(self.reward_model_path)
+        self.scorer = SpecScorer(self.reward_spec())
         queries, lookup = build_ppo_dataset(
             list(dataset["prompt"]), tokenizer, settings.max_prompt_length
         )
         self.reward_adapter = TextRewardModel(
-            grader.score_texts, tokenizer, settings.max_prompt_length, prompt_lookup=lookup
+            self.scorer, tokenizer, settings.max_prompt_length, prompt_lookup=lookup
         )
-        value_model = build_value_model(self.reward_model_path)
+        # the reward model passed the family check: its network is the value model's start
+        value_source = self.reward_model_path or policy_source(cfg.model_name)
+        value_model = build_value_model(value_source)
         self.step_logger = StepLogger(self.reward_adapter)
         config = make_ppo_config(
             os.fspath(cfg.output_dir),
@@ -261,15 +350,10 @@ class RLTrainer:
         )
 
     def _build_grpo(self, policy: Any, tokenizer: Any, dataset: Any) -> Any:
-        from rlreward.rl.grpo import build_grpo_reward_spec, build_grpo_trainer
+        from rlreward.rl.grpo import build_grpo_trainer
 
         cfg = self.config
-        spec = build_grpo_reward_spec(
-            reward_functions=None if cfg.train_custom_reward_model else cfg.reward_functions,
-            weights=None if cfg.train_custom_reward_model else cfg.reward_function_weights,
-            reward_model=self.reward_model_path,
-            reward_spec=cfg.reward_spec,
-        )
+        spec = self.reward_spec()
         self.step_logger = StepLogger()
         trainer, _ = build_grpo_trainer(
             policy=policy,
@@ -331,6 +415,7 @@ class RLTrainer:
         max_new_tokens: int | None = None,
         temperature: float = 0.7,
         seed: int = 0,
+        desc: str | None = None,
     ) -> list[str]:
         """The policy's responses to ``prompts`` (sampled like PPO's rollouts, seeded)."""
         from rlreward.rl.policy import generate_responses
@@ -341,9 +426,10 @@ class RLTrainer:
             tokenizer,
             prompts,
             max_new_tokens=max_new_tokens or self.config.max_new_tokens,
-            max_prompt_length=self.config.max_prompt_length,
+            max_prompt_length=self.prompt_length(prompts),
             temperature=temperature,
             seed=seed,
+            desc=desc if self.config.show_progress else None,
         )
 
     def save_model(self, output_dir: str | os.PathLike[str] | None = None) -> str:
@@ -352,7 +438,12 @@ class RLTrainer:
             raise RuntimeError("save_model() was called before train(); call trainer.train() first")
         out = Path(output_dir if output_dir is not None else self.config.output_dir)
         out.mkdir(parents=True, exist_ok=True)
-        self.trl_trainer.save_model(str(out))
+        model = self.trl_trainer.accelerator.unwrap_model(self.trl_trainer.model)
+        model = getattr(model, "policy", model)  # PPO wraps policy + value model
+        if hasattr(model, "merge_and_unload"):  # LoRA: save a plain model, not an adapter
+            model = model.merge_and_unload()
+            self.policy = model
+        model.save_pretrained(str(out))
         self.tokenizer.save_pretrained(str(out))
         meta = {**self.summary(), "history": self.history}
         (out / POLICY_METADATA_FILE).write_text(

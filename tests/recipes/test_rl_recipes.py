@@ -21,36 +21,51 @@ def _load(name: str):
 def test_ppo_unsloth_quick_run_writes_metrics_and_plot(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The real chain at toy sizes: SmolLM2 policy, SmolLM2 LoRA reward model, PPO, checks."""
     import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     out = tmp_path / "run"
     metrics = _load("ppo_unsloth").main(["--quick", "--output-dir", str(out)])
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
+    assert "--quick: a smoke run" in printed
     if not torch.cuda.is_available():
         assert "No CUDA GPU: using the TRL backend (backend='trl')" in printed
-    assert "reward model held-out Spearman:" in printed
-    assert "true composite on" in printed
+    assert "reproduces its target poorly" not in captured.err + printed  # no fidelity alarm
+    assert "true composite on" in printed and "fluency (frozen base NLL" in printed
 
     saved = json.loads((out / "metrics.json").read_text())
     assert saved == json.loads(json.dumps(metrics))
     assert {"reward_model", "ppo", "fixed_prompts", "success", "timings_s", "paths"} <= set(saved)
+    assert saved["quick_smoke_run"] is True and saved["policy"] == "embedded"
     rm = saved["reward_model"]
-    assert -1.0 <= rm["heldout_spearman"] <= 1.0 and rm["heldout_n"] > 0
+    assert rm["base"] == "embedded-smollm2" and rm["lora"] is True
+    assert rm["own_split_n"] > 0 and rm["heldout_policy_samples_n"] == 4
     ppo = saved["ppo"]
-    assert ppo["steps"] == len(ppo["mean_reward_per_step"]) >= 2
-    assert {"first_quarter_mean", "last_quarter_mean", "kl_per_step"} <= set(ppo)
+    assert ppo["steps"] == len(ppo["mean_reward_per_step"]) == 1
+    assert len(ppo["kl_per_step"]) == 1
     fixed = saved["fixed_prompts"]
     for when in ("before", "after"):
-        assert {"true_composite_mean", "reward_model_mean", "true_composite"} <= set(fixed[when])
-        assert len(fixed[when]["true_composite"]) == fixed["n_prompts"] * fixed["n_samples"]
-        assert 0.0 <= fixed[when]["true_composite_mean"] <= 1.0
-    # the held-out prompts are not among PPO's training prompts
-    assert set(saved["success"]) == {"ppo_reward_rose", "true_composite_rose"}
+        stage = fixed[when]
+        assert len(stage["true_composite"]) == fixed["n_prompts"] * fixed["n_samples"] == 4
+        assert 0.0 <= stage["true_composite_mean"] <= 1.0 and stage["true_composite_se"] >= 0
+        assert stage["base_nll_mean"] > 0  # the frozen base model read the answers
+    assert {"rise_in_se", "true_composite_rose_3se", "fluency_nll_change"} <= set(saved["success"])
+    examples = (out / "examples.md").read_text()
+    assert fixed["prompts"][0] in examples and "- after (" in examples
 
     png = out / "ppo_reward.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert (Path(saved["paths"]["reward_model"]) / "rlreward_reward_model.json").is_file()
-    assert (Path(saved["paths"]["policy"]) / "model.safetensors").is_file()
+    # the saved policy is a plain model that generates with the usual two lines
+    policy = saved["paths"]["policy"]
+    assert not (Path(policy) / "adapter_config.json").exists()
+    model = AutoModelForCausalLM.from_pretrained(policy)
+    tok = AutoTokenizer.from_pretrained(policy)
+    gen = model.generate(**tok("Why is the sky blue?", return_tensors="pt"), max_new_tokens=4)
+    assert gen.shape[1] > len(tok("Why is the sky blue?")["input_ids"])
+    assert model.generation_config.eos_token_id == tok.eos_token_id == 2
 
 
 def test_split_prompts_holds_out_a_fixed_set() -> None:

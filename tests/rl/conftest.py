@@ -1,6 +1,8 @@
 """Tiny models built from configs for the RL tests (nothing is downloaded).
 
-All share the embedded MiniLM's WordPiece tokenizer, so the PPO family check passes:
+The library's own embedded policy is SmolLM2-135M-Instruct (too slow for most tests);
+these fixtures share the embedded MiniLM's WordPiece tokenizer, so the PPO family check
+passes between them:
 - ``policy_dir``: a 2-layer Llama causal LM (hidden 16) saved with its tokenizer;
 - ``tiny_reward_base``: a 1-layer BERT (hidden 32) as a fast reward-model training base;
 - ``minilm_reward_dir``: the real MiniLM as a sequence classifier (seeded head).
@@ -39,6 +41,37 @@ PROMPTS = [
     "How can I keep my houseplants alive?",
     "How does compound interest work?",
 ]
+
+
+def build_tiny_policy(
+    tokenizer,
+    *,
+    hidden_size: int = 128,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    max_positions: int = 256,
+    seed: int = 0,
+):
+    """A small Llama-shaped causal LM over ``tokenizer``'s vocabulary, built from a config."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from rlreward.rl.policy import sync_generation_ids
+
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_heads,
+        max_position_embeddings=max_positions,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    sync_generation_ids(model, tokenizer)
+    return model
 
 
 def _minilm_tokenizer():

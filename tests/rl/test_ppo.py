@@ -134,3 +134,28 @@ def test_ppo_with_a_gpt2_family_policy_and_reward_model_without_pad(tmp_path: Pa
     assert len(trainer.history) == 2
     for step in trainer.history:
         assert step["objective/scores"] == pytest.approx(step["reward/mean"], abs=1e-5)
+
+
+def test_ppo_on_rule_functions_through_the_runner(policy_dir: Path, tmp_path: Path) -> None:
+    """No reward model: PPO's reward is the spec's aggregate, the value model the policy's base."""
+    trainer = create_rl_trainer(
+        str(policy_dir),
+        PROMPTS[:4],
+        reward_functions=["length", "safety"],
+        reward_function_weights=[0.5, 0.5],
+        batch_size=2,
+        max_new_tokens=6,
+        output_dir=str(tmp_path / "out"),
+        ppo_options=FAST_PPO,
+        show_progress=False,
+    )
+    assert trainer.family_report is None
+    trl_trainer = trainer.prepare()
+    assert type(trl_trainer.model.value_model).__name__ == "LlamaForSequenceClassification"
+    assert trl_trainer.is_peft_model and trl_trainer.ref_model is None  # LoRA: no second copy
+    trainer.train()
+    assert len(trainer.history) == 2
+    results = trainer.scorer.last_results  # the runner's results for the last rollouts
+    assert set(results) == {"length", "safety", "reward"}
+    last = [r.score for r in results["reward"]]
+    assert trainer.history[-1]["objective/scores"] == pytest.approx(sum(last) / len(last), abs=1e-5)

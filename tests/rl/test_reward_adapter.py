@@ -111,3 +111,57 @@ def test_value_model_is_causal_and_scores_every_token(minilm_reward_dir: Path) -
     assert full.shape == (*ids.shape, 1)
     assert torch.allclose(full[:, :-1], full2[:, :-1], atol=1e-5)  # earlier values cannot see it
     assert not torch.allclose(full[:, -1], full2[:, -1])
+
+
+def test_trl_get_reward_equals_the_runner_for_a_combined_spec(minilm_reward_dir: Path) -> None:
+    """PPO's reward is any spec through the runner: a reward model plus rule functions here.
+
+    What TRL's ``get_reward`` reads through the adapter is, row by row, the aggregator's
+    value that ``GradingRunner.run`` returns for the same (prompt, response).
+    """
+    from trl.experimental.utils import get_reward
+
+    from rlreward.rl.grpo import build_grpo_reward_spec
+    from rlreward.rl.reward_adapter import SpecScorer, TextRewardModel
+
+    spec = build_grpo_reward_spec(
+        reward_functions=["length", "safety"],
+        weights=[0.5, 0.25],
+        reward_model=str(minilm_reward_dir),
+        reward_model_weight=0.25,
+    )
+    scorer = SpecScorer(spec)
+    tok = _policy_tokenizer()
+    ids, lookup = _query_responses(tok, PROMPTS[:4], RESPONSES, 16)
+    adapter = TextRewardModel(scorer, tok, 16, prompt_lookup=lookup)
+    with torch.no_grad():
+        _, scores, _ = get_reward(adapter, ids, tok.pad_token_id, 16)
+    # the adapter decodes the policy's uncased ids: the runner gets that same text
+    texts = [tok.decode(tok(r, add_special_tokens=False)["input_ids"]) for r in RESPONSES]
+    rows = [{"query": p, "response": t} for p, t in zip(PROMPTS[:4], texts, strict=True)]
+    results = spec.build_runner(show_progress=False).run(rows)
+    expected = [r.score for r in results["reward"]]
+    assert scores.tolist() == pytest.approx(expected, abs=1e-6)
+    assert max(expected) - min(expected) > 1e-3
+    # every grader took part: the value is not the reward model's alone
+    assert expected != pytest.approx([r.score for r in results["reward_model"]], abs=1e-3)
+
+
+def test_a_failed_reward_row_stops_the_step_with_the_reason() -> None:
+    from rlreward.aggregators import WeightedSumAggregator
+    from rlreward.graders.function import FunctionGrader
+    from rlreward.integrations.spec import RewardSpec
+    from rlreward.rl.reward_adapter import SpecScorer
+    from rlreward.runner import GraderConfig
+
+    def picky(response: str) -> float:
+        if "idk" in response:
+            raise ValueError("cannot grade 'idk'")
+        return 1.0
+
+    spec = RewardSpec(
+        {"picky": GraderConfig(FunctionGrader(picky, name="picky"))},
+        [WeightedSumAggregator("reward", on_error="error")],
+    )
+    with pytest.raises(RuntimeError, match=r"failed for 1 of 4 responses \(row 2: .*idk"):
+        SpecScorer(spec)(RESPONSES)

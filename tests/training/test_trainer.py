@@ -157,6 +157,22 @@ def test_gpt2_family_without_pad_token_trains_with_batches(tmp_path, gpt2_dir):
     assert not any(p.name.startswith("checkpoint") for p in (tmp_path / "rm").iterdir())
 
 
+def test_a_bias_free_score_head_starts_at_the_label_mean(tmp_path, gpt2_dir):
+    """GPT-2/Llama/Qwen ``score`` heads have no bias: the weight is set so that w . h = mean."""
+    import torch
+
+    trainer = RewardModelTrainer(gpt2_dir, reward_functions=["length", "sentiment"])
+    data = trainer.generate_training_data(TEXTS[:24], show_progress=False)
+    run = trainer.prepare(data, str(tmp_path), batch_size=4, show_progress=False)
+    assert run.model.score.bias is None
+    labels = run.train_rows["composite"]
+    run.model.eval()
+    with torch.inference_mode():
+        outs = [float(run.model(input_ids=torch.tensor([ids])).logits) for ids in run.train_ids]
+    # the mean output is the label mean (the weight is exact for the mean last hidden state)
+    assert sum(outs) / len(outs) == pytest.approx(sum(labels) / len(labels), abs=1e-3)
+
+
 def test_min_spearman_makes_a_bad_model_visible(tmp_path, gpt2_dir):
     trainer = RewardModelTrainer(gpt2_dir, reward_functions=["length", "sentiment"])
     data = trainer.generate_training_data(TEXTS[:30], show_progress=False)
@@ -250,3 +266,17 @@ def test_custom_trained_source_materializes_once(tmp_path, gpt2_dir):
     assert (tmp_path / "custom" / METADATA_FILE).stat().st_mtime_ns == stamp
     grader = RewardModelGrader(source.materialize(), normalize="minmax")
     assert all(0.0 <= s <= 1.0 for s in grader.score_texts(TEXTS[:5]))
+
+
+def test_a_low_learning_rate_on_minilm_warns_with_the_fix(caplog):
+    import logging
+
+    trainer = RewardModelTrainer(reward_functions=["length"])
+    with caplog.at_level(logging.WARNING, logger="rlreward.training.trainer"):
+        trainer.settings("/tmp/unused", learning_rate=1e-5)
+    assert "learning_rate=1e-05 is low for the embedded MiniLM" in caplog.text
+    assert "pass learning_rate=None (the default, 0.0002)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="rlreward.training.trainer"):
+        trainer.settings("/tmp/unused", learning_rate=None)
+    assert caplog.text == ""
