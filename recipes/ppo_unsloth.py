@@ -78,7 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--reward-batch-size", type=int, default=8, help="reward-model batch size")
     a("--reward-texts", type=int, default=96, help="shipped texts in the RM data (first N)")
     a("--policy-samples", type=int, default=3, help="policy samples per PPO prompt for the RM")
-    a("--episodes", type=int, default=96, help="PPO episodes (rollouts)")
+    a("--episodes", type=int, default=64, help="PPO episodes (rollouts)")
     a("--batch-size", type=int, default=8, help="PPO rollouts per step")
     a("--lr", type=float, default=1e-3, help="PPO learning rate (LoRA policy)")
     a("--kl-coef", type=float, default=0.02, help="PPO KL penalty")
