@@ -99,7 +99,12 @@ def report(
             f"<= {BUDGET_S:.0f} s",
             yes(wall <= BUDGET_S),
         ],
-        ["CPU time of the run (user + sys)", f"{cpu:.0f} s ({cpu / wall:.2f} cores busy)", "", ""],
+        [
+            "CPU time of the run (user + sys)",
+            f"{cpu:.0f} s ({cpu / wall:.2f} cores busy)" if cpu is not None else "not measured",
+            "",
+            "",
+        ],
         [
             "  reward model (policy samples + training)",
             f"{t.get('reward_model_s', 0):.0f} s",
