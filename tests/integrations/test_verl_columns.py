@@ -30,19 +30,6 @@ def tok():
     return H.tokenizer()
 
 
-def reward_loop(config, data):
-    from verl.experimental.reward_loop.reward_loop import RewardLoopWorker
-
-    async def main():
-        worker = RewardLoopWorker(config)
-        return worker, await worker.compute_score_batch(data)
-
-    worker, outputs = asyncio.run(main())
-    rm = worker.reward_manager.assemble_rm_scores(data, [o["reward_score"] for o in outputs])
-    infos = [o["reward_extra_info"] for o in outputs]
-    return rm, {k: np.array([info[k] for info in infos]) for k in infos[0]}
-
-
 # -- GDPO ---------------------------------------------------------------------------
 
 GROUP = [
@@ -80,7 +67,7 @@ def test_gdpo_on_aligned_columns_is_finite_and_does_not_favour_the_toxic_sample(
     config = H.verl_config(str(embedded_model_path()), str(spec))
     config.reward.reward_manager.name = "gdpo"  # verl's GDPO reward manager
     config.trainer = {"experiment_name": "gdpo-test"}
-    _, cols = reward_loop(config, data)
+    _, _, _, cols = V.reward_loop(config, data)
     aligned = ["match__aligned", "tox__aligned", "flaky__aligned", "brevity__aligned"]
     adv = gdpo(data, cols, aligned)
     assert torch.isfinite(adv).all(), adv
@@ -108,7 +95,7 @@ def test_gdpo_on_raw_columns_is_what_went_wrong(tok, tmp_path):
     spec = tmp_path / "rules.yaml"
     spec.write_text(yaml.safe_dump(V.rules_spec("renormalize")))
     data = H.make_dataproto(tok, GROUP)
-    _, cols = reward_loop(H.verl_config(str(embedded_model_path()), str(spec)), data)
+    _, _, _, cols = V.reward_loop(H.verl_config(str(embedded_model_path()), str(spec)), data)
     assert torch.isnan(gdpo(data, cols, ["match", "tox", "flaky"])).all()
 
 
@@ -206,7 +193,7 @@ def test_mixed_ground_truths_in_one_reward_loop_batch(tok, tmp_path):
     gts = [np.int64(4), math.nan, None, [4, 5], "4"]
     samples = [{"prompt": "2+2", "response": "it is 4", "ground_truth": g} for g in gts]
     data = H.make_dataproto(tok, samples)
-    _, cols = reward_loop(H.verl_config(str(embedded_model_path()), str(spec)), data)
+    _, _, _, cols = V.reward_loop(H.verl_config(str(embedded_model_path()), str(spec)), data)
     assert cols["ref__error"].tolist() == [0, 1, 1, 1, 0]
     assert cols["ref"][0] == 1.0 and cols["ref"][4] == 1.0
     assert np.isfinite(cols["score"]).all()

@@ -8,11 +8,9 @@ verl's ``RewardLoopWorker``.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
 
-import numpy as np
 import pytest
 import torch
 import yaml
@@ -162,21 +160,6 @@ def test_our_time_limit_fires_before_verls(tok, tmp_path):
     assert out["reward_extra_info"]["score__error"] == [1]
 
 
-def reward_loop(config, data):
-    from verl.experimental.reward_loop.reward_loop import RewardLoopWorker
-
-    async def main():
-        worker = RewardLoopWorker(config)
-        return worker, await worker.compute_score_batch(data)
-
-    worker, outputs = asyncio.run(main())
-    rm = worker.reward_manager.assemble_rm_scores(data, [o["reward_score"] for o in outputs])
-    infos = [o["reward_extra_info"] for o in outputs]
-    # what verl's RewardLoopManager.compute_rm_score does next: KeyError if keys differ
-    stacked = {k: np.array([info[k] for info in infos]) for k in infos[0]}
-    return worker, rm, infos, stacked
-
-
 def loop_config(spec, manager, **reward):
     config = H.verl_config(str(embedded_model_path()), spec)
     config.reward.reward_manager.name = manager
@@ -187,7 +170,7 @@ def loop_config(spec, manager, **reward):
 
 def test_reward_loop_dapo_manager(tok, spec):
     data = H.make_dataproto(tok, SAMPLES)
-    worker, rm, infos, stacked = reward_loop(loop_config(spec, "dapo"), data)
+    worker, rm, infos, stacked = V.reward_loop(loop_config(spec, "dapo"), data)
     assert type(worker.reward_manager).__name__ == "DAPORewardManager"
     assert scores_at_last_token(rm, data) == pytest.approx(EXPECTED, abs=1e-6)
     assert all(set(i) == KEYS for i in infos)
@@ -209,7 +192,7 @@ def test_rate_limited_timeout_path_keeps_our_keys(tok, tmp_path, monkeypatch):
         {"prompt": "p", "response": "slow answer", "ground_truth": "x"},
     ]
     data = H.make_dataproto(tok, samples)
-    worker, rm, infos, stacked = reward_loop(config, data)
+    worker, rm, infos, stacked = V.reward_loop(config, data)
     assert type(worker.reward_manager).__name__ == "RateLimitedRewardManager"
     assert set(infos[0]) == set(infos[1]) and "timeout" not in infos[1]
     assert stacked["score__error"].tolist() == [0, 1]
@@ -228,7 +211,7 @@ def test_rl_reward_manager_on_a_batch_without_prompts(tok, spec):
     config = H.verl_config(
         str(embedded_model_path()), spec, manager="RLRewardManager", custom_fn=False
     )
-    worker, rm, infos, _ = reward_loop(config, data)
+    worker, rm, infos, _ = V.reward_loop(config, data)
     assert type(worker.reward_manager).__name__ == "RLRewardManager"
     assert scores_at_last_token(rm, full) == pytest.approx(EXPECTED, abs=1e-6)
     assert torch.count_nonzero(rm) == 3

@@ -106,3 +106,21 @@ def reward_fn_config(spec: Any, name: str = "compute_score", **kwargs: Any) -> A
             }
         }
     )
+
+
+def reward_loop(config: Any, data: Any) -> tuple[Any, Any, list[dict[str, Any]], dict[str, Any]]:
+    """Run verl's own RewardLoopWorker on ``data``: (worker, rm scores, per-sample infos,
+    infos stacked per key as verl's RewardLoopManager.compute_rm_score does next: a
+    KeyError there if keys differ across samples)."""
+    import numpy as np
+    from verl.experimental.reward_loop.reward_loop import RewardLoopWorker
+
+    async def main() -> tuple[Any, Any]:
+        worker = RewardLoopWorker(config)
+        return worker, await worker.compute_score_batch(data)
+
+    worker, outputs = asyncio.run(main())
+    rm = worker.reward_manager.assemble_rm_scores(data, [o["reward_score"] for o in outputs])
+    infos = [o["reward_extra_info"] for o in outputs]
+    stacked = {k: np.array([info[k] for info in infos]) for k in infos[0]}
+    return worker, rm, infos, stacked
