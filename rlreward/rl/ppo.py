@@ -19,14 +19,21 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from rlreward.rl.policy import encode_prompt
 from rlreward.training.arguments import run_args
 
-__all__ = ["PPOSettings", "build_ppo_dataset", "build_ppo_trainer", "make_ppo_config"]
+__all__ = [
+    "PPOSettings",
+    "build_ppo_dataset",
+    "build_ppo_trainer",
+    "make_ppo_config",
+    "quiet_trl_generation",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +143,7 @@ def build_ppo_trainer(
 
     policy.generation_config.eos_token_id = tokenizer.eos_token_id
     policy.generation_config.pad_token_id = tokenizer.pad_token_id
-    return PPOTrainer(
+    trainer = PPOTrainer(
         args=config,
         processing_class=tokenizer,
         model=policy,
@@ -147,3 +154,39 @@ def build_ppo_trainer(
         callbacks=list(callbacks) or None,
         peft_config=peft_config,
     )
+    _drop_banner(trainer.accelerator)
+    return trainer
+
+
+#: what TRL's PPOTrainer.train prints before its loop; our labelled progress bar says it
+TRL_BANNER = "===training policy==="
+#: transformers' deprecation notice for TRL's own ``generate`` call (not the user's to fix)
+TRL_GENERATE_NOTICE = "Passing `generation_config` together with generation-related arguments"
+
+
+class _DropTrlGenerateNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(TRL_GENERATE_NOTICE)
+
+
+@contextmanager
+def quiet_trl_generation() -> Iterator[None]:
+    """While TRL's PPO loop runs, drop transformers' notice about how TRL calls ``generate``."""
+    log = logging.getLogger("transformers.generation.utils")
+    drop = _DropTrlGenerateNotice()
+    log.addFilter(drop)
+    try:
+        yield
+    finally:
+        log.removeFilter(drop)
+
+
+def _drop_banner(accelerator: Any) -> None:
+    """Keep ``accelerator.print`` except for TRL's banner (this accelerator only)."""
+    say = accelerator.print
+
+    def print_(*args: Any, **kwargs: Any) -> None:
+        if args != (TRL_BANNER,):
+            say(*args, **kwargs)
+
+    accelerator.print = print_

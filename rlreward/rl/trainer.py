@@ -379,9 +379,12 @@ class RLTrainer:
     # -- stage 3: RL ------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
         """Reward-model training (when asked), then the RL loop; returns ``summary()``."""
+        from rlreward.rl.ppo import quiet_trl_generation
+
         trainer = self.prepare()
         start = time.perf_counter()
-        trainer.train()
+        with quiet_trl_generation():
+            trainer.train()
         self.timings["rl_s"] = time.perf_counter() - start
         self._trained = True
         return self.summary()

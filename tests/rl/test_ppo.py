@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -136,7 +137,9 @@ def test_ppo_with_a_gpt2_family_policy_and_reward_model_without_pad(tmp_path: Pa
         assert step["objective/scores"] == pytest.approx(step["reward/mean"], abs=1e-5)
 
 
-def test_ppo_on_rule_functions_through_the_runner(policy_dir: Path, tmp_path: Path) -> None:
+def test_ppo_on_rule_functions_through_the_runner(
+    policy_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """No reward model: PPO's reward is the spec's aggregate, the value model the policy's base."""
     trainer = create_rl_trainer(
         str(policy_dir),
@@ -154,8 +157,33 @@ def test_ppo_on_rule_functions_through_the_runner(policy_dir: Path, tmp_path: Pa
     assert type(trl_trainer.model.value_model).__name__ == "LlamaForSequenceClassification"
     assert trl_trainer.is_peft_model and trl_trainer.ref_model is None  # LoRA: no second copy
     trainer.train()
+    assert "===training policy===" not in capsys.readouterr().out  # TRL's banner is dropped
     assert len(trainer.history) == 2
     results = trainer.scorer.last_results  # the runner's results for the last rollouts
     assert set(results) == {"length", "safety", "reward"}
     last = [r.score for r in results["reward"]]
     assert trainer.history[-1]["objective/scores"] == pytest.approx(sum(last) / len(last), abs=1e-5)
+
+
+def test_quiet_trl_generation_drops_only_trls_generate_notice() -> None:
+    """transformers' notice about TRL's generate call is dropped while PPO trains, only then."""
+    from rlreward.rl.ppo import TRL_GENERATE_NOTICE, quiet_trl_generation
+
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    log = logging.getLogger("transformers.generation.utils")
+    keep = Keep()
+    log.addHandler(keep)
+    try:
+        notice = TRL_GENERATE_NOTICE + "=({'output_scores'}) is deprecated"
+        with quiet_trl_generation():
+            log.warning(notice)
+            log.warning("another warning")
+        log.warning(notice)
+    finally:
+        log.removeHandler(keep)
+    assert seen == ["another warning", notice]
