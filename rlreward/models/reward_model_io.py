@@ -35,6 +35,7 @@ __all__ = [
     "default_input_format",
     "encode_pairs",
     "ensure_pad_token",
+    "length_batches",
     "read_metadata",
     "score_ids",
     "write_metadata",
@@ -143,6 +144,30 @@ def encode_pairs(
 MIN_SHARED_PREFIX = 4
 
 
+#: a batch ends before an input shorter than this fraction of the batch's longest, so
+#: padding never wastes more than about a quarter of a batch's compute
+MIN_FILL = 0.75
+
+
+def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length, longest first.
+
+    At most ``batch_size`` per batch, and a batch is cut early when the next input is
+    shorter than ``MIN_FILL`` times the batch's longest: unsorted micro-batches from the
+    runner (lengths anywhere from 10 to 500 tokens) then cost about what their tokens
+    cost, not ``batch_size`` times the longest one.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+    batches: list[list[int]] = []
+    for i in order:
+        last = batches[-1] if batches else None
+        if last and len(last) < batch_size and lengths[i] >= MIN_FILL * lengths[last[0]]:
+            last.append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
 def _is_causal(model: Any) -> bool:
     """True when every attention module of ``model`` is causal (decoder-only models).
 
@@ -195,8 +220,8 @@ def score_ids(
 ) -> list[float]:
     """Raw scalar outputs for pre-encoded inputs, in length-sorted padded batches.
 
-    Sorting by length and padding each batch (on the right) only to its own longest input
-    keeps wasted compute small; results come back in the original order. For a
+    Batches of similar length (``length_batches``), each padded on the right only to its
+    own longest input, keep wasted compute small; results come back in the original order. For a
     decoder-only model, a token prefix shared by every input (the chat template's system
     turn, a GRPO group's prompt) is run once and its key/value cache reused by every batch
     (``reuse_prefix``): the scores are those of the full inputs up to float rounding. The
@@ -210,7 +235,6 @@ def score_ids(
     out = [0.0] * n
     if n == 0:
         return out
-    order = sorted(range(n), key=lambda i: len(ids[i]), reverse=True)
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     was_training = model.training
@@ -222,8 +246,7 @@ def score_ids(
                 skip = _shared_prefix(ids)
                 cache = _prefix_cache(model, list(ids[0][:skip]), device) if skip else None
                 skip = skip if cache is not None else 0
-            for start in range(0, n, batch_size):
-                idx = order[start : start + batch_size]
+            for idx in length_batches([len(x) - skip for x in ids], batch_size):
                 rows = [ids[i][skip:] for i in idx]
                 width = len(rows[0])  # longest first: the batch's own max length
                 input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)

@@ -99,3 +99,14 @@ def test_shared_prefix_leaves_every_input_a_token_of_its_own():
     assert reward_model_io._shared_prefix([[1, 2, 3, 9], [1, 2, 3, 4, 5]]) == 0  # too short
     assert reward_model_io._shared_prefix([[7, 2, 3, 4, 5], [1, 2, 3, 4, 5]]) == 0
     assert score_ids(_llama(word_tokenizer(pad=True)), word_tokenizer(pad=True), [], 4) == []
+
+
+def test_length_batches_cut_before_much_shorter_inputs_and_keep_every_index():
+    from rlreward.models.reward_model_io import length_batches
+
+    lengths = [10, 100, 12, 90, 11, 80, 40, 9]
+    batches = length_batches(lengths, 2)
+    assert batches == [[1, 3], [5], [6], [2, 4], [0, 7]]
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert length_batches([5] * 5, 2) == [[0, 1], [2, 3], [4]]  # ties keep input order
+    assert length_batches([], 4) == []
