@@ -35,6 +35,7 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # this checkout's rlreward
 
 from _bench import append_section, table
 
@@ -142,12 +143,14 @@ def bench_model(label: str, model_dir: str, texts: list[str], repeats: int) -> l
     worst = max(abs(a - b) for a, b in zip(ours[:8], theirs, strict=True))
     assert worst < 1e-4, f"pipeline and grader disagree by {worst}"
     runner = GradingRunner([GraderConfig(grader)], show_progress=False)
+    wide = GradingRunner([GraderConfig(grader)], max_concurrency=256, show_progress=False)
     rows_in = [{"response": t} for t in texts]
     runner.run(rows_in[:8])  # warm-up
 
     t_base = best_time(lambda: [pipe(s, **kw) for s in strings], repeats)
     t_ours = best_time(lambda: grader.score_texts(texts), repeats)
     t_run = best_time(lambda: runner.run(rows_in), repeats)
+    t_wide = best_time(lambda: wide.run(rows_in), repeats)
     lo, hi = min(ours), max(ours)
     mean_len = sum(map(len, ids)) / n
     note = f"{n} texts, {mean_len:.0f} tokens on average ({grader.prompt_template} format)"
@@ -165,7 +168,14 @@ def bench_model(label: str, model_dir: str, texts: list[str], repeats: int) -> l
             "GradingRunner + RewardModelGrader (MicroBatcher), fp32",
             f"{n / t_run:,.1f}",
             f"{t_base / t_run:.1f}x",
-            "default max_concurrency 32",
+            "default max_concurrency 32: micro-batches of <= 32 in arrival order",
+        ],
+        [
+            label,
+            "GradingRunner(max_concurrency=256) + RewardModelGrader, fp32",
+            f"{n / t_wide:,.1f}",
+            f"{t_base / t_wide:.1f}x",
+            "micro-batches of <= 256, regrouped by length",
         ],
     ]
     if torch.ops.mkldnn._is_mkldnn_bf16_supported():
@@ -213,13 +223,14 @@ def bench_semantic(texts: list[str], refs: list[str], repeats: int) -> list[list
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n-minilm", type=int, default=256, help="texts scored with MiniLM")
-    ap.add_argument("--n-smollm2", type=int, default=48, help="texts scored with SmolLM2")
+    ap.add_argument("--n-minilm", type=int, default=256, help="texts scored with MiniLM (0: skip)")
+    ap.add_argument("--n-smollm2", type=int, default=48, help="texts scored with SmolLM2 (0: skip)")
     ap.add_argument("--n-fit", type=int, default=64, help="texts the score head is fitted on")
-    ap.add_argument("--n-semantic", type=int, default=256, help="pairs for semantic_similarity")
+    ap.add_argument(
+        "--n-semantic", type=int, default=256, help="pairs for semantic_similarity (0: skip)"
+    )
     ap.add_argument("--minilm-rm", help="a trained MiniLM reward-model directory to time")
     ap.add_argument("--smollm2-rm", help="a trained SmolLM2 reward-model directory to time")
-    ap.add_argument("--skip-smollm2", action="store_true")
     ap.add_argument("--repeats", type=int, default=2, help="best of this many runs, every row")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: the cores left free)")
     ap.add_argument("--no-append", action="store_true", help="do not append to BENCHMARKS.md")
@@ -235,8 +246,10 @@ def main() -> None:
     fit_texts = texts[-args.n_fit :]  # the fit texts are not the timed ones
     rows: list[list[str]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        plan = [("MiniLM", "embedded", args.minilm_rm, args.n_minilm)]
-        if not args.skip_smollm2:
+        plan = []
+        if args.n_minilm:
+            plan.append(("MiniLM", "embedded", args.minilm_rm, args.n_minilm))
+        if args.n_smollm2:
             plan.append(("SmolLM2-135M", "embedded-smollm2", args.smollm2_rm, args.n_smollm2))
         for label, base, given, n in plan:
             model_dir = given or build_reward_model(base, fit_texts, str(Path(tmp) / base))
@@ -244,7 +257,8 @@ def main() -> None:
             print(table(["model", "path", "texts/s", "vs baseline", "note"], rows), flush=True)
     half = len(texts) // 2
     m = min(args.n_semantic, half)
-    rows += bench_semantic(texts[:m], texts[half : half + m], args.repeats)
+    if m:
+        rows += bench_semantic(texts[:m], texts[half : half + m], args.repeats)
     load_after = os.getloadavg()
     body = table(["model", "path", "texts/s", "vs baseline", "note"], rows)
     heads = "trained (given)" if args.minilm_rm or args.smollm2_rm else "ridge-fitted"

@@ -47,6 +47,8 @@ __all__ = ["RewardModelGrader"]
 logger = logging.getLogger(__name__)
 
 NORMALIZERS = (None, "sigmoid", "minmax")
+#: how many model batches one runner micro-batch may hold
+MICRO_BATCHES = 8
 #: dtype names the grader accepts (torch dtypes of the same names too)
 DTYPES = ("float32", "bfloat16", "float16")
 _Item = tuple[str | None, str]
@@ -201,9 +203,12 @@ class RewardModelGrader(BaseGrader):
         self.score_bounds = self._bounds(normalize, score_bounds, owner)
         self.score_range = None if normalize is None else (0.0, 1.0)
         self._lock = threading.Lock()
-        self._batcher: MicroBatcher[_Item, float] = MicroBatcher(
-            self._score_items, batch_size, run_in_thread=True
-        )
+        self._batcher: MicroBatcher[_Item, float] = self._new_batcher()
+
+    def _new_batcher(self) -> MicroBatcher[_Item, float]:
+        # a micro-batch may hold several model batches: score_ids regroups its items by
+        # length, which an arrival-order chunk of ``batch_size`` could not be
+        return MicroBatcher(self._score_items, MICRO_BATCHES * self.batch_size, run_in_thread=True)
 
     def _load_model(self, model: Any, owner: str) -> str:
         import torch
@@ -316,7 +321,7 @@ class RewardModelGrader(BaseGrader):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
-        self._batcher = MicroBatcher(self._score_items, self.batch_size, run_in_thread=True)
+        self._batcher = self._new_batcher()
 
     def describe(self) -> dict[str, Any]:
         return {
