@@ -7,6 +7,9 @@ batching is shown too, for reference. On a CUDA GPU the same runs in bf16.
 
     python scripts/bench_reward_model.py            # prints a table, appends to BENCHMARKS.md
     python scripts/bench_reward_model.py --no-append --n-train 64 --n-score 64
+
+Scoring on both embedded bases (MiniLM and SmolLM2), bf16, the runner path and the
+semantic functions: ``scripts/bench_scoring.py``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # this checkout's rlreward
 
 from _bench import append_section, table
 

@@ -35,6 +35,7 @@ __all__ = [
     "default_input_format",
     "encode_pairs",
     "ensure_pad_token",
+    "length_batches",
     "read_metadata",
     "score_ids",
     "write_metadata",
@@ -139,30 +140,128 @@ def encode_pairs(
     return tokenizer(texts, **kw)["input_ids"]
 
 
-def score_ids(model: Any, tokenizer: Any, ids: Sequence[list[int]], batch_size: int) -> list[float]:
+#: shortest shared token prefix worth running once and reusing (below it, plain batches)
+MIN_SHARED_PREFIX = 4
+
+
+#: a batch ends before an input shorter than this fraction of the batch's longest, so
+#: padding never wastes more than about a quarter of a batch's compute
+MIN_FILL = 0.75
+
+
+def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length, longest first.
+
+    At most ``batch_size`` per batch, and a batch is cut early when the next input is
+    shorter than ``MIN_FILL`` times the batch's longest: unsorted micro-batches from the
+    runner (lengths anywhere from 10 to 500 tokens) then cost about what their tokens
+    cost, not ``batch_size`` times the longest one.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+    batches: list[list[int]] = []
+    for i in order:
+        last = batches[-1] if batches else None
+        if last and len(last) < batch_size and lengths[i] >= MIN_FILL * lengths[last[0]]:
+            last.append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+def _is_causal(model: Any) -> bool:
+    """True when every attention module of ``model`` is causal (decoder-only models).
+
+    Only then can a shared prefix be run once and its key/value cache reused: in a
+    bidirectional encoder (BERT) the prefix tokens attend to what follows them.
+    """
+    if getattr(model.config, "is_encoder_decoder", False):
+        return False
+    flags = [getattr(m, "is_causal", None) for m in model.modules()]
+    known = [f for f in flags if isinstance(f, bool)]
+    return bool(known) and all(known)
+
+
+def _shared_prefix(ids: Sequence[list[int]]) -> int:
+    """Length of the token prefix every input shares, leaving each at least one own token."""
+    first = ids[0]
+    n = min(len(x) for x in ids) - 1
+    for x in ids[1:]:
+        k = 0
+        while k < n and x[k] == first[k]:
+            k += 1
+        n = k
+        if n < MIN_SHARED_PREFIX:
+            return 0
+    return n
+
+
+def _prefix_cache(model: Any, prefix: list[int], device: Any) -> Any:
+    """The key/value cache of ``prefix`` (batch 1), or None when the model gives none."""
+    import torch
+    from transformers import DynamicCache
+
+    out = model(
+        input_ids=torch.tensor([prefix], device=device),
+        attention_mask=torch.ones(1, len(prefix), dtype=torch.long, device=device),
+        use_cache=True,
+    )
+    cache = getattr(out, "past_key_values", None)
+    # only the plain cache is known to repeat per batch row correctly
+    return cache if type(cache) is DynamicCache else None
+
+
+def score_ids(
+    model: Any,
+    tokenizer: Any,
+    ids: Sequence[list[int]],
+    batch_size: int,
+    *,
+    reuse_prefix: bool = True,
+) -> list[float]:
     """Raw scalar outputs for pre-encoded inputs, in length-sorted padded batches.
 
-    Sorting by length keeps padding (wasted compute) small; results come back in the
-    original order. The model must output one logit per sequence (``num_labels=1``).
+    Batches of similar length (``length_batches``), each padded on the right only to its
+    own longest input, keep wasted compute small; results come back in the original order. For a
+    decoder-only model, a token prefix shared by every input (the chat template's system
+    turn, a GRPO group's prompt) is run once and its key/value cache reused by every batch
+    (``reuse_prefix``): the scores are those of the full inputs up to float rounding. The
+    model must output one logit per sequence (``num_labels=1``).
     """
+    import copy
+
     import torch
 
     n = len(ids)
     out = [0.0] * n
-    order = sorted(range(n), key=lambda i: len(ids[i]), reverse=True)
+    if n == 0:
+        return out
     device = next(model.parameters()).device
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
-            for start in range(0, n, batch_size):
-                idx = order[start : start + batch_size]
-                batch = tokenizer.pad(
-                    {"input_ids": [list(ids[i]) for i in idx]}, return_tensors="pt"
-                )
+            skip, cache = 0, None
+            if reuse_prefix and n > 1 and _is_causal(model):
+                skip = _shared_prefix(ids)
+                cache = _prefix_cache(model, list(ids[0][:skip]), device) if skip else None
+                skip = skip if cache is not None else 0
+            for idx in length_batches([len(x) - skip for x in ids], batch_size):
+                rows = [ids[i][skip:] for i in idx]
+                width = len(rows[0])  # longest first: the batch's own max length
+                input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(rows), skip + width), dtype=torch.long)
+                mask[:, :skip] = 1
+                for r, row in enumerate(rows):
+                    input_ids[r, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+                    mask[r, skip : skip + len(row)] = 1
+                kwargs: dict[str, Any] = {}
+                if cache is not None:
+                    past = copy.deepcopy(cache)
+                    past.batch_repeat_interleave(len(rows))
+                    kwargs = {"past_key_values": past, "use_cache": False}
                 logits = model(
-                    input_ids=batch["input_ids"].to(device),
-                    attention_mask=batch["attention_mask"].to(device),
+                    input_ids=input_ids.to(device), attention_mask=mask.to(device), **kwargs
                 ).logits
                 if logits.ndim != 2 or logits.shape[-1] != 1:
                     raise ConfigError(

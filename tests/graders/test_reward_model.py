@@ -140,3 +140,65 @@ def test_a_source_config_is_materialised_by_whoever_holds_it(tmp_path):
     source = RewardModelSourceConfig("pretrained_local", model_path=str(tmp_path))
     with pytest.raises(ConfigError, match=r"pass source.materialize\(\)"):
         RewardModelGrader(source)
+
+
+@pytest.fixture(scope="module")
+def minilm_rm_dir(tmp_path_factory):
+    """The embedded MiniLM with a fixed score head whose raw scores spread over about 1."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from rlreward.embedded import embedded_model_path
+
+    base = embedded_model_path()
+    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        model.classifier.weight.normal_(0.0, 0.5)
+        model.classifier.bias.fill_(0.5)
+    out = tmp_path_factory.mktemp("minilm_rm")
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(base).save_pretrained(out)
+    return str(out)
+
+
+def test_bfloat16_on_cpu_stays_within_0_01_of_float32(minilm_rm_dir):
+    import torch
+
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        pytest.skip("this CPU has no AVX512-BF16/AMX: dtype='bfloat16' is refused here")
+    texts = [*TEXTS, "A healthy breakfast combines protein, fibre and some fruit."]
+    exact = RewardModelGrader(minilm_rm_dir, device="cpu").score_texts(texts)
+    fast = RewardModelGrader(minilm_rm_dir, device="cpu", dtype="bfloat16")
+    low = fast.score_texts(texts)
+    assert max(exact) - min(exact) > 0.2  # a spread on which a 0.01 bound means something
+    assert max(abs(a - b) for a, b in zip(low, exact, strict=True)) <= 0.01
+    assert next(fast.model.bert.parameters()).dtype == torch.bfloat16
+    assert fast.model.classifier.weight.dtype == torch.float32  # the head stays fp32
+    assert fast.describe()["dtype"] == "bfloat16"
+    # bf16 kernels round differently per batch shape: alone or batched, still within 0.01
+    alone = [fast.score_texts([t])[0] for t in texts]
+    assert max(abs(a - b) for a, b in zip(alone, exact, strict=True)) <= 0.01
+
+
+@pytest.mark.parametrize(
+    ("dtype", "words"),
+    [
+        ("int8", ["dtype='int8'", "float32", "bfloat16"]),
+        ("float64", ["dtype='float64'", "None for the device default"]),
+        ("float16", ["dtype='float16' on CPU", "use dtype='bfloat16'"]),
+    ],
+)
+def test_dtype_is_validated_with_the_fix(model_dir, dtype, words):
+    with pytest.raises(ConfigError) as err:
+        RewardModelGrader(model_dir, device="cpu", dtype=dtype)
+    for w in words:
+        assert w in str(err.value)
+
+
+def test_bfloat16_is_refused_on_a_cpu_without_bf16_units(model_dir, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    with pytest.raises(ConfigError, match="no AVX512-BF16/AMX.*use dtype='float32'"):
+        RewardModelGrader(model_dir, device="cpu", dtype=torch.bfloat16)
