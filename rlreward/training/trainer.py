@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 #: 400 texts, 2e-4 gives 0.90-0.95 depending on the split, while with a default head
 #: 1e-4 gave 0.90 and the seed's 1e-5 only 0.72.
 EMBEDDED_LEARNING_RATE = 2e-4
+#: the embedded MiniLM's fresh head learns at least this fast in a full fine-tune
+EMBEDDED_HEAD_LEARNING_RATE = 1e-3
 #: below this the MiniLM learns the composite poorly in 3 epochs (a warning says so)
 LOW_MINILM_LEARNING_RATE = 1e-4
 #: the seed's recommendation, the usual one for 0.5B+ bases
@@ -231,10 +233,25 @@ class RewardModelTrainer:
         """2e-4 for the embedded MiniLM (measured), the seed's 1e-5 for other bases."""
         return EMBEDDED_LEARNING_RATE if self.is_embedded else LARGE_MODEL_LEARNING_RATE
 
+    def default_head_learning_rate(self, learning_rate: float) -> float:
+        """The reward head's rate when none is given: ``max(learning_rate, 1e-3)`` for a
+        full fine-tune of the embedded MiniLM (measured), ``learning_rate`` otherwise
+        (LoRA runs and other bases keep one rate for everything)."""
+        if self.is_embedded and not self.use_lora:
+            return max(learning_rate, EMBEDDED_HEAD_LEARNING_RATE)
+        return learning_rate
+
     def settings(self, output_dir: str, **options: Any) -> TrainSettings:
-        """Validated settings (``learning_rate=None`` -> ``default_learning_rate()``)."""
+        """Validated settings (``learning_rate=None`` -> ``default_learning_rate()``,
+        ``head_learning_rate=None`` -> ``default_head_learning_rate(learning_rate)``)."""
+        o = "train_reward_model"
         if options.get("learning_rate") is None:
             options["learning_rate"] = self.default_learning_rate()
+        check_hyperparameters(o, {"learning_rate": options["learning_rate"]})
+        if options.get("head_learning_rate") is None:
+            options["head_learning_rate"] = self.default_head_learning_rate(
+                options["learning_rate"]
+            )
         lr = options["learning_rate"]
         if self.is_embedded and isinstance(lr, (int, float)) and lr < LOW_MINILM_LEARNING_RATE:
             logger.warning(
@@ -248,7 +265,7 @@ class RewardModelTrainer:
         try:
             return TrainSettings(output_dir=output_dir, **options)
         except TypeError as exc:
-            raise ConfigError(f"train_reward_model: {exc}") from None
+            raise ConfigError(f"{o}: {exc}") from None
 
     def prepare(self, training_data: Any, output_dir: str, **options: Any) -> TrainedRun:
         """Check, split, load the base, encode and build the HF trainer (nothing trained yet).
@@ -285,11 +302,22 @@ class RewardModelTrainer:
         if self.use_lora:
             model = apply_lora(model, self.lora_config)
         args = s.hf_kwargs(self.seed)
+        # one rate for everything is the plain HF optimizer, unchanged
+        head_lr = None if s.head_learning_rate == s.learning_rate else s.head_learning_rate
         if self.objective == "regression":
-            hf = regression_trainer(model, tokenizer, train_ids, labels, args)
+            hf = regression_trainer(
+                model, tokenizer, train_ids, labels, args, head_learning_rate=head_lr
+            )
         else:
             hf = pairwise_trainer(
-                model, tokenizer, train_ids, labels, args, max_length=s.max_length, seed=self.seed
+                model,
+                tokenizer,
+                train_ids,
+                labels,
+                args,
+                max_length=s.max_length,
+                seed=self.seed,
+                head_learning_rate=head_lr,
             )
         from rlreward.training.progress import use_labelled_progress
 
@@ -308,11 +336,13 @@ class RewardModelTrainer:
         gradient_accumulation_steps: int = 1,
         max_length: int = 512,
         eval_fraction: float = 0.2,
+        head_learning_rate: float | None = None,
         **options: Any,
     ) -> str:
         """Train, score the held-out split, save model + tokenizer + metadata; returns the dir.
 
-        ``learning_rate=None`` uses ``default_learning_rate()``. More options (see
+        ``learning_rate=None`` uses ``default_learning_rate()``; ``head_learning_rate`` is
+        the rate of the fresh reward head (None: ``default_head_learning_rate``). More options (see
         ``TrainSettings``): ``label_column``, ``input_format`` ("auto", "text", "pair",
         "chat" or a template), ``min_spearman`` (raise RewardModelFidelityError, after
         saving, when the held-out Spearman falls short), ``lora_merge`` (merge a LoRA
@@ -329,6 +359,7 @@ class RewardModelTrainer:
             gradient_accumulation_steps=gradient_accumulation_steps,
             max_length=max_length,
             eval_fraction=eval_fraction,
+            head_learning_rate=head_learning_rate,
             **options,
         )
         s = run.settings
