@@ -109,7 +109,9 @@ def main() -> None:
     headers = ["lr", "head lr", "held-out Spearman", "Pearson", "MSE", "wall s"]
     body = table(headers, rows)
     notes = (
-        f"\n\nEmbedded MiniLM, full fine-tune, regression on the seed composite "
+        "\n\nhead lr = lr is the old behaviour (one rate); the head is BERT's pooler + "
+        "classifier. "
+        f"Embedded MiniLM, full fine-tune, regression on the seed composite "
         f"({', '.join(FUNCTIONS)}; {'/'.join(map(str, WEIGHTS))}); {n_train} texts trained, "
         f"{n_eval} held out (seed {args.seed} split), {args.epochs:g} epochs, batch "
         f"{args.batch_size}, torch threads {torch.get_num_threads()}.\n"

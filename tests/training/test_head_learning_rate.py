@@ -84,18 +84,18 @@ def test_defaults_per_case(gpt2_dir):
 
 
 def test_minilm_optimizer_has_the_head_in_its_own_groups(tmp_path):
-    """The real HF Trainer's optimizer: classifier at the head rate, the rest at lr, and the
-    weight-decay split kept (the head's weight decays, its bias does not)."""
+    """The real HF Trainer's optimizer: the head (BERT's pooler + classifier) at the head
+    rate, the rest at lr, and the weight-decay split kept (weights decay, biases do not)."""
     trainer = RewardModelTrainer(reward_functions=["length", "sentiment"])
     data = trainer.generate_training_data(TEXTS[:24], show_progress=False)
     run = trainer.prepare(
         data, str(tmp_path), learning_rate=1e-5, weight_decay=0.01, show_progress=False
     )
     found = groups(run.trainer)
-    head = [g for g in found if g[2] & {"classifier.weight", "classifier.bias"}]
+    head = [g for g in found if any(n.startswith(("classifier.", "bert.pooler.")) for n in g[2])]
     assert sorted((lr, wd, sorted(n)) for lr, wd, n in head) == [
-        (1e-3, 0.0, ["classifier.bias"]),
-        (1e-3, 0.01, ["classifier.weight"]),
+        (1e-3, 0.0, ["bert.pooler.dense.bias", "classifier.bias"]),
+        (1e-3, 0.01, ["bert.pooler.dense.weight", "classifier.weight"]),
     ]
     rest = [g for g in found if g not in head]
     assert {lr for lr, _, _ in rest} == {1e-5}
