@@ -83,13 +83,20 @@ def test_defaults_per_case(gpt2_dir):
     assert other.settings("/tmp/unused", learning_rate=1e-5).head_learning_rate == 1e-5
 
 
-def test_minilm_optimizer_has_the_head_in_its_own_groups(tmp_path):
+def test_minilm_optimizer_has_the_head_in_its_own_groups(tmp_path, caplog):
     """The real HF Trainer's optimizer: the head (BERT's pooler + classifier) at the head
     rate, the rest at lr, and the weight-decay split kept (weights decay, biases do not)."""
+    import logging
+
     trainer = RewardModelTrainer(reward_functions=["length", "sentiment"])
     data = trainer.generate_training_data(TEXTS[:24], show_progress=False)
-    run = trainer.prepare(
-        data, str(tmp_path), learning_rate=1e-5, weight_decay=0.01, show_progress=False
+    with caplog.at_level(logging.WARNING, logger="rlreward.training.trainer"):
+        run = trainer.prepare(
+            data, str(tmp_path), learning_rate=1e-5, weight_decay=0.01, show_progress=False
+        )
+    # few texts at a low rate: measured short even with the head's own rate, so it warns
+    assert "learning_rate=1e-05 on 19 training texts is slow for the embedded MiniLM" in (
+        caplog.text
     )
     found = groups(run.trainer)
     head = [g for g in found if any(n.startswith(("classifier.", "bert.pooler.")) for n in g[2])]

@@ -285,7 +285,7 @@ def test_minilm_learning_rate_warnings_only_where_measured_short(caplog):
     # one rate for everything at a low lr: measured short, the warning gives the fix
     text = warnings(trainer, learning_rate=1e-5, head_learning_rate=1e-5)
     assert "learning_rate=1e-05 with head_learning_rate=1e-05 is low for the embedded" in text
-    assert "pass head_learning_rate=0.001" in text and "0.72 at 1e-5" in text
+    assert "pass head_learning_rate=0.001" in text and "0.89 at 1e-5 on 538 texts" in text
     # LoRA keeps one rate by default, so a low lr still warns
     lora = RewardModelTrainer(reward_functions=["length"], use_lora=True)
     assert "pass head_learning_rate=0.001" in warnings(lora, learning_rate=1e-5)
