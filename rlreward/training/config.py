@@ -54,7 +54,9 @@ class RewardModelTrainingConfig:
     shipped with rlreward (offline). ``learning_rate=None`` picks 2e-4 for the embedded
     MiniLM (measured: held-out Spearman about 0.95 in 3 epochs on 400 texts, where the
     seed's 1e-5 reaches 0.72) and the seed's 1e-5 for any other base (the usual setting
-    for 0.5B+ models).
+    for 0.5B+ models). ``head_learning_rate=None`` lets the fresh reward head learn at
+    ``max(learning_rate, 1e-3)`` in a full fine-tune of the embedded MiniLM, and at
+    ``learning_rate`` otherwise (LoRA, other bases); see ``RewardModelTrainer``.
     """
 
     base_model_name: str
@@ -64,6 +66,7 @@ class RewardModelTrainingConfig:
     reward_weights: list[float] | None = None
     num_epochs: int = 3
     learning_rate: float | None = None
+    head_learning_rate: float | None = None
     batch_size: int = 8
     gradient_accumulation_steps: int = 1
     max_length: int = 512
@@ -107,7 +110,7 @@ class RewardModelTrainingConfig:
         self.reward_weights = validate_weights(
             o, "reward_weights", self.reward_weights, len(self.reward_functions)
         )
-        names = (*SEED_HYPERPARAMETERS, "objective", "min_spearman")
+        names = (*SEED_HYPERPARAMETERS, "head_learning_rate", "objective", "min_spearman")
         check_hyperparameters(o, {n: getattr(self, n) for n in names})
 
     def build_trainer(self) -> Any:
@@ -138,6 +141,7 @@ class RewardModelTrainingConfig:
             self.output_dir,
             num_epochs=self.num_epochs,
             learning_rate=self.learning_rate,
+            head_learning_rate=self.head_learning_rate,
             batch_size=self.batch_size,
             gradient_accumulation_steps=self.gradient_accumulation_steps,
             max_length=self.max_length,

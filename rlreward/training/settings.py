@@ -24,10 +24,15 @@ __all__ = ["TrainSettings"]
 
 @dataclass
 class TrainSettings:
-    """Options of ``train_reward_model`` (see its docstring); ``learning_rate`` is resolved."""
+    """Options of ``train_reward_model`` (see its docstring).
+
+    ``learning_rate`` and ``head_learning_rate`` are resolved (never None) by
+    ``RewardModelTrainer.settings``.
+    """
 
     output_dir: str
     learning_rate: float
+    head_learning_rate: float
     num_epochs: float = 3
     batch_size: int = 8
     gradient_accumulation_steps: int = 1
@@ -86,6 +91,12 @@ class TrainSettings:
 
     def as_metadata(self) -> dict[str, Any]:
         """The JSON-able settings recorded in the model's metadata."""
-        keep = (*SEED_HYPERPARAMETERS, "freeze_embeddings", "warmup_ratio", "weight_decay")
+        keep = (
+            *SEED_HYPERPARAMETERS,
+            "head_learning_rate",
+            "freeze_embeddings",
+            "warmup_ratio",
+            "weight_decay",
+        )
         d = asdict(self)
         return {k: d[k] for k in keep}

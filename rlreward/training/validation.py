@@ -156,11 +156,19 @@ def check_fraction(owner: str, name: str, value: Any) -> None:
 
 
 def check_hyperparameters(owner: str, values: dict[str, Any]) -> None:
-    """Check the training hyperparameters present in ``values`` (None learning_rate is ok)."""
-    positive = ("num_epochs", "learning_rate")
+    """Check the training hyperparameters present in ``values`` (None learning rates are ok:
+    they mean the default)."""
+    positive = ("num_epochs", "learning_rate", "head_learning_rate")
     at_least_one = ("batch_size", "gradient_accumulation_steps", "logging_steps")
     for name, value in values.items():
-        if name in positive and not (name == "learning_rate" and value is None):
+        if name == "head_learning_rate" and value is not None:
+            allowed = number_rule(value, low=0, low_inclusive=False)
+            if allowed is not None:
+                raise ConfigError(
+                    f"{owner}.head_learning_rate = {value!r} is not allowed; use {allowed} "
+                    "(the reward head's learning rate, e.g. 1e-3) or None for the default"
+                )
+        elif name in positive and not (name.endswith("learning_rate") and value is None):
             check_number(owner, name, value, integer=False, low=0, low_ok=False)
         elif name in at_least_one:
             check_number(owner, name, value, integer=True, low=1, low_ok=True)

@@ -268,15 +268,27 @@ def test_custom_trained_source_materializes_once(tmp_path, gpt2_dir):
     assert all(0.0 <= s <= 1.0 for s in grader.score_texts(TEXTS[:5]))
 
 
-def test_a_low_learning_rate_on_minilm_warns_with_the_fix(caplog):
+def test_minilm_learning_rate_warnings_only_where_measured_short(caplog):
     import logging
 
+    def warnings(trainer, **options):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="rlreward.training.trainer"):
+            trainer.settings("/tmp/unused", **options)
+        return caplog.text
+
     trainer = RewardModelTrainer(reward_functions=["length"])
-    with caplog.at_level(logging.WARNING, logger="rlreward.training.trainer"):
-        trainer.settings("/tmp/unused", learning_rate=1e-5)
-    assert "learning_rate=1e-05 is low for the embedded MiniLM" in caplog.text
-    assert "pass learning_rate=None (the default, 0.0002)" in caplog.text
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="rlreward.training.trainer"):
-        trainer.settings("/tmp/unused", learning_rate=None)
-    assert caplog.text == ""
+    # the head's own rate (default) makes the seed's 1e-5 work: no warning
+    assert warnings(trainer, learning_rate=1e-5) == ""
+    assert warnings(trainer, learning_rate=None) == ""
+    assert warnings(trainer, learning_rate=2e-4) == ""
+    # one rate for everything at a low lr: measured short, the warning gives the fix
+    text = warnings(trainer, learning_rate=1e-5, head_learning_rate=1e-5)
+    assert "learning_rate=1e-05 with head_learning_rate=1e-05 is low for the embedded" in text
+    assert "pass head_learning_rate=0.001" in text and "0.89 at 1e-5 on 538 texts" in text
+    # LoRA keeps one rate by default, so a low lr still warns
+    lora = RewardModelTrainer(reward_functions=["length"], use_lora=True)
+    assert "pass head_learning_rate=0.001" in warnings(lora, learning_rate=1e-5)
+    assert warnings(lora, learning_rate=5e-4) == ""
+    # outside the measured range: said so
+    assert "outside [1e-05, 0.0002], the range measured" in warnings(trainer, learning_rate=1e-6)
