@@ -277,12 +277,14 @@ def generate_responses(
     max_prompt_length: int = 64,
     temperature: float = 0.7,
     seed: int = 0,
-    batch_size: int = 16,
+    batch_size: int = 64,
     desc: str | None = None,
 ) -> list[str]:
     """Sampled responses (seeded; temperature 0 = greedy), decoded without special tokens.
 
-    ``desc``: show a progress bar with this label (None: no bar).
+    ``desc``: show a progress bar with this label (None: no bar). ``batch_size`` 64: on 2
+    CPU cores SmolLM2 answered 96 prompts (32 new tokens) 1.3x faster than in batches of 16
+    (41 s vs 54 s, load 1).
     """
     import torch
     from tqdm.auto import tqdm
