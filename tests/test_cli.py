@@ -311,7 +311,9 @@ def test_ctrl_c_leaves_valid_partial_output_and_exits_130(tmp_path, openai_serve
     n = 600
     data = _rows(tmp_path, n)
     openai_server.responder = _scored_by_content
-    openai_server.latency = 0.01
+    # 600 rows x 50 ms / 4 in flight = 7.5 s of grading: the SIGINT sent after 40 rows
+    # lands mid-run even on a loaded machine (at 10 ms the run could finish first)
+    openai_server.latency = 0.05
     spec = _judge_spec(tmp_path, openai_server, max_concurrency=4)
     out = tmp_path / "out.jsonl"
     args = [
