@@ -329,7 +329,15 @@ def test_ctrl_c_leaves_valid_partial_output_and_exits_130(tmp_path, openai_serve
         "-q",
     ]
     with subprocess.Popen(
-        args, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        args,
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a shell's background job (`cmd &`) starts with SIGINT ignored and children inherit
+        # that: give the CLI the default disposition a user's terminal gives it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     ) as child:
         _wait_for_lines(out, 40, child)
         child.send_signal(signal.SIGINT)
