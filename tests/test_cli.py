@@ -79,6 +79,22 @@ def _strict_rows(path):
     return [json.loads(line, parse_constant=no_constants) for line in path.read_text().splitlines()]
 
 
+def _start_grade(spec, data, out, cwd):
+    """``rlreward grade -c spec data -o out -q`` as a child process, to be signalled."""
+    cmd = ["grade", "-c", str(spec), str(data), "-o", str(out), "-q"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "rlreward", *cmd],
+        cwd=cwd,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a shell's background job (`cmd &`) starts with SIGINT ignored and children inherit
+        # that: give the CLI the default disposition a user's terminal gives it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
 def _wait_for_lines(path, n, proc, limit=120.0):
     start = time.monotonic()
     while time.monotonic() - start < limit:
@@ -273,21 +289,7 @@ def test_kill_9_half_way_then_rerun_equals_an_uninterrupted_run(tmp_path, openai
     spec = _judge_spec(tmp_path, openai_server, cache="crash.sqlite")
     out = tmp_path / "out.jsonl"
     before = openai_server.n_requests
-    args = [
-        sys.executable,
-        "-m",
-        "rlreward",
-        "grade",
-        "-c",
-        str(spec),
-        str(data),
-        "-o",
-        str(out),
-        "-q",
-    ]
-    with subprocess.Popen(
-        args, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    ) as child:
+    with _start_grade(spec, data, out, tmp_path) as child:
         _wait_for_lines(out, n // 2, child)  # written while grading goes on: streamed
         child.kill()  # SIGKILL: no cleanup of any kind
         child.wait()
@@ -316,29 +318,7 @@ def test_ctrl_c_leaves_valid_partial_output_and_exits_130(tmp_path, openai_serve
     openai_server.latency = 0.05
     spec = _judge_spec(tmp_path, openai_server, max_concurrency=4)
     out = tmp_path / "out.jsonl"
-    args = [
-        sys.executable,
-        "-m",
-        "rlreward",
-        "grade",
-        "-c",
-        str(spec),
-        str(data),
-        "-o",
-        str(out),
-        "-q",
-    ]
-    with subprocess.Popen(
-        args,
-        cwd=tmp_path,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        # a shell's background job (`cmd &`) starts with SIGINT ignored and children inherit
-        # that: give the CLI the default disposition a user's terminal gives it
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    ) as child:
+    with _start_grade(spec, data, out, tmp_path) as child:
         _wait_for_lines(out, 40, child)
         child.send_signal(signal.SIGINT)
         _, stderr = child.communicate(timeout=60)
