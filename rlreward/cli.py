@@ -25,9 +25,9 @@ import logging
 import os
 import sys
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rlreward.dataset import iter_jsonl, json_line
 from rlreward.errors import ConfigError, DatasetError, MissingFieldsError, RLRewardError
@@ -68,31 +68,33 @@ class _Interrupted(Exception):
 
 
 # -- argument types ----------------------------------------------------------------------
-def _int_at_least_1(text: str) -> int:
+_N = TypeVar("_N", int, float)
+
+
+def _parse(text: str, convert: Callable[[str], _N], expected: str) -> _N:
+    """``convert(text)``; text it cannot read is an argparse error 'must be <expected>'."""
     try:
-        value = int(text)
+        return convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be {expected}, got {text!r}") from None
+
+
+def _int_at_least_1(text: str) -> int:
+    value = _parse(text, int, "a whole number >= 1")
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
 
 
 def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
+    value = _parse(text, float, "a number > 0")
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return value
 
 
 def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1], got {text!r}") from None
+    value = _parse(text, float, "a fraction in [0, 1]")
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1], got {text}")
     return value

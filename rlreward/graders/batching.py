@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar, cast
 
+from rlreward.checks import number_rule
 from rlreward.errors import ConfigError
 
 __all__ = ["RECENT_BATCHES", "BatchStats", "MicroBatcher"]
@@ -76,11 +77,7 @@ class MicroBatcher(Generic[T, R]):
         max_batch_size: int = 64,
         run_in_thread: bool = True,
     ) -> None:
-        if (
-            isinstance(max_batch_size, bool)
-            or not isinstance(max_batch_size, int)
-            or max_batch_size < 1
-        ):
+        if number_rule(max_batch_size, integer=True, low=1) is not None:
             raise ConfigError(
                 f"MicroBatcher.max_batch_size must be an int >= 1, got {max_batch_size!r}"
             )

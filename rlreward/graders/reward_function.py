@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rlreward.checks import number_rule
 from rlreward.errors import ConfigError
 from rlreward.graders.base import BaseGrader
 from rlreward.graders.batching import MicroBatcher
@@ -78,11 +79,7 @@ class RewardFunctionGrader(BaseGrader):
         self.optional_fields = tuple(optional)
         self.score_range = (float(fn.score_range[0]), float(fn.score_range[1]))
         self.higher_is_better = bool(fn.higher_is_better)
-        if (
-            isinstance(max_batch_size, bool)
-            or not isinstance(max_batch_size, int)
-            or max_batch_size < 1
-        ):
+        if number_rule(max_batch_size, integer=True, low=1) is not None:
             raise ConfigError(
                 f"RewardFunctionGrader: max_batch_size must be an int >= 1, got {max_batch_size!r}"
             )

@@ -6,7 +6,7 @@ import pytest
 
 from rlreward.models import reward_model_io
 from rlreward.models.reward_model_io import score_ids
-from tests.training.tiny import tiny_llama_config, word_tokenizer
+from tests.training.tiny import tiny_config, tiny_llama_config, word_tokenizer
 
 PROMPT = "first then next finally the main steps are"
 RESPONSES = ["good", "the dog and the cat", "no", "thanks please help", "very very nice and safe"]
@@ -23,17 +23,11 @@ def _llama(tok):
 
 
 def _bert(tok):
-    from transformers import BertConfig, BertForSequenceClassification, set_seed
+    from transformers import BertForSequenceClassification, set_seed
 
     set_seed(0)
-    cfg = BertConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_labels=1,
-        pad_token_id=tok.pad_token_id,
+    cfg = tiny_config(
+        "bert", len(tok), max_positions=512, num_labels=1, pad_token_id=tok.pad_token_id
     )
     return BertForSequenceClassification(cfg).eval()
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.training.tiny import minilm_tokenizer, tiny_config
+
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
@@ -22,23 +24,19 @@ def _overrides(tmp_path: Path) -> list[str]:
 
     MODEL is a local directory with a tiny Qwen3 config and a tokenizer (verl reads both).
     """
-    from transformers import Qwen3Config
-
     model = tmp_path / "model"
-    Qwen3Config(
+    tok = minilm_tokenizer()
+    config = tiny_config(
+        "qwen3",
+        len(tok),
         hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
+        num_heads=4,
+        max_positions=None,
         num_key_value_heads=2,
-        intermediate_size=128,
-        vocab_size=30522,
         architectures=["Qwen3ForCausalLM"],
-    ).save_pretrained(model)
-    from transformers import AutoTokenizer
-
-    from rlreward.embedded import embedded_model_path
-
-    AutoTokenizer.from_pretrained(embedded_model_path()).save_pretrained(model)
+    )
+    config.save_pretrained(model)
+    tok.save_pretrained(model)
     text = (RECIPES / "ppo_verl.sh").read_text()
     block = text[text.index("python3 -m verl.trainer.main_ppo") :]
     env = {

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.training.tiny import minilm_tokenizer, tiny_config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -51,22 +54,26 @@ def build_tiny_policy(
     num_heads: int = 4,
     max_positions: int = 256,
     seed: int = 0,
+    **extra: Any,
 ):
-    """A small Llama-shaped causal LM over ``tokenizer``'s vocabulary, built from a config."""
+    """A small Llama-shaped causal LM over ``tokenizer``'s vocabulary, built from a config.
+
+    ``extra`` sets other config fields (``num_key_value_heads``, ...).
+    """
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     from rlreward.rl.policy import sync_generation_ids
 
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
+    config = tiny_config(
+        "llama",
+        len(tokenizer),
         hidden_size=hidden_size,
-        intermediate_size=2 * hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=num_heads,
-        num_key_value_heads=num_heads,
-        max_position_embeddings=max_positions,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        max_positions=max_positions,
         tie_word_embeddings=True,
+        **extra,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
@@ -74,36 +81,15 @@ def build_tiny_policy(
     return model
 
 
-def _minilm_tokenizer():
-    from transformers import AutoTokenizer
-
-    from rlreward.embedded import embedded_model_path
-
-    return AutoTokenizer.from_pretrained(embedded_model_path())
-
-
 @pytest.fixture(scope="session")
 def policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from rlreward.rl.policy import prepare_policy_tokenizer, sync_generation_ids
+    from rlreward.rl.policy import prepare_policy_tokenizer
 
     out = tmp_path_factory.mktemp("policy")
-    tok = prepare_policy_tokenizer(_minilm_tokenizer())
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=128,
-        tie_word_embeddings=True,
+    tok = prepare_policy_tokenizer(minilm_tokenizer())
+    model = build_tiny_policy(
+        tok, hidden_size=16, num_heads=2, max_positions=128, num_key_value_heads=1
     )
-    model = LlamaForCausalLM(cfg)
-    sync_generation_ids(model, tok)
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
@@ -112,20 +98,12 @@ def policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_reward_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
-    from transformers import BertConfig, BertForSequenceClassification
+    from transformers import BertForSequenceClassification
 
     out = tmp_path_factory.mktemp("tiny_bert")
-    tok = _minilm_tokenizer()
+    tok = minilm_tokenizer()
     torch.manual_seed(0)
-    cfg = BertConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=256,
-        num_labels=1,
-    )
+    cfg = tiny_config("bert", len(tok), num_layers=1, num_labels=1)
     BertForSequenceClassification(cfg).save_pretrained(out)
     tok.save_pretrained(out)
     return out
@@ -142,5 +120,5 @@ def minilm_reward_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(embedded_model_path(), num_labels=1)
     model.save_pretrained(out)
-    _minilm_tokenizer().save_pretrained(out)
+    minilm_tokenizer().save_pretrained(out)
     return out

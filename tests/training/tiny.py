@@ -1,8 +1,14 @@
-"""Tiny models and tokenizers built in-process (never downloaded) for the training tests."""
+"""Tiny models and tokenizers built in-process (never downloaded), shared by the tests.
+
+Test models are built from configs (``tiny_config``, ``tiny_gpt2_dir``) over one of
+two tokenizers: ``word_tokenizer`` (a word-level vocabulary of everyday words) or
+``minilm_tokenizer`` (the embedded MiniLM's WordPiece, on disk in the package).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 WORDS = [
     "the",
@@ -122,17 +128,44 @@ def tiny_gpt2_dir(path: Path, tokenizer=None) -> Path:
     return path
 
 
-def tiny_llama_config(vocab_size: int):
-    from transformers import LlamaConfig
+def minilm_tokenizer():
+    """The embedded MiniLM's tokenizer (30,522 WordPiece tokens), loaded from the package."""
+    from transformers import AutoTokenizer
 
-    return LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        bos_token_id=1,
-        eos_token_id=1,
-    )
+    from rlreward.embedded import embedded_model_path
+
+    return AutoTokenizer.from_pretrained(embedded_model_path())
+
+
+def tiny_config(
+    model_type: str,
+    vocab_size: int,
+    *,
+    hidden_size: int = 32,
+    num_layers: int = 2,
+    num_heads: int = 2,
+    max_positions: int | None = 256,
+    **extra: Any,
+):
+    """A transformers config of ``model_type`` ("llama", "bert", ...) at test size.
+
+    The MLP is twice the hidden width; ``max_positions=None`` keeps the model type's
+    default; ``extra`` sets any other field (``num_labels``, ``num_key_value_heads``, ...).
+    """
+    from transformers import AutoConfig
+
+    sizes: dict[str, Any] = {
+        "vocab_size": vocab_size,
+        "hidden_size": hidden_size,
+        "intermediate_size": 2 * hidden_size,
+        "num_hidden_layers": num_layers,
+        "num_attention_heads": num_heads,
+    }
+    if max_positions is not None:
+        sizes["max_position_embeddings"] = max_positions
+    return AutoConfig.for_model(model_type, **sizes, **extra)
+
+
+def tiny_llama_config(vocab_size: int):
+    """The 2-layer Llama (hidden 32) of the training tests, with id 1 as bos and eos."""
+    return tiny_config("llama", vocab_size, bos_token_id=1, eos_token_id=1)
