@@ -25,7 +25,6 @@ __all__ = [
     "apply_lora",
     "build_pairs",
     "head_parameters",
-    "init_head",
     "load_base",
     "pairwise_trainer",
     "regression_trainer",
@@ -100,60 +99,6 @@ def apply_lora(model: Any, lora_config: Any) -> Any:
         "LoRA: %d of %d parameters trainable (%.2f%%)", trainable, total, 100 * trainable / total
     )
     return model
-
-
-def init_head(
-    model: Any,
-    label_mean: float,
-    sample_ids: Sequence[list[int]] | None = None,
-    pad_id: int | None = None,
-) -> bool:
-    """Start a 1-output head so that its output starts at the label mean.
-
-    A fresh head outputs random values around 0 while composite labels sit near 0.75, so
-    the first steps go to learning the offset and undoing the noise instead of the
-    ranking. A biased head (BERT's classifier) gets bias = mean, weights = 0. Measured on
-    the embedded MiniLM (400 shipped texts, 3 epochs, batch 16, lr 2e-4): held-out
-    Spearman 0.946 with this start, 0.930 with the bias alone, 0.908 with the default
-    head. A bias-free head (Llama, Qwen, GPT-2 ``score``) gets ``w = mean * h / |h|^2``
-    where ``h`` is the mean pooled hidden state over ``sample_ids`` (the head reads the
-    last non-pad token), so ``w . h = mean``: on SmolLM2-135M the random head gave
-    held-out Spearman 0.22-0.31 where this start gave 0.87-0.90 (issue 13). Returns
-    whether the head was changed.
-    """
-    import torch
-
-    heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == 1]
-    if not heads:
-        return False
-    head = heads[-1]
-    if head.bias is not None:
-        with torch.no_grad():
-            head.weight.zero_()
-            head.bias.fill_(float(label_mean))
-        return True
-    if not sample_ids:
-        return False
-    base = getattr(model, model.base_model_prefix, None)
-    if base is None:
-        return False
-    pad = 0 if pad_id is None else pad_id
-    rows = list(sample_ids)[:64]
-    width = max(len(r) for r in rows)
-    ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
-    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
-    device = head.weight.device
-    with torch.inference_mode():
-        hidden = base(input_ids=ids.to(device), attention_mask=mask.to(device))[0]
-        last = mask.sum(1).to(device) - 1  # right-padded here: the last real token
-        pooled = hidden[torch.arange(len(rows), device=device), last].float().mean(0)
-    with torch.no_grad():
-        head.weight.copy_(
-            (float(label_mean) * pooled / pooled.pow(2).sum().clamp_min(1e-12))
-            .to(head.weight.dtype)
-            .view_as(head.weight)
-        )
-    return True
 
 
 def head_parameters(model: Any) -> list[Any]:

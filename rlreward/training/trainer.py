@@ -319,9 +319,9 @@ class RewardModelTrainer:
                 EMBEDDED_LEARNING_RATE,
             )
 
+        from rlreward.training.head_start import init_head
         from rlreward.training.loops import (
             apply_lora,
-            init_head,
             load_base,
             pairwise_trainer,
             regression_trainer,
@@ -341,7 +341,7 @@ class RewardModelTrainer:
         if s.freeze_embeddings:
             model.get_input_embeddings().requires_grad_(False)
         if self.objective == "regression":
-            init_head(model, sum(labels) / len(labels), train_ids, tokenizer.pad_token_id)
+            init_head(model, labels, train_ids, tokenizer.pad_token_id)
         if self.use_lora:
             model = apply_lora(model, self.lora_config)
         args = s.hf_kwargs(self.seed)

@@ -157,9 +157,12 @@ def test_gpt2_family_without_pad_token_trains_with_batches(tmp_path, gpt2_dir):
     assert not any(p.name.startswith("checkpoint") for p in (tmp_path / "rm").iterdir())
 
 
-def test_a_bias_free_score_head_starts_at_the_label_mean(tmp_path, gpt2_dir):
-    """GPT-2/Llama/Qwen ``score`` heads have no bias: the weight is set so that w . h = mean."""
+def test_a_bias_free_score_head_starts_as_a_ridge_probe(tmp_path, gpt2_dir):
+    """GPT-2/Llama/Qwen ``score`` heads have no bias: the head starts as a ridge regression
+    of the labels on the pooled features, its mean output exactly the label mean."""
     import torch
+
+    from rlreward.training.head_start import pooled_features, ridge_head
 
     trainer = RewardModelTrainer(gpt2_dir, reward_functions=["length", "sentiment"])
     data = trainer.generate_training_data(TEXTS[:24], show_progress=False)
@@ -169,8 +172,28 @@ def test_a_bias_free_score_head_starts_at_the_label_mean(tmp_path, gpt2_dir):
     run.model.eval()
     with torch.inference_mode():
         outs = [float(run.model(input_ids=torch.tensor([ids])).logits) for ids in run.train_ids]
-    # the mean output is the label mean (the weight is exact for the mean last hidden state)
+    # the mean output is the label mean (the mean feature direction carries the intercept)
     assert sum(outs) / len(outs) == pytest.approx(sum(labels) / len(labels), abs=1e-3)
+    # and every output is the ridge probe's prediction from that text's pooled features
+    feats = pooled_features(run.model, run.train_ids, run.tokenizer.pad_token_id)
+    w, _, _ = ridge_head(feats, labels)
+    assert outs == pytest.approx((feats @ w).tolist(), abs=1e-4)
+
+
+def test_ridge_head_recovers_a_linear_target_and_keeps_the_mean():
+    import torch
+
+    from rlreward.training.head_start import ridge_head
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 16, generator=gen, dtype=torch.float64) + 3.0  # features off-centre
+    true_w = torch.randn(16, generator=gen, dtype=torch.float64) / 10
+    y = (x @ true_w).tolist()
+    w, strength, _ = ridge_head(x, y)
+    pred = x @ w
+    assert float(pred.mean()) == pytest.approx(sum(y) / len(y), abs=1e-9)
+    assert float(torch.corrcoef(torch.stack([pred, torch.tensor(y)]))[0, 1]) > 0.99
+    assert strength <= 0.01  # noise-free data: GCV picks the weakest regularisation
 
 
 def test_min_spearman_makes_a_bad_model_visible(tmp_path, gpt2_dir):
