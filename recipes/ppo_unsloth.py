@@ -42,7 +42,11 @@ def concise_task() -> tuple[list[Any], list[float]]:
     """Complete and concise answers within the token budget: the answer ends as a finished
     sentence (``format`` with a regex: SmolLM2 asked for one short sentence is cut off by
     the 32-token budget in about half of its answers), 3-15 words (it writes 4-30, median
-    ~24), without repetition, still coherent prose."""
+    ~24), without repetition, still coherent prose. It does not look at the topic: the
+    run reports relevance to the question beside it (``on_topic``). Adding
+    ``semantic_relevance`` at 0.15 was measured and rejected: the reward model then
+    reproduced the composite less well (0.85 vs 0.90) and PPO gained less (+2.8 vs +6.5
+    standard errors) while relevance still fell."""
     from rlreward.rewards.format import FormatReward
     from rlreward.rewards.length import LengthReward
 
@@ -153,8 +157,17 @@ def response_nll(
     return out
 
 
+def on_topic(responses: list[str], prompts: list[str]) -> list[float]:
+    """Relevance of each answer to its question (``semantic_relevance``: the embedded
+    MiniLM's cosine): a check beside the composite, which does not look at the topic."""
+    from rlreward.rewards.registry import get_reward_function
+
+    return list(get_reward_function("semantic_relevance")(responses, prompts=prompts))
+
+
 def evaluate(trainer: Any, prompts: list[str], samples: int, base: Any, seed: int) -> dict:
-    """Answer each held-out prompt ``samples`` times; true composite, RM and base-model NLL."""
+    """Answer each held-out prompt ``samples`` times; true composite, RM, base-model NLL and
+    relevance to the question."""
     asked = [p for p in prompts for _ in range(samples)]
     responses = trainer.generate(asked, seed=seed, desc="held-out answers")
     true = trainer.label_texts(responses, asked)  # the true composite, through the runner
@@ -163,6 +176,8 @@ def evaluate(trainer: Any, prompts: list[str], samples: int, base: Any, seed: in
     tm, tse = mean_se(true)
     rmm, rmse = mean_se(rm)
     nm, nse = mean_se(nll) if nll else (float("nan"), float("nan"))
+    relevance = on_topic(responses, asked)
+    om, ose = mean_se(relevance)
     return {
         "n": len(responses),
         "true_composite_mean": tm,
@@ -172,6 +187,8 @@ def evaluate(trainer: Any, prompts: list[str], samples: int, base: Any, seed: in
         "rm_spearman_vs_true": spearman(true, rm),
         "base_nll_mean": nm,
         "base_nll_se": nse,
+        "relevance_mean": om,
+        "relevance_se": ose,
         "mean_words": sum(len(r.split()) for r in responses) / len(responses),
         "true_composite": list(true),
         "reward_model": list(rm),
@@ -188,7 +205,7 @@ def plot(path: Path, metrics: dict) -> None:
 
     fx = metrics["fixed_prompts"]
     before, after = fx["before"], fx["after"]
-    fig, ax = plt.subplots(1, 4, figsize=(20, 4.4))
+    fig, ax = plt.subplots(1, 5, figsize=(25, 4.4))
     ax[0].scatter(before["true_composite"], before["reward_model"], s=12, alpha=0.6)
     ax[0].set(xlabel="true composite (rule functions)", ylabel="reward model score")
     ax[0].set_title(
@@ -219,6 +236,16 @@ def plot(path: Path, metrics: dict) -> None:
     ax[3].set_title(
         f"fluency: frozen base model's NLL of the answers\n(lower = more fluent); "
         f"PPO KL at the end {kl:.3f}",
+        fontsize=10,
+    )
+    rel = [before["relevance_mean"], after["relevance_mean"]]
+    rel_se = [before["relevance_se"], after["relevance_se"]]
+    ax[4].bar(labels, rel, yerr=rel_se, capsize=6, color=["tab:gray", "tab:purple"])
+    ax[4].set_ylim(0, 1)
+    ax[4].set_ylabel("cosine (MiniLM)")
+    ax[4].set_title(
+        "on topic: relevance of the answers to the questions\n(not in the composite; "
+        "higher = more on topic)",
         fontsize=10,
     )
     fig.tight_layout()
@@ -364,6 +391,7 @@ def main(argv: list[str] | None = None) -> dict:
             "true_composite_rose_3se": rise_se >= 3,
             "rm_fidelity_heldout_policy_samples_ok": before["rm_spearman_vs_true"] >= 0.85,
             "fluency_nll_change": after["base_nll_mean"] - before["base_nll_mean"],
+            "relevance_change": after["relevance_mean"] - before["relevance_mean"],
         },
         "paths": {"reward_model": trainer.reward_model_path, "policy": policy_dir},
         "timings_s": {**summary["timings_s"], "total": time.perf_counter() - started},
@@ -388,6 +416,10 @@ def main(argv: list[str] | None = None) -> dict:
     print(
         f"fluency (frozen base NLL, nats/token): {b['base_nll_mean']:.3f} -> "
         f"{a_['base_nll_mean']:.3f}; PPO KL at the end {metrics['ppo']['kl_last']:.3f}"
+    )
+    print(
+        f"on topic (relevance to the question, MiniLM cosine): {b['relevance_mean']:.3f} "
+        f"+/- {b['relevance_se']:.3f} -> {a_['relevance_mean']:.3f} +/- {a_['relevance_se']:.3f}"
     )
     print(examples_md(before, after, args.eval_samples, n=3))
     print(f"saved: {out / 'metrics.json'}, {out / 'ppo_reward.png'}, {out / 'examples.md'}")

@@ -146,6 +146,16 @@ def report(
             "",
         ],
     ]
+    if "relevance_mean" in b:  # runs before the on-topic check lack it
+        rows.append(
+            [
+                "on topic: relevance to the question (MiniLM cosine)",
+                f"{b['relevance_mean']:.3f} +/- {b['relevance_se']:.3f} -> "
+                f"{a['relevance_mean']:.3f} +/- {a['relevance_se']:.3f}",
+                "stays on topic",
+                "",
+            ]
+        )
     return table(["measure", "value", "target", "met"], rows) + (
         f"\n\nRuns `{' '.join(['python', *cmd[1:]]).replace(str(ROOT) + '/', '')}`. "
         f"Backend: {m['backend']}; policy: {m['policy']}; reward model base "

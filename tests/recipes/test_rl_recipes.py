@@ -34,6 +34,7 @@ def test_ppo_unsloth_quick_run_writes_metrics_and_plot(
         assert "No CUDA GPU: using the TRL backend (backend='trl')" in printed
     assert "reproduces its target poorly" not in captured.err + printed  # no fidelity alarm
     assert "true composite on" in printed and "fluency (frozen base NLL" in printed
+    assert "on topic (relevance to the question" in printed
 
     saved = json.loads((out / "metrics.json").read_text())
     assert saved == json.loads(json.dumps(metrics))
@@ -51,7 +52,13 @@ def test_ppo_unsloth_quick_run_writes_metrics_and_plot(
         assert len(stage["true_composite"]) == fixed["n_prompts"] * fixed["n_samples"] == 4
         assert 0.0 <= stage["true_composite_mean"] <= 1.0 and stage["true_composite_se"] >= 0
         assert stage["base_nll_mean"] > 0  # the frozen base model read the answers
-    assert {"rise_in_se", "true_composite_rose_3se", "fluency_nll_change"} <= set(saved["success"])
+        assert 0.0 <= stage["relevance_mean"] <= 1.0  # MiniLM read answers and questions
+    assert {
+        "rise_in_se",
+        "true_composite_rose_3se",
+        "fluency_nll_change",
+        "relevance_change",
+    } <= set(saved["success"])
     examples = (out / "examples.md").read_text()
     assert fixed["prompts"][0] in examples and "- after (" in examples
 
