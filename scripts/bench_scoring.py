@@ -261,11 +261,16 @@ def main() -> None:
         rows += bench_semantic(texts[:m], texts[half : half + m], args.repeats)
     load_after = os.getloadavg()
     body = table(["model", "path", "texts/s", "vs baseline", "note"], rows)
-    heads = "trained (given)" if args.minilm_rm or args.smollm2_rm else "ridge-fitted"
+    fitted = (
+        f"ridge-fitted on {args.n_fit} other shipped texts (labels: the seed's five-function "
+        "composite)"
+    )
+    heads = "; ".join(
+        f"{label} {f'trained ({given})' if given else fitted}" for label, _, given, _ in plan
+    )
     notes = (
         f"\n\nSame process, {torch.get_num_threads()} torch thread(s) for every row, best of "
-        f"{args.repeats}. Score heads: {heads} on {args.n_fit} other shipped texts (labels: "
-        "the seed's five-function composite). `uptime` load average (1/5/15 min) "
+        f"{args.repeats}. Score heads: {heads}. `uptime` load average (1/5/15 min) "
         f"{'/'.join(f'{x:.2f}' for x in load_before)} before, "
         f"{'/'.join(f'{x:.2f}' for x in load_after)} after."
     )

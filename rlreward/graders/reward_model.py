@@ -10,7 +10,7 @@ input format of a model trained here is read from its ``rlreward_reward_model.js
 Scoring runs in length-sorted batches, each padded to its own longest input, under
 ``torch.inference_mode``; a decoder-only model runs a token prefix shared by the whole
 batch (the chat template's system turn, a GRPO group's prompt) once and reuses its cache.
-Precision: bf16 on GPU; fp32 on CPU unless ``dtype="bfloat16"`` is asked for (2-3x faster
+Precision: bf16 on GPU; fp32 on CPU unless ``dtype="bfloat16"`` is asked for (~3x faster
 on CPUs with AVX512-BF16/AMX; scores move by up to ~0.004 on a MiniLM reward model and
 ~0.035 on a SmolLM2 one, see docs/reward-models.md). Concurrent ``aevaluate`` calls from
 the runner are gathered into batches by a MicroBatcher, so the grader is as fast inside
@@ -149,7 +149,7 @@ class RewardModelGrader(BaseGrader):
             ``"pair"``, ``"chat"``, or a template such as ``"Q: {query}\\nA: {response}"``.
         device / dtype: default CUDA + bfloat16 when available, else CPU + float32.
             ``dtype`` is one of ``"float32"``, ``"bfloat16"``, ``"float16"`` (GPU only) or
-            a torch dtype; ``"bfloat16"`` on a CPU with AVX512-BF16/AMX scores 2-3x faster
+            a torch dtype; ``"bfloat16"`` on a CPU with AVX512-BF16/AMX scores ~3x faster
             than float32 and moves raw scores slightly (measure it on your model:
             ``scripts/bench_scoring.py`` reports the max difference).
     """
