@@ -224,9 +224,12 @@ def test_instruction_following_takes_instruction_or_query(openai_server):
             {"query": "Say hi", "response": "hi"},
         ]
     )
-    prompts = [user_prompt(b) for b in openai_server.requests]
-    assert "<instruction>\nAnswer in French.\n</instruction>" in prompts[0]
-    assert "<instruction>\nSay hi\n</instruction>" in prompts[1]
+    # the two rows are judged concurrently: their requests may arrive in either order
+    prompts = sorted(user_prompt(b) for b in openai_server.requests)
+    assert len(prompts) == 2
+    assert any("<instruction>\nAnswer in French.\n</instruction>" in p for p in prompts)
+    assert any("<instruction>\nSay hi\n</instruction>" in p for p in prompts)
+    assert not any("Answer in French" in p and "Say hi" in p for p in prompts)
     with pytest.raises(MissingFieldsError, match="instruction \\(or query\\)"):
         runner.run([{"response": "lonely"}])
     assert openai_server.n_requests == 2  # the bad batch cost nothing
