@@ -86,17 +86,10 @@ def label_mean_start(model: Any, labels: Any, sample_ids: Any = None, pad_id: An
 
     head = head_start._score_head(model)
     feats = head_start.pooled_features(model, list(sample_ids)[:64], pad_id)
-    mu = feats.mean(0)
-    w = (sum(labels) / len(labels)) * mu / mu.pow(2).sum()
+    w = head_start.mean_direction(feats.mean(0), sum(labels) / len(labels))
     with torch.no_grad():
         head.weight.copy_(w.to(head.weight.dtype).view_as(head.weight))
     return True
-
-
-def spearman(a: list[float], b: list[float]) -> float:
-    from scipy.stats import spearmanr
-
-    return float(spearmanr(a, b).statistic)
 
 
 def train_lora(data: dict[str, list[Any]], out: str, start: str) -> tuple[Any, float]:
@@ -185,7 +178,7 @@ def main() -> None:
     rows = [
         [
             "ridge probe alone (no fine-tuning)",
-            f"{spearman(scores, held['label']):.3f}",
+            f"{recipe.spearman(scores, held['label']):.3f}",
             f"{took:.0f}",
         ]
     ]
@@ -194,7 +187,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             grader, took = train_lora(data, tmp, start)
             got = grader.score_texts(held["text"], held["prompt"])
-        fidelity = spearman(got, held["label"])
+        fidelity = recipe.spearman(got, held["label"])
         rows.append([f"{start} start + LoRA (1 epoch, lr 5e-4)", f"{fidelity:.3f}", f"{took:.0f}"])
         print(rows[-1], flush=True)
     body = table(["reward model", "Spearman vs true composite, 96 held-out samples", "s"], rows)

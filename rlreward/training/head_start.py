@@ -26,7 +26,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["init_head", "pooled_features", "ridge_head"]
+__all__ = ["init_head", "mean_direction", "pooled_features", "ridge_head"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,12 @@ def pooled_features(model: Any, sample_ids: Sequence[list[int]], pad_id: int | N
     return torch.cat(feats)
 
 
+def mean_direction(mu: Any, value: float) -> Any:
+    """The multiple of ``mu`` whose dot product with ``mu`` is ``value``: added to a
+    bias-free head, it sets the output at the mean feature vector."""
+    return value * mu / mu.pow(2).sum().clamp_min(1e-12)
+
+
 def ridge_head(features: Any, labels: Sequence[float]) -> tuple[Any, float, float]:
     """Bias-free weights ``w`` with ``features @ w`` fitted to ``labels`` by ridge regression.
 
@@ -99,7 +105,7 @@ def ridge_head(features: Any, labels: Sequence[float]) -> tuple[Any, float, floa
             best = (gcv, frac, vt.T @ (s / (s2 + frac * scale) * uty))
     assert best is not None
     gcv, frac, wc = best
-    w = wc + (y.mean() - mu @ wc) * mu / mu.pow(2).sum().clamp_min(1e-12)
+    w = wc + mean_direction(mu, float(y.mean() - mu @ wc))
     return w, frac, gcv
 
 
@@ -131,8 +137,7 @@ def init_head(
     if feats is None:
         return False
     if len(labels) < 3:  # nothing to fit: the mean output alone
-        mu = feats.mean(0)
-        w, frac = mean * mu / mu.pow(2).sum().clamp_min(1e-12), float("nan")
+        w, frac = mean_direction(feats.mean(0), mean), float("nan")
     else:
         w, frac, _ = ridge_head(feats, labels)
     with torch.no_grad():
