@@ -19,15 +19,21 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Literal, TypeAlias
 
 from rlreward.checks import is_weight
 from rlreward.errors import ConfigError
-from rlreward.schema import GraderError, GraderResult, GraderScore, normalise_score
+from rlreward.schema import (
+    GraderAbstention,
+    GraderError,
+    GraderResult,
+    GraderScore,
+    ScoreRange,
+    normalise_score,
+)
 
 __all__ = [
     "ALIGNED_SUFFIX",
-    "Aggregator",
     "AggregatorLike",
     "WeightedSumAggregator",
     "aggregator_name",
@@ -42,13 +48,6 @@ ALIGNED_SUFFIX = "__aligned"
 
 OnError = Literal["error", "renormalize", "zero"]
 ON_ERROR_CHOICES: tuple[str, ...] = ("error", "renormalize", "zero")
-
-
-@runtime_checkable
-class Aggregator(Protocol):
-    name: str
-
-    def __call__(self, results: Mapping[str, GraderResult]) -> GraderResult: ...
 
 
 AggregatorLike: TypeAlias = Callable[[Mapping[str, GraderResult]], Any]
@@ -123,6 +122,12 @@ class WeightedSumAggregator:
     ``aligned(grader, result)`` (a grader's value as this aggregator weighs it).
     Every result carries ``metadata["components"]``: ``{grader: aligned value}`` for
     each weighted grader that scored (failed ones as 0.0 under ``"zero"``).
+
+    Abstentions (a grader that does not apply to the row, ``GraderAbstention``) are
+    neither failures nor zeros: the row's reward is the weighted mean over the graders
+    that applied, their weights rescaled to sum 1, whatever ``on_error`` says; they are
+    listed in ``metadata["abstained"]``. A row where every weighted grader abstains is
+    itself an abstention.
     """
 
     name: str = "reward"
@@ -236,19 +241,36 @@ class WeightedSumAggregator:
             score = min(max(score, term.score_range[0]), term.score_range[1])
         return normalise_score(score, term.score_range, term.higher_is_better)
 
+    @property
+    def score_range(self) -> ScoreRange | None:
+        """(0, 1) when every weighted grader is bounded (the weighted mean of [0, 1] values),
+        else None: an unbounded grader's raw score passes through."""
+        terms = self._bound_terms()
+        if any(terms[n].score_range is None for n in self._weights):
+            return None
+        return (0.0, 1.0)
+
+    higher_is_better = True
+
     def __call__(self, results: Mapping[str, GraderResult]) -> GraderResult:
         self._bound_terms()
         weights = self._weights
         components: dict[str, float] = {}
         failed: dict[str, str] = {}
+        abstained: list[str] = []
         for n in weights:
             r = results.get(n)
+            if isinstance(r, GraderAbstention):
+                abstained.append(n)
+                continue
             value = self.aligned(n, r)
             if value is not None:
                 components[n] = value
             else:
                 failed[n] = r.error if isinstance(r, GraderError) else "no result"
         meta: dict[str, Any] = {"components": components, "policy": self.on_error}
+        if abstained:
+            meta["abstained"] = abstained
         if failed:
             meta["failed"] = failed
             if self.on_error == "error":
@@ -260,6 +282,10 @@ class WeightedSumAggregator:
             if self.on_error == "zero":  # published too: the worst score is what counted
                 components.update(dict.fromkeys(failed, 0.0))
         if not components:
+            if not failed:
+                return GraderAbstention(
+                    self.name, "every weighted grader abstained: " + ", ".join(abstained), meta
+                )
             return GraderError(self.name, "every weighted grader failed", meta)
         wsum = math.fsum(weights[n] for n in components)
         score = math.fsum(weights[n] * v for n, v in components.items()) / wsum

@@ -7,19 +7,21 @@ from collections.abc import Mapping
 from typing import Any
 
 from rlreward.checks import mean_std
-from rlreward.schema import GraderError, GraderResult, GraderScore
+from rlreward.schema import GraderAbstention, GraderError, GraderResult, GraderScore
 
 __all__ = ["GradingResults", "RunningSummary", "format_summary", "summarize"]
 
 
 def summarize(results: list[GraderResult]) -> dict[str, float | int]:
-    """count / mean / std / min / max over scores, and the error count and rate."""
+    """count / mean / std / min / max over scores, the error count and rate, and how many
+    rows the grader abstained on (not applicable: neither a score nor an error)."""
     scores = [r.score for r in results if isinstance(r, GraderScore)]
     n, errors = len(results), sum(1 for r in results if isinstance(r, GraderError))
     out: dict[str, float | int] = {
         "count": n,
         "errors": errors,
         "error_rate": errors / n if n else 0.0,
+        "abstained": sum(1 for r in results if isinstance(r, GraderAbstention)),
     }
     if scores:
         mean, std = mean_std(scores)
@@ -37,8 +39,12 @@ class GradingResults(dict[str, list[GraderResult]]):
         return [r.score if isinstance(r, GraderScore) else None for r in self[name]]
 
     def errors(self, name: str) -> dict[int, str]:
-        """``{row index: error message}`` for one column."""
+        """``{row index: error message}`` for one column (abstentions are not errors)."""
         return {i: r.error for i, r in enumerate(self[name]) if isinstance(r, GraderError)}
+
+    def abstentions(self, name: str) -> dict[int, str]:
+        """``{row index: reason}`` of the rows where ``name`` did not apply."""
+        return {i: r.reason for i, r in enumerate(self[name]) if isinstance(r, GraderAbstention)}
 
     def summary(self) -> dict[str, dict[str, float | int]]:
         return {name: summarize(col) for name, col in self.items()}
@@ -47,13 +53,15 @@ class GradingResults(dict[str, list[GraderResult]]):
         return {name: col[index] for name, col in self.items()}
 
     def to_records(self) -> list[dict[str, dict[str, Any]]]:
-        """Per row ``{name: {"score", "reason"} | {"error"}}``, JSON-ready."""
+        """Per row ``{name: {"score", "reason"} | {"error"} | {"abstained"}}``, JSON-ready."""
         n = len(next(iter(self.values()), []))
         records: list[dict[str, dict[str, Any]]] = [{} for _ in range(n)]
         for name, col in self.items():
             for rec, r in zip(records, col, strict=True):
                 if isinstance(r, GraderScore):
                     rec[name] = {"score": r.score, "reason": r.reason}
+                elif isinstance(r, GraderAbstention):
+                    rec[name] = {"abstained": r.reason}
                 else:
                     rec[name] = {"error": r.error}
         return records
@@ -65,28 +73,32 @@ class GradingResults(dict[str, list[GraderResult]]):
 
 def format_summary(summary: Mapping[str, Mapping[str, float | int]]) -> str:
     """A fixed-width table of ``{name: summarize(...)}``: one line per column."""
-    cols = ("n", "mean", "std", "min", "max", "errors", "err%")
-    widths = (6, 8, 8, 8, 8, 7, 6)
+    cols = ("n", "mean", "std", "min", "max", "errors", "err%", "n/a")
+    widths = (6, 8, 8, 8, 8, 7, 6, 6)
     head = f"{'name':<24} " + " ".join(f"{c:>{w}}" for c, w in zip(cols, widths, strict=True))
     lines = [head, "-" * len(head)]
     for name, s in summary.items():
         lines.append(
             f"{name[:24]:<24} {s['count']:>6} {s['mean']:>8.4f} {s['std']:>8.4f} "
-            f"{s['min']:>8.4f} {s['max']:>8.4f} {s['errors']:>7} {100 * s['error_rate']:>5.1f}%"
+            f"{s['min']:>8.4f} {s['max']:>8.4f} {s['errors']:>7} {100 * s['error_rate']:>5.1f}% "
+            f"{s.get('abstained', 0):>6}"
         )
     return "\n".join(lines)
 
 
 class _Column:
-    __slots__ = ("count", "errors", "high", "low", "mean", "n_scores", "sq")
+    __slots__ = ("abstained", "count", "errors", "high", "low", "mean", "n_scores", "sq")
 
     def __init__(self) -> None:
-        self.count = self.errors = self.n_scores = 0
+        self.count = self.errors = self.n_scores = self.abstained = 0
         self.mean = self.sq = 0.0
         self.low, self.high = math.inf, -math.inf
 
-    def add(self, score: float | None) -> None:
+    def add(self, score: float | None, abstained: bool = False) -> None:
         self.count += 1
+        if abstained:
+            self.abstained += 1
+            return
         if score is None:
             self.errors += 1
             return
@@ -101,6 +113,7 @@ class _Column:
             "count": self.count,
             "errors": self.errors,
             "error_rate": self.errors / self.count if self.count else 0.0,
+            "abstained": self.abstained,
         }
         if self.n_scores:
             std = math.sqrt(max(self.sq, 0.0) / self.n_scores)
@@ -116,23 +129,26 @@ class RunningSummary:
     def __init__(self) -> None:
         self._columns: dict[str, _Column] = {}
 
-    def add(self, name: str, score: float | None) -> None:
-        """One row's result of column ``name``: its score, or None for an error."""
+    def add(self, name: str, score: float | None, abstained: bool = False) -> None:
+        """One row's result of column ``name``: its score, None for an error, or
+        ``abstained=True`` when the grader did not apply to the row."""
         column = self._columns.get(name)
         if column is None:
             column = self._columns[name] = _Column()
-        column.add(score)
+        column.add(score, abstained)
 
     def add_results(self, results: Mapping[str, list[GraderResult]]) -> None:
         for name, col in results.items():
             for r in col:
-                self.add(name, r.score if isinstance(r, GraderScore) else None)
+                score = r.score if isinstance(r, GraderScore) else None
+                self.add(name, score, isinstance(r, GraderAbstention))
 
     def add_record(self, record: Mapping[str, Any]) -> None:
         """One row's ``to_records()`` entry (as written to JSONL) read back."""
         for name, rec in record.items():
+            abstained = isinstance(rec, Mapping) and "abstained" in rec
             score = rec.get("score") if isinstance(rec, Mapping) and "error" not in rec else None
-            self.add(name, float(score) if isinstance(score, (int, float)) else None)
+            self.add(name, float(score) if isinstance(score, (int, float)) else None, abstained)
 
     def summary(self) -> dict[str, dict[str, float | int]]:
         return {name: col.summary() for name, col in self._columns.items()}

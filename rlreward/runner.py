@@ -24,7 +24,7 @@ from rlreward.errors import ConfigError, MissingFieldsError
 from rlreward.graders.base import BaseGrader, ProtocolGrader, to_result
 from rlreward.graders.function import FunctionGrader
 from rlreward.results import GradingResults
-from rlreward.schema import GraderError, GraderResult
+from rlreward.schema import GraderAbstention, GraderError, GraderResult
 
 __all__ = ["GraderConfig", "GradingRunner"]
 
@@ -166,6 +166,9 @@ class GradingRunner:
         grader_configs: ``{name: GraderConfig | Grader | callable}`` or a list of them.
         aggregators: one aggregator or a list (``WeightedSumAggregator`` or any callable
             ``{name: result} -> GraderScore``; keyed by its ``name``, else ``__name__``).
+        monitors: graders (same forms as ``grader_configs``) computed for every row and
+            reported beside the graders, never given to the aggregators: what a
+            reward-hacking check watches.
         max_concurrency: bound on grader calls in flight, across all graders and all
             concurrent ``arun`` calls in one event loop.
         timeout: seconds per grader call; a call past it becomes a GraderError.
@@ -179,6 +182,8 @@ class GradingRunner:
         max_concurrency: int = 32,
         show_progress: bool = True,
         timeout: float | None = None,
+        *,
+        monitors: Any = None,
     ) -> None:
         rule = number_rule(max_concurrency, integer=True, low=1)
         if rule is not None:
@@ -189,14 +194,23 @@ class GradingRunner:
             )
         self.grader_configs = _normalise_configs(grader_configs)
         self.graders: dict[str, Any] = {n: c.grader for n, c in self.grader_configs.items()}
+        self.monitor_configs = _normalise_configs(monitors) if monitors else {}
+        self.monitors: dict[str, Any] = {n: c.grader for n, c in self.monitor_configs.items()}
+        both = sorted(set(self.monitors) & set(self.graders))
+        if both:
+            raise ConfigError(
+                f"monitors {both} have the names of graders; a monitor is reported beside the "
+                "reward and never weighed, so give it its own name"
+            )
+        self._all_configs = {**self.grader_configs, **self.monitor_configs}
         # the one guarded call per grader: a BaseGrader guards itself, anything else that
         # follows the Grader protocol is wrapped once here
         self._guarded: dict[str, BaseGrader] = {
-            n: g if isinstance(g, BaseGrader) else ProtocolGrader(g)
-            for n, g in self.graders.items()
+            n: c.grader if isinstance(c.grader, BaseGrader) else ProtocolGrader(c.grader)
+            for n, c in self._all_configs.items()
         }
-        self.aggregators = bind_aggregators(aggregators, self.graders)
-        clash = set(self.aggregators) & set(self.graders)
+        self.aggregators = bind_aggregators(aggregators, self.graders)  # monitors never weighed
+        clash = set(self.aggregators) & set(self._all_configs)
         if clash:
             raise ConfigError(f"aggregator names clash with grader names: {sorted(clash)}")
         self.max_concurrency = max_concurrency
@@ -209,23 +223,22 @@ class GradingRunner:
     # -- preparation -----------------------------------------------------------------
     def prepare(
         self, rows: Sequence[Mapping[str, Any]], on_missing: OnMissing = "raise"
-    ) -> dict[str, list[dict[str, Any] | GraderError]]:
+    ) -> dict[str, list[dict[str, Any] | GraderError | GraderAbstention]]:
         """Map every row for every grader.
 
         ``on_missing="raise"`` (default): raise one MissingFieldsError listing all gaps.
         ``on_missing="skip"``: a (row, grader) pair whose fields are missing gets a
-        GraderError with ``metadata["not_applicable"] = True`` instead of a call (the
-        trainer adapters use this for "this grader does not apply to this row"); a
+        GraderAbstention (the grader does not apply to this row) instead of a call; a
         mapper that raises becomes an ordinary GraderError for that pair.
         """
         if on_missing not in ("raise", "skip"):
             raise ConfigError(f"on_missing={on_missing!r} is not allowed; choose 'raise' or 'skip'")
         skip = on_missing == "skip"
         missing: dict[str, dict[str, list[int]]] = {}
-        calls: dict[str, list[dict[str, Any] | GraderError]] = {}
-        for name, cfg in self.grader_configs.items():
+        calls: dict[str, list[dict[str, Any] | GraderError | GraderAbstention]] = {}
+        for name, cfg in self._all_configs.items():
             grader = self._guarded[name]
-            per_row: list[dict[str, Any] | GraderError] = []
+            per_row: list[dict[str, Any] | GraderError | GraderAbstention] = []
             for i, row in enumerate(rows):
                 try:
                     fields = cfg.map(row)
@@ -239,10 +252,8 @@ class GradingRunner:
                     missing.setdefault(name, {}).setdefault(f, []).append(i)
                 if gaps and skip:
                     per_row.append(
-                        GraderError(
-                            name,
-                            f"not applicable: the row lacks fields {gaps}",
-                            {"not_applicable": True, "missing_fields": list(gaps)},
+                        GraderAbstention(
+                            name, f"the row lacks fields {gaps}", {"missing_fields": list(gaps)}
                         )
                     )
                 else:
@@ -293,7 +304,7 @@ class GradingRunner:
             for j in jobs:
                 r, g = divmod(j, n_graders)
                 fields = call_lists[g][r]
-                if isinstance(fields, GraderError):  # not applicable (on_missing="skip")
+                if not isinstance(fields, dict):  # abstention or mapper error, decided up front
                     out[g][r] = fields
                 else:
                     async with sem:
@@ -311,7 +322,7 @@ class GradingRunner:
         return results
 
     def _aggregate(self, results: GradingResults, n_rows: int) -> None:
-        names = list(results)
+        names = list(self.graders)
         for agg_name, agg in self.aggregators.items():
             column = []
             for i in range(n_rows):
@@ -344,7 +355,7 @@ class GradingRunner:
     async def aclose(self) -> None:
         """Release resources the graders bound to the running loop (HTTP clients, caches)."""
         seen: set[int] = set()
-        for g in self.graders.values():
+        for g in (*self.graders.values(), *self.monitors.values()):
             for obj in (g, getattr(g, "model", None)):
                 close = getattr(obj, "aclose", None)
                 if close is not None and id(obj) not in seen:
@@ -370,5 +381,5 @@ class GradingRunner:
     def __repr__(self) -> str:
         return (
             f"GradingRunner(graders={list(self.graders)}, aggregators={list(self.aggregators)}, "
-            f"max_concurrency={self.max_concurrency})"
+            f"monitors={list(self.monitors)}, max_concurrency={self.max_concurrency})"
         )

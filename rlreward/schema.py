@@ -1,6 +1,10 @@
 """Result values and score ranges: the ground floor every layer above builds on.
 
-Every grader call ends as a GraderScore or a GraderError, never a raise. A grader
+Every grader call ends as one of three values, never a raise: a GraderScore (a score), a
+GraderError (a failure, with its reason) or a GraderAbstention (not applicable: the
+grader does not score this row, e.g. a reference-based grader on a row without a
+reference). An abstention is neither a failure nor a score: aggregators weigh the
+graders that applied, and never turn an abstention into 0. A grader
 declares its ``ScoreRange`` (checked by ``check_score_range``) and direction;
 ``normalise_score`` is the one place a score is mapped onto [0, 1], higher = better.
 """
@@ -14,11 +18,13 @@ from typing import Any, Literal, TypeAlias
 from rlreward.errors import ConfigError
 
 __all__ = [
+    "GraderAbstention",
     "GraderError",
     "GraderResult",
     "GraderScore",
     "ScoreRange",
     "check_score_range",
+    "is_abstention",
     "is_score",
     "normalise_score",
 ]
@@ -63,12 +69,31 @@ class GraderError:
     ok: Literal[False] = field(default=False, init=False, repr=False)
 
 
-GraderResult: TypeAlias = GraderScore | GraderError
+@dataclass(frozen=True, slots=True)
+class GraderAbstention:
+    """Not applicable: the grader does not score this row (never a failure, never a 0).
+
+    ``reason`` says why (e.g. ``"the row lacks fields ['reference_response']"``). It has
+    no ``score`` and no ``error`` attribute on purpose.
+    """
+
+    name: str
+    reason: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    ok: Literal[False] = field(default=False, init=False, repr=False)
+
+
+GraderResult: TypeAlias = GraderScore | GraderError | GraderAbstention
 
 
 def is_score(result: object) -> bool:
     """True for a GraderScore (a usable value), False for a GraderError or anything else."""
     return isinstance(result, GraderScore)
+
+
+def is_abstention(result: object) -> bool:
+    """True for a GraderAbstention (the grader did not apply to the row)."""
+    return isinstance(result, GraderAbstention)
 
 
 def check_score_range(score_range: ScoreRange | None, owner: str) -> ScoreRange | None:

@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("results", "models", "cache", "dataset", "embedded", "data"),
     ("rewards",),
     ("graders",),
-    ("aggregators", "runner"),
+    ("aggregators", "runner", "reward"),
     ("training",),
     ("integrations",),
     ("rl", "cli"),

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from rlreward.graders.fields import ANY, FieldType, field_problem
 from rlreward.schema import (
+    GraderAbstention,
     GraderError,
     GraderResult,
     GraderScore,
@@ -28,7 +29,7 @@ __all__ = ["BaseGrader", "Grader", "ProtocolGrader", "to_result"]
 
 def to_result(name: str, value: Any) -> GraderResult:
     """Turn what a grader implementation returned into a result value."""
-    if isinstance(value, (GraderScore, GraderError)):
+    if isinstance(value, (GraderScore, GraderError, GraderAbstention)):
         return value
     if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], str):
         return GraderScore(name=name, score=value[0], reason=value[1])
@@ -43,6 +44,9 @@ def to_result(name: str, value: Any) -> GraderResult:
 @runtime_checkable
 class Grader(Protocol):
     """The grader contract: one async call per row that returns a value, never raises.
+
+    The value is a GraderScore, a GraderError (failed) or a GraderAbstention (does not
+    apply to this row: return one instead of an error or a made-up score).
 
     - ``name``: key of this grader's results.
     - ``score_range``: ``(low, high)`` of the score, or ``None`` for unbounded.

@@ -30,6 +30,7 @@ from rlreward.graders.fields import TEXT, TEXT_OR_NUMBER, FieldType
 from rlreward.graders.judge_io import JudgeReplyError, as_text, neutralise, parse_judgement
 from rlreward.models.base import ChatModel, ChatModelError
 from rlreward.schema import (
+    GraderAbstention,
     GraderError,
     GraderResult,
     GraderScore,
@@ -203,6 +204,8 @@ class LLMGrader(BaseGrader):
         meta["latency_s"] = time.perf_counter() - start
         if isinstance(result, GraderScore):
             return GraderScore(self.name, result.score, result.reason, meta)
+        if isinstance(result, GraderAbstention):
+            return GraderAbstention(self.name, result.reason, meta)
         return GraderError(self.name, result.error, meta)
 
     async def _judge(self, fields: Mapping[str, Any], key: str | None) -> GraderResult:

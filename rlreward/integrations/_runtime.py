@@ -1,179 +1,104 @@
-"""What the trainer adapters share: where a reward comes from, one runner per process, a loop.
+"""What the trainer adapters share: the reward they hold, and one event loop per process.
 
-A ``RewardSource`` is the picklable description of a reward (a spec path, a spec dict, a
-``RewardSpec`` or a ``GradingRunner``); ``get_handle(source)`` turns it into a
-``RewardHandle`` (the runner plus the names the adapters need), built once per process
-and reused by every call: one runner means one HTTP client and one concurrency limit per
-event loop (the runner and the judge models keep their loop-bound state per loop
-themselves, so there is no need for a runner per loop, which would rebuild graders and
-reload reward models) and one cache. ``run_sync`` runs a coroutine on one background
-event loop per process, for the synchronous entrances (VERL's legacy manager, the TRL
-callback), so their HTTP clients live as long as the process instead of one batch.
+``as_reward(obj)`` is the one way an adapter turns what a user gave it (a ``Reward``, a
+``RewardSpec``, a YAML spec path, a spec dict, a ``GradingRunner``) into the ``Reward``
+it holds. A Reward passed as an object is used as it is (it pickles with the adapter's
+functions and builds its clients lazily in each process). A path or a dict is what a
+host hands over as configuration (VERL's ``reward_kwargs.spec``, ``$RLREWARD_SPEC``):
+each process builds its Reward once and keeps it in a small bounded table, so every call
+in that process shares one runner (one HTTP client and concurrency limit per event loop,
+one cache). ``run_sync`` runs a coroutine on one background event loop per process, for
+the synchronous entrances (VERL's legacy managers, the TRL callback), so their HTTP
+clients live as long as the process instead of one batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Coroutine, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from rlreward.aggregators import WeightedSumAggregator
 from rlreward.errors import ConfigError
-from rlreward.integrations.spec import RewardSpec
+from rlreward.integrations.spec import RewardSpec, load_reward
+from rlreward.reward import Reward
 from rlreward.runner import GradingRunner
 
-__all__ = ["RewardHandle", "RewardSource", "get_handle", "run_sync"]
+__all__ = ["as_reward", "run_sync"]
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-
-@dataclass(frozen=True, eq=False)
-class RewardSource:
-    """A reward definition in a form that pickles: what a Ray or TRL worker rebuilds from.
-
-    ``spec`` is a path to a YAML spec (resolved to an absolute path), a spec dict (with
-    ``base_dir`` for relative ``file.py:fn`` references), or a built ``RewardSpec`` /
-    ``GradingRunner`` (these pickle only when their graders do). ``aggregator`` names the
-    aggregator whose result is the reward (default: the first one).
-    """
-
-    spec: Any
-    aggregator: str | None = None
-    base_dir: str | None = None
-
-    @classmethod
-    def coerce(cls, obj: Any, aggregator: str | None = None) -> RewardSource:
-        """A source from a path, dict, RewardSpec, GradingRunner or another source."""
-        if aggregator is not None and (not isinstance(aggregator, str) or not aggregator):
-            raise ConfigError(f"aggregator must be an aggregator name, got {aggregator!r}")
-        if isinstance(obj, RewardSource):
-            return obj if aggregator is None else cls(obj.spec, aggregator, obj.base_dir)
-        if isinstance(obj, (str, os.PathLike)):
-            path = Path(obj).expanduser()
-            if not path.is_file():
-                raise ConfigError(
-                    f"reward spec file not found: {str(obj)!r} (resolved from {os.getcwd()!r}); "
-                    "pass an absolute path to a YAML reward spec"
-                )
-            return cls(str(path.resolve()), aggregator)
-        if isinstance(obj, Mapping):
-            return cls(dict(obj), aggregator, os.getcwd())
-        if isinstance(obj, (RewardSpec, GradingRunner)):
-            return cls(obj, aggregator)
-        raise ConfigError(
-            "a reward must be given as a YAML spec path, a spec dict, a RewardSpec or a "
-            f"GradingRunner, got {type(obj).__name__}"
-        )
-
-    def key(self) -> tuple[Any, ...]:
-        """Identity of this reward within a process (what the registry is keyed by)."""
-        s = self.spec
-        if isinstance(s, str):
-            return ("path", s, self.aggregator)
-        if isinstance(s, dict):
-            return (
-                "dict",
-                json.dumps(s, sort_keys=True, default=repr),
-                self.base_dir,
-                self.aggregator,
-            )
-        return ("object", id(s), self.aggregator)
-
-    def describe(self) -> str:
-        s = self.spec
-        return s if isinstance(s, str) else type(s).__name__
-
-
-@dataclass
-class RewardHandle:
-    """A built reward: the runner, the reward aggregator's name, and column metadata."""
-
-    runner: GradingRunner
-    reward: str
-    origin: Any = None
-    #: free slots for adapters to remember per-handle facts (e.g. "names checked")
-    notes: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def graders(self) -> list[str]:
-        return list(self.runner.graders)
-
-    @property
-    def aggregators(self) -> list[str]:
-        return list(self.runner.aggregators)
-
-    def weighted_sum(self) -> WeightedSumAggregator:
-        """The reward aggregator, bound to the graders; its public view is what adapters read."""
-        agg = self.runner.aggregators[self.reward]
-        if not isinstance(agg, WeightedSumAggregator) or not agg.is_bound:
-            raise ConfigError(
-                f"aggregator {self.reward!r} is a {type(agg).__name__}, not a "
-                "WeightedSumAggregator, so there are no per-grader weights to hand to the trainer; "
-                "use mode='combined' or a weighted_sum aggregator"
-            )
-        return agg
-
-
-def _build(source: RewardSource) -> RewardHandle:
-    s = source.spec
-    if isinstance(s, str):
-        runner = RewardSpec.from_yaml(s).build_runner()
-    elif isinstance(s, dict):
-        runner = RewardSpec.from_dict(s, base_dir=source.base_dir).build_runner()
-    elif isinstance(s, RewardSpec):
-        runner = s.build_runner()
-    else:
-        runner = s
-    if not runner.aggregators:
-        log.info(
-            "reward %s has no aggregator; using an equal-weight WeightedSumAggregator 'reward'",
-            source.describe(),
-        )
-        runner = GradingRunner(
-            runner.grader_configs,
-            aggregators=WeightedSumAggregator("reward"),
-            max_concurrency=runner.max_concurrency,
-            show_progress=runner.show_progress,
-            timeout=runner.timeout,
-        )
-    reward = source.aggregator or next(iter(runner.aggregators))
-    if reward not in runner.aggregators:
-        raise ConfigError(
-            f"aggregator {reward!r} is not in the reward spec {source.describe()}; "
-            f"aggregators are {sorted(runner.aggregators)}"
-        )
-    return RewardHandle(runner=runner, reward=reward, origin=s)
-
-
+#: rewards built from a path or a dict, per process (bounded: a long job that reads many
+#: spec files keeps the most recent ones)
+_MAX_BUILT = 16
 _lock = threading.Lock()
-_handles: dict[tuple[Any, ...], RewardHandle] = {}
+_built: OrderedDict[tuple[Any, ...], Reward] = OrderedDict()
 _owner_pid = os.getpid()
 
 
-def get_handle(source: RewardSource) -> RewardHandle:
-    """The process's one handle for ``source`` (built on first use; rebuilt after a fork)."""
+def _key_and_loader(obj: Any) -> tuple[tuple[Any, ...], Any]:
+    if isinstance(obj, (str, os.PathLike)):
+        path = Path(obj).expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"reward spec file not found: {str(obj)!r} (resolved from {os.getcwd()!r}); "
+                "pass an absolute path to a YAML reward spec"
+            )
+        resolved = str(path.resolve())
+        return ("path", resolved), lambda: RewardSpec.from_yaml(resolved).reward
+    data = dict(obj)
+    base = os.getcwd()
+    key = ("dict", json.dumps(data, sort_keys=True, default=repr), base)
+    return key, lambda: RewardSpec.from_dict(data, base_dir=base).reward
+
+
+def _chosen(reward: Reward, aggregator: str | None) -> Reward:
+    if aggregator is None or aggregator == reward.name:
+        return reward
+    if aggregator not in reward.aggregators:
+        raise ConfigError(
+            f"aggregator {aggregator!r} is not in the reward; its aggregators are "
+            f"{sorted(reward.aggregators)}"
+        )
+    return reward.with_reward(aggregator)
+
+
+def as_reward(obj: Any, aggregator: str | None = None) -> Reward:
+    """The Reward an adapter holds for ``obj`` (see the module docstring).
+
+    ``aggregator`` picks which of the reward's aggregators is the value (default: the
+    reward's own, i.e. the spec's ``reward:`` or its first aggregator).
+    """
     global _owner_pid
-    key = source.key()
+    if aggregator is not None and (not isinstance(aggregator, str) or not aggregator):
+        raise ConfigError(f"aggregator must be an aggregator name, got {aggregator!r}")
+    if isinstance(obj, (Reward, RewardSpec, GradingRunner)):
+        return _chosen(load_reward(obj), aggregator)
+    if not isinstance(obj, (str, os.PathLike, Mapping)):
+        raise ConfigError(
+            "a reward must be given as a Reward, a RewardSpec, a YAML spec path, a spec dict "
+            f"or a GradingRunner, got {type(obj).__name__}"
+        )
+    key, build = _key_and_loader(obj)
+    key = (*key, aggregator)
     with _lock:
         if os.getpid() != _owner_pid:  # a forked child must not share the parent's clients
-            _handles.clear()
+            _built.clear()
             _owner_pid = os.getpid()
-        handle = _handles.get(key)
-        if handle is not None and (key[0] != "object" or handle.origin is source.spec):
-            return handle
-    built = _build(source)  # outside the lock: building may load models
+        found = _built.get(key)
+        if found is not None:
+            _built.move_to_end(key)
+            return found
+    built = _chosen(build(), aggregator)  # outside the lock: building may load models
     with _lock:
-        handle = _handles.get(key)
-        if handle is None or (key[0] == "object" and handle.origin is not source.spec):
-            handle = _handles[key] = built
-        return handle
+        found = _built.setdefault(key, built)
+        while len(_built) > _MAX_BUILT:
+            _built.popitem(last=False)
+        return found
 
 
 class _BackgroundLoop:

@@ -9,10 +9,16 @@ Format (every key but ``graders`` optional)::
       correctness: {type: correctness, mapper: {reference_response: ground_truth}}
       length: {type: reward_function, function: length, params: {target_min: 20}}
       mine: {callable: "my_pkg.rewards:score", score_range: [0, 1], higher_is_better: true}
+    monitors:                            # graded and reported, never weighed
+      on_topic: {type: reward_function, function: semantic_relevance}
     aggregators:
       - {type: weighted_sum, name: reward, weights: {relevance: 0.5, length: 0.5}}
       - {callable: "my_pkg.rewards:min_reward"}
+    reward: reward                       # the aggregator that is the reward (default: first)
     runner: {max_concurrency: 32, timeout: 60}
+
+``RewardSpec.reward`` is the spec's one ``Reward`` value (built once, then shared):
+``load_spec(path).reward`` is what every entrance grades with.
 
 The spec is checked whole against its typed schema (``spec_schema``: one pydantic model
 per grader ``type``, unknown keys refused, duplicate YAML keys refused) before anything
@@ -42,6 +48,7 @@ from rlreward.errors import ConfigError, UnknownNameError
 from rlreward.graders.function import FunctionGrader
 from rlreward.integrations import spec_schema as schema
 from rlreward.integrations.reserved import reserved_reason
+from rlreward.reward import Reward
 from rlreward.runner import GraderConfig, GradingRunner
 
 __all__ = [
@@ -50,6 +57,7 @@ __all__ = [
     "RewardSpec",
     "SpecContext",
     "load_callable",
+    "load_reward",
     "load_spec",
 ]
 
@@ -197,8 +205,10 @@ def _check_params(function: str, params: Mapping[str, Any], where: str) -> None:
             )
 
 
-def _build_grader(name: str, entry: Any, ctx: SpecContext) -> GraderConfig:
-    where = f"graders.{name}"
+def _build_grader(
+    name: str, entry: Any, ctx: SpecContext, section: str = "graders"
+) -> GraderConfig:
+    where = f"{section}.{name}"
     reason = reserved_reason(name)
     if reason:
         raise ConfigError(f"{where}: {reason}")
@@ -263,30 +273,53 @@ def _build_aggregator(i: int, entry: Any, ctx: SpecContext) -> Any:
 
 @dataclass
 class RewardSpec:
-    """Graders + aggregators + runner options: everything that defines one reward."""
+    """Graders + aggregators (+ monitors) + runner options: everything that defines one
+    reward. ``.reward`` is that reward as one ``Reward`` value (built on first use)."""
 
     graders: dict[str, GraderConfig]
     aggregators: list[Any] = field(default_factory=list)
     max_concurrency: int = 32
     timeout: float | None = None
     show_progress: bool = False
+    monitors: dict[str, GraderConfig] = field(default_factory=dict)
+    reward_aggregator: str | None = None
+    _reward: Reward | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
-    def reward_name(self) -> str | None:
-        """The first aggregator's name: the reward adapters hand to trainers."""
-        if not self.aggregators:
-            return None
-        agg = self.aggregators[0]
-        return getattr(agg, "name", None) or getattr(agg, "__name__", None)
+    def reward_name(self) -> str:
+        """The name of the reward's aggregator (the default one is ``"reward"``)."""
+        return self.reward.name
+
+    @property
+    def reward(self) -> Reward:
+        """The spec's one Reward (built once; every entrance grades with it)."""
+        if self._reward is None:
+            self._reward = Reward(
+                self.graders,
+                self.aggregators or None,
+                monitors=self.monitors or None,
+                reward=self.reward_aggregator,
+                max_concurrency=self.max_concurrency,
+                timeout=self.timeout,
+                show_progress=self.show_progress,
+            )
+        return self._reward
 
     def build_runner(self, **overrides: Any) -> GradingRunner:
+        """A new runner over the spec's graders, monitors and aggregators (the CLI uses
+        one with its own options; trainers use ``.reward``)."""
         kwargs: dict[str, Any] = {
             "max_concurrency": self.max_concurrency,
             "timeout": self.timeout,
             "show_progress": self.show_progress,
         }
         kwargs.update(overrides)
-        return GradingRunner(self.graders, aggregators=self.aggregators or None, **kwargs)
+        return GradingRunner(
+            self.graders,
+            aggregators=self.aggregators or None,
+            monitors=self.monitors or None,
+            **kwargs,
+        )
 
     @classmethod
     def from_dict(
@@ -303,14 +336,24 @@ class RewardSpec:
         )
         try:
             built = {name: _build_grader(name, e, ctx) for name, e in checked.graders.items()}
+            monitors = {
+                name: _build_grader(name, e, ctx, "monitors")
+                for name, e in checked.monitors.items()
+            }
             aggs = [_build_aggregator(i, e, ctx) for i, e in enumerate(checked.aggregators)]
         except UnknownNameError:
             raise
         except ConfigError as exc:
             raise ConfigError(f"reward spec: {exc}") from None
-        spec = cls(built, aggs, **checked.runner.model_dump(exclude_unset=True))
+        spec = cls(
+            built,
+            aggs,
+            monitors=monitors,
+            reward_aggregator=checked.reward,
+            **checked.runner.model_dump(exclude_unset=True),
+        )
         try:
-            spec.build_runner()  # aggregator weights name graders: checked now
+            _ = spec.reward  # weights name graders, `reward` names an aggregator: checked now
         except ConfigError as exc:
             raise ConfigError(f"reward spec: aggregators: {exc}") from None
         return spec
@@ -330,3 +373,28 @@ def load_spec(spec: RewardSpec | Mapping[str, Any] | str | os.PathLike[str]) -> 
     if isinstance(spec, Mapping):
         return RewardSpec.from_dict(spec)
     return RewardSpec.from_yaml(spec)
+
+
+def load_reward(
+    reward: Reward | RewardSpec | GradingRunner | Mapping[str, Any] | str | os.PathLike[str],
+) -> Reward:
+    """The one ``Reward`` of anything that defines a reward: a Reward (returned as it is),
+    a RewardSpec, a spec dict or YAML path, or a GradingRunner (its graders, monitors and
+    aggregators; the default aggregation when it has none)."""
+    if isinstance(reward, Reward):
+        return reward
+    if isinstance(reward, GradingRunner):
+        return Reward(
+            reward.grader_configs,
+            list(reward.aggregators.values()) or None,
+            monitors=reward.monitor_configs or None,
+            max_concurrency=reward.max_concurrency,
+            timeout=reward.timeout,
+            show_progress=reward.show_progress,
+        )
+    if isinstance(reward, (RewardSpec, Mapping, str, os.PathLike)):
+        return load_spec(reward).reward
+    raise ConfigError(
+        "a reward must be a Reward, a RewardSpec, a spec dict, a YAML spec path or a "
+        f"GradingRunner, got {type(reward).__name__}"
+    )

@@ -231,7 +231,15 @@ class RewardSpecModel(_Strict):
         None, description="judge result cache: a path, true (.rlreward/cache.sqlite) or false"
     )
     graders: Annotated[dict[Name, GraderSpec], Field(min_length=1)]
+    monitors: dict[Name, GraderSpec] = Field(
+        default_factory=dict,
+        description="graders computed for every row and reported beside the reward, never "
+        "weighed into it (same syntax as graders, no weights)",
+    )
     aggregators: list[AggregatorSpec] = Field(default_factory=list)
+    reward: Name | None = Field(
+        None, description="the aggregator whose value is the reward (default: the first)"
+    )
     runner: RunnerSpec = Field(default_factory=RunnerSpec)  # type: ignore[arg-type]
 
 
@@ -415,6 +423,34 @@ def _messages(exc: ValidationError, data: Any) -> list[str]:
     return lines
 
 
+def _fix_graders(graders: Mapping[Any, Any], section: str) -> dict[Any, Any]:
+    """A ``graders:`` (or ``monitors:``) section with each entry's ``type`` settled."""
+    fixed: dict[Any, Any] = {}
+    for name, entry in graders.items():
+        where = f"{section}.{name}"
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{where}: a grader name must be a non-empty string, got {name!r}")
+        if isinstance(entry, Mapping):
+            has_type, has_callable = "type" in entry, "callable" in entry
+            if not has_type and not has_callable:
+                raise ConfigError(
+                    f"{where}: give exactly one of 'type' (a built-in grader: "
+                    f"{', '.join(sorted(GRADER_MODELS))}) or 'callable' ('module:function')"
+                )
+            if has_callable and not has_type:
+                entry = {"type": "function", **entry}
+            elif has_callable and entry["type"] != "function":
+                raise ConfigError(
+                    f"{where}: give exactly one of 'type' ({entry['type']!r}) or 'callable' "
+                    f"({entry['callable']!r}); 'callable' goes with `type: function` only"
+                )
+            kind = entry["type"]
+            if not isinstance(kind, str) or kind not in GRADER_MODELS:
+                raise UnknownNameError(f"grader type (in {where}.type)", str(kind), GRADER_MODELS)
+        fixed[name] = entry
+    return fixed
+
+
 def _check_entries(data: Mapping[str, Any]) -> Mapping[str, Any]:
     """Errors the schema alone words badly: type-or-callable, unknown types, string lists."""
     out = dict(data)
@@ -425,34 +461,12 @@ def _check_entries(data: Mapping[str, Any]) -> Mapping[str, Any]:
             + _HINTS["graders"]
         )
     if isinstance(graders, Mapping):
-        fixed: dict[Any, Any] = {}
-        for name, entry in graders.items():
-            where = f"graders.{name}"
-            if not isinstance(name, str) or not name:
-                raise ConfigError(
-                    f"{where}: a grader name must be a non-empty string, got {name!r}"
-                )
-            if isinstance(entry, Mapping):
-                has_type, has_callable = "type" in entry, "callable" in entry
-                if not has_type and not has_callable:
-                    raise ConfigError(
-                        f"{where}: give exactly one of 'type' (a built-in grader: "
-                        f"{', '.join(sorted(GRADER_MODELS))}) or 'callable' ('module:function')"
-                    )
-                if has_callable and not has_type:
-                    entry = {"type": "function", **entry}
-                elif has_callable and entry["type"] != "function":
-                    raise ConfigError(
-                        f"{where}: give exactly one of 'type' ({entry['type']!r}) or 'callable' "
-                        f"({entry['callable']!r}); 'callable' goes with `type: function` only"
-                    )
-                kind = entry["type"]
-                if not isinstance(kind, str) or kind not in GRADER_MODELS:
-                    raise UnknownNameError(
-                        f"grader type (in {where}.type)", str(kind), GRADER_MODELS
-                    )
-            fixed[name] = entry
-        out["graders"] = fixed
+        out["graders"] = _fix_graders(graders, "graders")
+    monitors = data.get("monitors")
+    if monitors is None:
+        out.pop("monitors", None)
+    elif isinstance(monitors, Mapping):
+        out["monitors"] = _fix_graders(monitors, "monitors")
     aggs = data.get("aggregators")
     if aggs is None:
         out.pop("aggregators", None)
