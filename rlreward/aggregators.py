@@ -34,6 +34,7 @@ from rlreward.schema import (
 
 __all__ = [
     "ALIGNED_SUFFIX",
+    "ERROR_SUFFIX",
     "AggregatorLike",
     "WeightedSumAggregator",
     "aggregator_name",
@@ -43,8 +44,10 @@ __all__ = [
 
 #: The naming rule for every logged or written value: a grader's bare name carries its
 #: RAW score (its own range and direction); ``<grader>__aligned`` carries the value the
-#: aggregator weighs (on [0, 1], higher = better).
+#: aggregator weighs (on [0, 1], higher = better); ``<name>__error`` flags a failure
+#: (VERL's columns). The one home of these suffixes: names ending so are reserved.
 ALIGNED_SUFFIX = "__aligned"
+ERROR_SUFFIX = "__error"
 
 OnError = Literal["error", "renormalize", "zero"]
 ON_ERROR_CHOICES: tuple[str, ...] = ("error", "renormalize", "zero")

@@ -5,6 +5,10 @@ aggregator weights, composite weights) asks these functions, so "a number" means
 same everywhere: a real ``int``/``float`` (``bool`` is not a number here), finite, and
 inside the stated bounds. Callers put the answer into their own ConfigError, which
 names their field; ``number_rule`` returns the "use ..." part of that message.
+
+``RunningStats`` is the one count/mean/std/min/max in the package (the CLI summary, the
+TRL logs and callback, the PPO reward's history all keep one); ``mean_std`` is it
+applied to a finished list.
 """
 
 from __future__ import annotations
@@ -13,7 +17,14 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["is_number", "is_weight", "mean_std", "number_rule", "weight_count_rule"]
+__all__ = [
+    "RunningStats",
+    "is_number",
+    "is_weight",
+    "mean_std",
+    "number_rule",
+    "weight_count_rule",
+]
 
 
 def is_number(value: Any, *, integer: bool = False) -> bool:
@@ -62,10 +73,62 @@ def weight_count_rule(n_weights: int, n_functions: int) -> str | None:
     return f"got {n_weights} weights for {n_functions} reward functions"
 
 
+class RunningStats:
+    """Count, mean, population std, min and max of a stream in O(1) memory (Welford).
+
+    Mean, std, min and max are NaN until the first value.
+    """
+
+    __slots__ = ("_high", "_low", "_m2", "_mean", "count")
+
+    def __init__(self, values: Iterable[float] = ()) -> None:
+        self.count = 0
+        self._mean = self._m2 = 0.0
+        self._low, self._high = math.inf, -math.inf
+        self.extend(values)
+
+    def add(self, value: float) -> None:
+        self.count += 1
+        delta = value - self._mean
+        self._mean += delta / self.count
+        self._m2 += delta * (value - self._mean)
+        self._low, self._high = min(self._low, value), max(self._high, value)
+
+    def extend(self, values: Iterable[float]) -> None:
+        for value in values:
+            self.add(value)
+
+    @property
+    def mean(self) -> float:
+        return self._mean if self.count else math.nan
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(max(self._m2, 0.0) / self.count) if self.count else math.nan
+
+    @property
+    def min(self) -> float:
+        return self._low if self.count else math.nan
+
+    @property
+    def max(self) -> float:
+        return self._high if self.count else math.nan
+
+    def as_dict(self) -> dict[str, float]:
+        """``{"mean", "std", "min", "max", "n"}`` (``n`` the count)."""
+        return {
+            "mean": self.mean,
+            "std": self.std,
+            "min": self.min,
+            "max": self.max,
+            "n": self.count,
+        }
+
+    def __repr__(self) -> str:
+        return f"RunningStats(n={self.count}, mean={self.mean:g}, std={self.std:g})"
+
+
 def mean_std(values: Iterable[float]) -> tuple[float, float]:
-    """Mean and population standard deviation (``math.fsum``); NaN, NaN when empty."""
-    xs = list(values)
-    if not xs:
-        return math.nan, math.nan
-    mean = math.fsum(xs) / len(xs)
-    return mean, math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / len(xs))
+    """Mean and population standard deviation of ``values``; NaN, NaN when empty."""
+    stats = RunningStats(values)
+    return stats.mean, stats.std

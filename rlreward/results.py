@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
-from rlreward.checks import mean_std
+from rlreward.checks import RunningStats
 from rlreward.schema import GraderAbstention, GraderError, GraderResult, GraderScore
 
 __all__ = ["GradingResults", "RunningSummary", "format_summary", "summarize"]
@@ -15,20 +14,25 @@ __all__ = ["GradingResults", "RunningSummary", "format_summary", "summarize"]
 def summarize(results: list[GraderResult]) -> dict[str, float | int]:
     """count / mean / std / min / max over scores, the error count and rate, and how many
     rows the grader abstained on (not applicable: neither a score nor an error)."""
-    scores = [r.score for r in results if isinstance(r, GraderScore)]
-    n, errors = len(results), sum(1 for r in results if isinstance(r, GraderError))
-    out: dict[str, float | int] = {
-        "count": n,
+    scores = RunningStats(r.score for r in results if isinstance(r, GraderScore))
+    errors = sum(1 for r in results if isinstance(r, GraderError))
+    abstained = sum(1 for r in results if isinstance(r, GraderAbstention))
+    return _summary(len(results), errors, abstained, scores)
+
+
+def _summary(
+    count: int, errors: int, abstained: int, scores: RunningStats
+) -> dict[str, float | int]:
+    return {
+        "count": count,
         "errors": errors,
-        "error_rate": errors / n if n else 0.0,
-        "abstained": sum(1 for r in results if isinstance(r, GraderAbstention)),
+        "error_rate": errors / count if count else 0.0,
+        "abstained": abstained,
+        "mean": scores.mean,
+        "std": scores.std,
+        "min": scores.min,
+        "max": scores.max,
     }
-    if scores:
-        mean, std = mean_std(scores)
-        out.update(mean=mean, std=std, min=min(scores), max=max(scores))
-    else:
-        out.update(mean=math.nan, std=math.nan, min=math.nan, max=math.nan)
-    return out
 
 
 class GradingResults(dict[str, list[GraderResult]]):
@@ -87,12 +91,11 @@ def format_summary(summary: Mapping[str, Mapping[str, float | int]]) -> str:
 
 
 class _Column:
-    __slots__ = ("abstained", "count", "errors", "high", "low", "mean", "n_scores", "sq")
+    __slots__ = ("abstained", "count", "errors", "scores")
 
     def __init__(self) -> None:
-        self.count = self.errors = self.n_scores = self.abstained = 0
-        self.mean = self.sq = 0.0
-        self.low, self.high = math.inf, -math.inf
+        self.count = self.errors = self.abstained = 0
+        self.scores = RunningStats()  # one pass, no list of scores kept
 
     def add(self, score: float | None, abstained: bool = False) -> None:
         self.count += 1
@@ -101,26 +104,11 @@ class _Column:
             return
         if score is None:
             self.errors += 1
-            return
-        self.n_scores += 1  # Welford: one pass, no list of scores kept
-        delta = score - self.mean
-        self.mean += delta / self.n_scores
-        self.sq += delta * (score - self.mean)
-        self.low, self.high = min(self.low, score), max(self.high, score)
+        else:
+            self.scores.add(score)
 
     def summary(self) -> dict[str, float | int]:
-        out: dict[str, float | int] = {
-            "count": self.count,
-            "errors": self.errors,
-            "error_rate": self.errors / self.count if self.count else 0.0,
-            "abstained": self.abstained,
-        }
-        if self.n_scores:
-            std = math.sqrt(max(self.sq, 0.0) / self.n_scores)
-            out.update(mean=self.mean, std=std, min=self.low, max=self.high)
-        else:
-            out.update(mean=math.nan, std=math.nan, min=math.nan, max=math.nan)
-        return out
+        return _summary(self.count, self.errors, self.abstained, self.scores)
 
 
 class RunningSummary:

@@ -10,13 +10,13 @@ functions pickled together still share one group (pickle keeps shared references
 from __future__ import annotations
 
 import asyncio
-import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from rlreward.aggregators import aligned_key
+from rlreward.checks import RunningStats
 from rlreward.integrations._rows import trl_rows
 from rlreward.results import GradingResults
 from rlreward.schema import GraderError, GraderScore
@@ -25,31 +25,12 @@ __all__ = ["RewardGroup", "RewardStats", "weighed_components"]
 
 
 @dataclass
-class _Running:
-    """Count, mean and spread of a stream of numbers in O(1) memory (Welford)."""
-
-    n: int = 0
-    mean: float = 0.0
-    m2: float = 0.0
-
-    def add(self, x: float) -> None:
-        self.n += 1
-        d = x - self.mean
-        self.mean += d / self.n
-        self.m2 += d * (x - self.mean)
-
-    @property
-    def std(self) -> float:
-        return math.sqrt(self.m2 / self.n) if self.n else 0.0
-
-
-@dataclass
 class _Column:
     n: int = 0
     errors: int = 0
     skipped: int = 0
-    scores: _Running | None = None
-    latency: _Running | None = None
+    scores: RunningStats | None = None
+    latency: RunningStats | None = None
     cache_hits: int = 0
     cache_seen: int = 0
 
@@ -57,7 +38,7 @@ class _Column:
 def _add(col: _Column, attr: str, value: float) -> None:
     r = getattr(col, attr)
     if r is None:
-        r = _Running()
+        r = RunningStats()
         setattr(col, attr, r)
     r.add(value)
 

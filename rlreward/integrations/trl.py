@@ -47,6 +47,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal, NamedTuple
 
 from rlreward.aggregators import aligned_key
+from rlreward.checks import mean_std
 from rlreward.errors import ConfigError
 from rlreward.integrations._runtime import RewardHandle, RewardSource, get_handle
 from rlreward.integrations._trl_state import RewardGroup, RewardStats, weighed_components
@@ -70,11 +71,6 @@ class RewardFuncs(NamedTuple):
 
     funcs: list[RLRewardFunc]
     weights: list[float]
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    mean = math.fsum(values) / len(values)
-    return mean, math.sqrt(math.fsum((v - mean) ** 2 for v in values) / len(values))
 
 
 class RLRewardFunc:
@@ -147,7 +143,7 @@ class RLRewardFunc:
         for name in handle.graders:
             raw = [r.score for r in results[name] if isinstance(r, GraderScore)]
             if raw:
-                mean, std = _mean_std(raw)
+                mean, std = mean_std(raw)
                 log_metric(f"rewards/{name}/mean", mean)
                 log_metric(f"rewards/{name}/std", std)
         columns: dict[str, list[float]] = {}
@@ -155,7 +151,7 @@ class RLRewardFunc:
             for name, value in components.items():
                 columns.setdefault(name, []).append(value)
         for name, values in columns.items():
-            mean, std = _mean_std(values)
+            mean, std = mean_std(values)
             log_metric(f"rewards/{aligned_key(name)}/mean", mean)
             log_metric(f"rewards/{aligned_key(name)}/std", std)
 

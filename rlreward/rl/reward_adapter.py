@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
+from rlreward.checks import RunningStats
 from rlreward.errors import ConfigError
 
 __all__ = [
@@ -193,12 +194,7 @@ class TextRewardModel(nn.Module):
         bad = [i for i, s in enumerate(scores) if not math.isfinite(s)]
         if bad:  # a NaN reward would silently poison the PPO update
             raise RuntimeError(f"reward scorer returned non-finite scores at rows {bad[:10]}")
-        n = len(scores)
-        mean = sum(scores) / n
-        std = math.sqrt(sum((s - mean) ** 2 for s in scores) / n)
-        self.history.append(
-            {"mean": mean, "std": std, "min": min(scores), "max": max(scores), "n": n}
-        )
+        self.history.append(RunningStats(scores).as_dict())
         return scores
 
     def forward(

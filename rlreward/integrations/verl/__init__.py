@@ -22,7 +22,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from rlreward.integrations.verl._columns import ALIGNED_SUFFIX, ERROR_SUFFIX, SCORE, SCORE_ERROR
+from rlreward.aggregators import ALIGNED_SUFFIX, ERROR_SUFFIX
+from rlreward.integrations.verl._columns import SCORE, SCORE_ERROR
 from rlreward.integrations.verl._score import (
     DEFAULT_SAMPLE_TIMEOUT,
     ENV_SPEC,

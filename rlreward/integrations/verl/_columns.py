@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rlreward.aggregators import WeightedSumAggregator
+from rlreward.aggregators import ERROR_SUFFIX, WeightedSumAggregator, aligned_key
 from rlreward.errors import ConfigError
 from rlreward.integrations._runtime import RewardHandle
 from rlreward.integrations.reserved import reserved_reason
@@ -45,8 +45,6 @@ from rlreward.results import GradingResults
 from rlreward.schema import GraderScore
 
 __all__ = [
-    "ALIGNED_SUFFIX",
-    "ERROR_SUFFIX",
     "SCORE",
     "SCORE_ERROR",
     "Columns",
@@ -56,8 +54,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SCORE = "score"
-ERROR_SUFFIX = "__error"
-ALIGNED_SUFFIX = "__aligned"
 SCORE_ERROR = SCORE + ERROR_SUFFIX
 #: VERL's validation loop writes the reward under this key and then appends every
 #: reward_extra_info key to the same dict: a column named so would double its list
@@ -86,7 +82,7 @@ class Columns:
         keys = [SCORE, SCORE_ERROR]
         for g in self.graders:
             keys += [g, g + ERROR_SUFFIX]
-        keys += [g + ALIGNED_SUFFIX for g in self.aligned]
+        keys += [aligned_key(g) for g in self.aligned]
         for a in self.others:
             keys += [a, a + ERROR_SUFFIX]
         return keys
@@ -106,7 +102,7 @@ class Columns:
             meta: Mapping[str, Any] = getattr(reward, "metadata", None) or {}
             components: Mapping[str, float] = meta.get("components") or {}
             for g in self.aligned:
-                d[g + ALIGNED_SUFFIX] = self._aligned(g, components, score)
+                d[aligned_key(g)] = self._aligned(g, components, score)
             for a in self.others:
                 d[a], d[a + ERROR_SUFFIX] = _value(results[a][i])
             out.append(d)

@@ -36,7 +36,7 @@ from typing import Any
 from rlreward.errors import ConfigError
 from rlreward.integrations._rows import VerlRow, verl_row
 from rlreward.integrations._runtime import RewardHandle, RewardSource, get_handle, run_sync
-from rlreward.integrations.verl._columns import SCORE, Columns, columns_for
+from rlreward.integrations.verl._columns import SCORE, SCORE_ERROR, Columns, columns_for
 from rlreward.schema import GraderError
 
 __all__ = [
@@ -126,7 +126,7 @@ async def _grade(handle: RewardHandle, cols: Columns, rows: Sequence[VerlRow]) -
                 log.warning("sample %d: %s; graders %s get an error value", i, problem, hit)
     dicts = cols.score_dicts(results)
     for d, reward in zip(dicts, results[cols.reward], strict=True):
-        if d["score__error"]:
+        if d[SCORE_ERROR]:
             _warn_once(
                 handle,
                 "nan_warned",
