@@ -2,8 +2,9 @@
 
 ``rlreward grade -c spec.yaml data.jsonl -o out.jsonl`` checks everything that can be
 checked before the first grader call (the spec, the output path, every input line and
-the fields each grader needs), then streams: rows are read a few at a time, graded
-concurrently, and written in input order as soon as their grades are final, each line
+the fields each grader needs), then streams: rows are read a few at a time, graded by the
+spec's one ``Reward`` (``RewardSpec.reward``: graders, monitors, aggregators), and written
+in input order as soon as their grades are final, each line
 with one ``write`` so a killed run leaves only whole lines. A sidecar
 ``<out>.resume.json`` marks an unfinished output; rerunning the same command continues
 after the rows already written (and the judge cache answers what was graded but not yet
@@ -31,6 +32,7 @@ from typing import Any, TypeVar
 
 from rlreward.dataset import iter_jsonl, json_line
 from rlreward.errors import ConfigError, DatasetError, MissingFieldsError, RLRewardError
+from rlreward.schema import GraderAbstention
 
 __all__ = ["EXIT_ERROR_RATE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
@@ -179,22 +181,39 @@ def _rows(data: Path, limit: int | None) -> Iterator[tuple[int, dict[str, Any]]]
         yield item
 
 
-def _check_fields(runner: Any, data: Path, limit: int | None) -> int:
-    """Read every input line once: its JSON and the fields every grader needs. Row count."""
-    missing: dict[str, dict[str, list[int]]] = {}
+def _check_fields(reward: Any, data: Path, limit: int | None) -> int:
+    """Read every input line once: its JSON and the fields every grader needs. Row count.
+
+    A grader abstains on a row that lacks a field it needs (``{"abstained": reason}`` in
+    the row's grades: not applicable, neither an error nor a score), e.g. a
+    reference-based grader on a row without a reference. Two gaps are input errors,
+    raised before any grading: a field that NO row has (a typo in a mapper, the wrong
+    file), and a row that no grader of the reward can grade (it lacks the fields of
+    all of them, e.g. no ``response``)."""
+    runner = reward.runner
+    graders = list(runner.graders)
     counts: dict[tuple[str, str], int] = {}
+    where: dict[tuple[str, str], list[int]] = {}
+    unusable: list[int] = []
     n = 0
     chunk: list[tuple[int, dict[str, Any]]] = []
 
     def check() -> None:
-        try:
-            runner.prepare([row for _, row in chunk])
-        except MissingFieldsError as exc:
-            for grader, fields in exc.missing.items():
-                for field, idx in fields.items():
-                    counts[grader, field] = counts.get((grader, field), 0) + len(idx)
-                    lines = missing.setdefault(grader, {}).setdefault(field, [])
-                    lines.extend(chunk[i][0] for i in idx[: max(0, 5 - len(lines))])
+        calls = runner.prepare([row for _, row in chunk], on_missing="skip")
+        for i, (line, _) in enumerate(chunk):
+            lacking = 0
+            for grader in graders:
+                call = calls[grader][i]
+                if isinstance(call, GraderAbstention):
+                    lacking += 1
+                    for field in call.metadata.get("missing_fields", []):
+                        key = (grader, field)
+                        counts[key] = counts.get(key, 0) + 1
+                        seen = where.setdefault(key, [])
+                        if len(seen) < 5:
+                            seen.append(line)
+            if lacking == len(graders) and len(unusable) < 1000:
+                unusable.append(line)
         chunk.clear()
 
     for item in _rows(data, limit):
@@ -204,26 +223,35 @@ def _check_fields(runner: Any, data: Path, limit: int | None) -> int:
             check()
     if chunk:
         check()
-    if missing:
+    bad_lines = set(unusable)
+    shown = {key: at for key, at in where.items() if counts[key] == n or bad_lines.intersection(at)}
+    if shown:
         lines = ["rows lack fields their graders need (nothing was graded):"]
-        for grader, fields in missing.items():
-            for field, where in fields.items():
-                count = counts[grader, field]
-                more = f" and {count - len(where)} more" if count > len(where) else ""
-                lines.append(
-                    f"  grader {grader!r}: field {field!r} missing in {count}/{n} rows "
-                    f"(lines {', '.join(map(str, where))}{more})"
-                )
+        for (grader, field), at in shown.items():
+            more = (
+                f" and {counts[grader, field] - len(at)} more"
+                if counts[grader, field] > len(at)
+                else ""
+            )
+            lines.append(
+                f"  grader {grader!r}: field {field!r} missing in {counts[grader, field]}/{n} rows "
+                f"(lines {', '.join(map(str, at))}{more})"
+            )
+        lines.append(
+            "  (a grader abstains on a row that lacks its fields; a field no row has, or a row "
+            "that no grader can grade, is an input error)"
+        )
         lines.append(
             "fix: add the field to the rows, or map it from another field with "
             "`mapper: {<grader field>: <row field or dotted.path>}` in the spec"
         )
+        missing = {g: {f: at} for (g, f), at in shown.items()}
         raise MissingFieldsError("\n".join(lines), missing)
     return n
 
 
 async def _grade_stream(
-    runner: Any,
+    reward: Any,
     rows: Iterator[tuple[int, dict[str, Any]]],
     writer: _LineWriter,
     summary: Any,
@@ -235,7 +263,7 @@ async def _grade_stream(
     written = 0
 
     def start(chunk: list[dict[str, Any]]) -> None:
-        pending.append((chunk, asyncio.ensure_future(runner.arun(chunk))))
+        pending.append((chunk, asyncio.ensure_future(reward.agrade(chunk, on_missing="skip"))))
 
     async def finish_head() -> None:
         nonlocal written
@@ -264,7 +292,7 @@ async def _grade_stream(
         for _, task in pending:
             task.cancel()
         await asyncio.gather(*(t for _, t in pending), return_exceptions=True)
-        await runner.aclose()  # commits the judge cache, also when interrupted
+        await reward.aclose()  # commits the judge cache, also when interrupted
     return written
 
 
@@ -292,13 +320,14 @@ def _grade(args: argparse.Namespace) -> int:
                 disable = getattr(cfg.grader, "disable_cache", None)
                 if callable(disable):
                     disable()
-        overrides: dict[str, Any] = {"show_progress": False}
+        spec.show_progress = False  # the CLI shows its own bar, per row
         if args.max_concurrency is not None:
-            overrides["max_concurrency"] = args.max_concurrency
+            spec.max_concurrency = args.max_concurrency
         if args.timeout is not None:
-            overrides["timeout"] = args.timeout
-        runner = spec.build_runner(**overrides)
-        n_rows = _check_fields(runner, data, args.limit)
+            spec.timeout = args.timeout
+        reward = spec.reward  # the one Reward: every column written comes from it
+        runner = reward.runner
+        n_rows = _check_fields(reward, data, args.limit)
     except BaseException:
         if created:
             output.unlink(missing_ok=True)
@@ -331,7 +360,7 @@ def _grade(args: argparse.Namespace) -> int:
         total=n_rows, initial=done, unit="row", desc="grading", disable=args.quiet, file=sys.stderr
     )
     try:
-        written = done + asyncio.run(_grade_stream(runner, rows, writer, summary, window, bar))
+        written = done + asyncio.run(_grade_stream(reward, rows, writer, summary, window, bar))
     except KeyboardInterrupt:
         bar.close()
         writer.close()
@@ -344,6 +373,8 @@ def _grade(args: argparse.Namespace) -> int:
     sidecar.unlink(missing_ok=True)
 
     print(summary.format())
+    if reward.monitors:
+        print(f"monitors (reported, never in {reward.name!r}): {', '.join(reward.monitors)}")
     print(f"\nwrote {written} rows to {output}")
     failed = []
     for name, stats in summary.summary().items():

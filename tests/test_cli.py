@@ -412,3 +412,39 @@ def test_cli_reports_errors_per_row(tmp_path):
         "grade", "-c", tmp_path / "nope.yaml", EXAMPLES / "data.jsonl", "-o", out, cwd=tmp_path
     )
     assert missing.returncode == 2 and "reward spec file not found" in missing.stderr
+
+
+def test_grade_writes_the_reward_with_abstentions_and_monitors(tmp_path, monkeypatch):
+    """The CLI writes the spec's Reward: a grader abstains on a row without its field, a
+    monitor has its column, and the reward column equals Reward.aevaluate on each row."""
+    import asyncio
+
+    from rlreward.integrations.spec import load_spec
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "graders:\n"
+        "  length: {type: reward_function, function: length, params: {target_min: 2, target_max: 8}}\n"
+        "  correct: {type: reward_function, function: math_answer,"
+        " mapper: {reference_response: ground_truth}}\n"
+        "monitors:\n"
+        "  repetition: {type: reward_function, function: repetition}\n"
+        "aggregators:\n"
+        "  - {type: weighted_sum, name: reward, weights: {length: 1, correct: 3}, on_error: zero}\n"
+    )
+    rows = [
+        {"response": "6 x 7 = 42, so 42.", "ground_truth": "42"},
+        {"response": "No reference for this one at all."},
+    ]
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out.jsonl"
+    monkeypatch.chdir(tmp_path)
+    assert main(["grade", "-q", "-c", str(spec), str(data), "-o", str(out)]) == 0
+    written = [json.loads(line)["grades"] for line in out.read_text().splitlines()]
+    assert "abstained" in written[1]["correct"] and "error" not in written[1]["correct"]
+    assert all("score" in g["repetition"] for g in written)
+    reward = load_spec(spec).reward
+    for row, grades in zip(rows, written):
+        expected = asyncio.run(reward.aevaluate(**row))
+        assert grades["reward"]["score"] == pytest.approx(expected.score)
