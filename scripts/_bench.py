@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,9 +31,19 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 
 def append_section(title: str, body: str, command: str | None = None) -> None:
-    """Append a dated section (machine, command, body) to BENCHMARKS.md."""
+    """Write a dated section (machine, command, body) to BENCHMARKS.md: it REPLACES the
+    section of the same title (one current section per benchmark; earlier runs stay in
+    git history), or is appended when the benchmark has none yet. Update the benchmark's
+    row in the table at the top by hand when its headline figure changes."""
     command = command or "python " + " ".join(sys.argv)
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    text = f"\n## {title} ({stamp})\n\n- machine: {machine()}\n- command: `{command}`\n\n{body}\n"
-    with BENCHMARKS.open("a", encoding="utf-8") as fh:
-        fh.write(text)
+    text = f"## {title} ({stamp})\n\n- machine: {machine()}\n- command: `{command}`\n\n{body}\n"
+    old = BENCHMARKS.read_text(encoding="utf-8") if BENCHMARKS.exists() else "# Benchmarks\n"
+    sections = re.split(r"(?m)^(?=## )", old)
+    head, rest = sections[0], sections[1:]
+    key = f"## {title} ("
+    kept = [sec for sec in rest if not sec.startswith(key)]
+    pos = next((i for i, sec in enumerate(rest) if sec.startswith(key)), len(kept))
+    kept.insert(pos, text)
+    body_text = "\n".join(sec.rstrip() + "\n" for sec in kept)
+    BENCHMARKS.write_text(head.rstrip() + "\n\n" + body_text, encoding="utf-8")
