@@ -35,7 +35,9 @@ from rlreward.schema import (
 __all__ = [
     "ALIGNED_SUFFIX",
     "ERROR_SUFFIX",
+    "GATE_MODES",
     "AggregatorLike",
+    "Gate",
     "WeightedSumAggregator",
     "aggregator_name",
     "aligned_key",
@@ -80,6 +82,82 @@ class _Term:
     clip: bool  # explicit ``bounds``: scores outside them are clipped to them
 
 
+GateMode = Literal["cap", "multiply", "floor"]
+GATE_MODES: tuple[str, ...] = ("cap", "multiply", "floor")
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A constraint the weighted sum cannot trade away (see ``WeightedSumAggregator``).
+
+    - ``"cap"``: the reward is at most the gate grader's aligned value;
+    - ``"multiply"``: the reward is multiplied by it;
+    - ``"floor"``: the reward is the worst value (0) when the gate's aligned value is
+      below ``floor``, and unchanged otherwise.
+    """
+
+    mode: GateMode = "cap"
+    floor: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in GATE_MODES:
+            raise ConfigError(
+                f"Gate.mode={self.mode!r} is not allowed; choose one of {', '.join(GATE_MODES)}"
+            )
+        if self.mode == "floor":
+            ok = isinstance(self.floor, (int, float)) and not isinstance(self.floor, bool)
+            if not ok or not 0.0 <= float(self.floor) <= 1.0:  # type: ignore[arg-type]
+                raise ConfigError(
+                    f"Gate(mode='floor') needs floor=<number in [0, 1]> (the gate grader's "
+                    f"aligned value below which the reward is the worst), got {self.floor!r}"
+                )
+        elif self.floor is not None:
+            raise ConfigError(
+                f"Gate(mode={self.mode!r}) takes no floor (got {self.floor!r}); "
+                "use mode='floor' for a threshold"
+            )
+
+    def apply(self, score: float, value: float) -> tuple[float, bool]:
+        """(the gated score, whether the gate changed it)."""
+        if self.mode == "cap":
+            return (value, True) if value < score else (score, False)
+        if self.mode == "multiply":
+            return score * value, value != 1.0
+        assert self.floor is not None
+        return (0.0, True) if value < self.floor else (score, False)
+
+
+def _check_gates(gates: Any) -> dict[str, Gate]:
+    if not isinstance(gates, Mapping) or not gates:
+        raise ConfigError(
+            "WeightedSumAggregator.gates must be a non-empty dict {grader name: Gate | "
+            f"{{mode: cap|multiply|floor, floor: x}}}} or None, got {gates!r}"
+        )
+    out: dict[str, Gate] = {}
+    for k, g in gates.items():
+        if isinstance(g, Gate):
+            out[str(k)] = g
+        elif isinstance(g, str):
+            out[str(k)] = Gate(g)  # type: ignore[arg-type]
+        elif isinstance(g, Mapping):
+            unknown = sorted(set(g) - {"mode", "floor"})
+            if unknown:
+                raise ConfigError(
+                    f"WeightedSumAggregator.gates[{k!r}]: unknown keys {unknown}; "
+                    "allowed: mode, floor"
+                )
+            try:
+                out[str(k)] = Gate(**g)
+            except ConfigError as exc:
+                raise ConfigError(f"WeightedSumAggregator.gates[{k!r}]: {exc}") from None
+        else:
+            raise ConfigError(
+                f"WeightedSumAggregator.gates[{k!r}]={g!r}: give a Gate, a mode name or "
+                "{mode: ..., floor: ...}"
+            )
+    return out
+
+
 def _check_bounds(bounds: Any) -> dict[str, tuple[float, float]]:
     if not isinstance(bounds, Mapping) or not bounds:
         raise ConfigError(
@@ -118,6 +196,17 @@ class WeightedSumAggregator:
         bounds: ``{grader name: (low, high)}``, the range to normalise a grader by in
             place of its own ``score_range`` (for unbounded graders such as raw reward
             models); scores outside it are clipped to it.
+        gates: ``{grader name: Gate | "cap" | "multiply" | {"mode": "floor", "floor":
+            0.5}}``: constraints applied to the weighted mean, in order, from each gate
+            grader's aligned value (on [0, 1]): ``cap`` (reward <= gate), ``multiply``
+            (reward x gate), ``floor`` (reward = 0 when gate < floor). Unlike a weight, a
+            gate cannot be traded away: with ``on_topic`` at weight 0.2 a policy that
+            drops relevance to 0 still keeps 0.8 of the reward from the other graders;
+            with ``gates={"on_topic": "cap"}`` it keeps at most 0. A gate grader needs no
+            weight (with ``weights=None`` the equal weights leave the gates out); it must
+            be bounded, and so must the reward. A gate grader that failed makes the row's
+            reward a GraderError (under ``on_error="zero"`` it counts as 0); one that
+            abstained applies no gate (listed in ``metadata["gates"]``).
 
     Bound (``bind``, done by ``GradingRunner``), it publishes what adapters need, so
     nothing outside this module re-derives normalisation: ``grader_weights`` (the
@@ -137,6 +226,7 @@ class WeightedSumAggregator:
     weights: Mapping[str, float] | None = None
     on_error: OnError = "error"
     bounds: Mapping[str, Sequence[float]] | None = None
+    gates: Mapping[str, Any] | None = None
     _terms: dict[str, _Term] | None = field(default=None, init=False, repr=False)
     _weights: dict[str, float] = field(default_factory=dict, init=False, repr=False)
 
@@ -165,12 +255,20 @@ class WeightedSumAggregator:
             self.weights = {k: float(v) for k, v in self.weights.items()}
         if self.bounds is not None:
             self.bounds = _check_bounds(self.bounds)
+        if self.gates is not None:
+            self.gates = _check_gates(self.gates)
 
     def bind(self, graders: Mapping[str, Any]) -> WeightedSumAggregator:
         """A copy that knows the graders' ranges and directions; checks the names it is given."""
-        weights = self.weights or {n: 1.0 for n in graders}
+        gates = dict(self.gates or {})
+        weights = self.weights or {n: 1.0 for n in graders if n not in gates}
+        if not weights:
+            raise ConfigError(
+                f"WeightedSumAggregator {self.name!r}: every grader is a gate; weigh at least "
+                "one grader (a gate only constrains the weighted mean)"
+            )
         bounds = {k: (float(v[0]), float(v[1])) for k, v in (self.bounds or {}).items()}
-        for what, names in (("weights", weights), ("bounds", bounds)):
+        for what, names in (("weights", weights), ("bounds", bounds), ("gates", gates)):
             unknown = sorted(set(names) - set(graders))
             if unknown:
                 raise ConfigError(
@@ -194,6 +292,15 @@ class WeightedSumAggregator:
                 f"{{{unbounded[0]!r}: (low, high)}}) (spec: `bounds: {{{unbounded[0]}: "
                 "[low, high]}`), a bounded grader (a reward model with normalize='sigmoid'), "
                 "or on_error='renormalize'/'error'"
+            )
+        open_gates = sorted(n for n in gates if terms[n].score_range is None)
+        open_weights = sorted(n for n in weights if terms[n].score_range is None)
+        if gates and (open_gates or open_weights):
+            raise ConfigError(
+                f"WeightedSumAggregator {self.name!r}: gates need bounded graders (a gate "
+                "compares aligned values on [0, 1]), but "
+                f"{open_gates + open_weights} have no score_range; give them bounds "
+                "(`bounds: {name: [low, high]}`) or use a bounded grader"
             )
         total = math.fsum(weights.values())
         bound = replace(self)
@@ -294,8 +401,37 @@ class WeightedSumAggregator:
         score = math.fsum(weights[n] * v for n, v in components.items()) / wsum
         meta["used"] = sorted(components)
         meta["weights"] = {n: weights[n] / wsum for n in components}
-        reason = ", ".join(f"{n}={v:.3f}" for n, v in components.items())
-        return GraderScore(self.name, score, f"weighted mean of {reason}", meta)
+        reason = "weighted mean of " + ", ".join(f"{n}={v:.3f}" for n, v in components.items())
+        if self.gates:
+            gated = self._apply_gates(score, results, meta)
+            if isinstance(gated, GraderError):
+                return gated
+            if gated != score:
+                reason += f"; gated {score:.3f} -> {gated:.3f}"
+            score = gated
+        return GraderScore(self.name, score, reason, meta)
+
+    def _apply_gates(
+        self, score: float, results: Mapping[str, GraderResult], meta: dict[str, Any]
+    ) -> float | GraderError:
+        """The weighted mean after every gate, in order (``metadata["gates"]`` says how)."""
+        report: dict[str, dict[str, Any]] = {}
+        meta["gates"] = report
+        meta["ungated"] = score
+        for n, gate in (self.gates or {}).items():
+            r = results.get(n)
+            if isinstance(r, GraderAbstention):
+                report[n] = {"mode": gate.mode, "abstained": True, "applied": False}
+                continue
+            value = self.aligned(n, r)
+            if value is None:
+                if self.on_error != "zero":
+                    why = r.error if isinstance(r, GraderError) else "no result"
+                    return GraderError(self.name, f"gate {n!r} failed: {why}", meta)
+                value = 0.0
+            score, applied = gate.apply(score, value)
+            report[n] = {"mode": gate.mode, "value": value, "applied": applied}
+        return score
 
 
 def bind_aggregators(

@@ -288,3 +288,93 @@ def test_bounds_come_from_a_spec_and_are_checked():
     for bad in ({"rm": (1, 1)}, {"rm": (0, math.inf)}, {"rm": [0]}, {"rm": ("0", 1)}, {}):
         with pytest.raises(ConfigError, match="bounds"):
             WeightedSumAggregator("r", bounds=bad)
+
+
+# -- gates: constraints the weighted sum cannot trade away -------------------------------
+def _gated(gates, on_topic=0.2, on_error="error"):
+    gs = {
+        "quality": FunctionGrader(lambda response: 0.9, name="quality"),
+        "style": FunctionGrader(lambda response: 0.7, name="style"),
+        "on_topic": FunctionGrader(lambda response: on_topic, name="on_topic"),
+    }
+    agg = WeightedSumAggregator(
+        "reward", {"quality": 1, "style": 1}, on_error=on_error, gates=gates
+    )
+    return run(agg, gs)["reward"][0]
+
+
+def test_gate_cap_multiply_floor():
+    mean = (0.9 + 0.7) / 2
+    capped = _gated({"on_topic": "cap"})
+    assert capped.score == pytest.approx(0.2)
+    assert capped.metadata["ungated"] == pytest.approx(mean)
+    assert capped.metadata["gates"]["on_topic"] == {"mode": "cap", "value": 0.2, "applied": True}
+    assert "on_topic" not in capped.metadata["components"]  # a gate is not a weight
+    assert _gated({"on_topic": "multiply"}).score == pytest.approx(mean * 0.2)
+    assert _gated({"on_topic": {"mode": "floor", "floor": 0.5}}).score == 0.0
+    assert _gated({"on_topic": {"mode": "floor", "floor": 0.1}}).score == pytest.approx(mean)
+    # a gate that holds changes nothing
+    assert _gated({"on_topic": "cap"}, on_topic=1.0).score == pytest.approx(mean)
+
+
+def test_gate_cannot_be_traded_away_unlike_a_weight():
+    gs = {
+        "quality": FunctionGrader(lambda response: 1.0, name="quality"),
+        "on_topic": FunctionGrader(lambda response: 0.0, name="on_topic"),
+    }
+    weighted = run(WeightedSumAggregator("r", {"quality": 0.8, "on_topic": 0.2}), gs)["r"][0]
+    gated = run(WeightedSumAggregator("r", {"quality": 1}, gates={"on_topic": "cap"}), gs)["r"][0]
+    assert weighted.score == pytest.approx(0.8) and gated.score == 0.0
+
+
+def test_failed_gate_is_an_error_unless_zero():
+    gs = {
+        "quality": FunctionGrader(lambda response: 0.9, name="quality"),
+        "on_topic": FunctionGrader(lambda response: 1 / 0, name="on_topic"),
+    }
+    err = run(WeightedSumAggregator("r", {"quality": 1}, gates={"on_topic": "cap"}), gs)["r"][0]
+    assert isinstance(err, GraderError) and "gate 'on_topic' failed" in err.error
+    zero = run(
+        WeightedSumAggregator("r", {"quality": 1}, on_error="zero", gates={"on_topic": "cap"}), gs
+    )["r"][0]
+    assert zero.score == 0.0
+
+
+def test_gate_validation_names_the_fix():
+    with pytest.raises(ConfigError, match="floor"):
+        WeightedSumAggregator("r", gates={"g": {"mode": "floor"}})
+    with pytest.raises(ConfigError, match="cap, multiply, floor"):
+        WeightedSumAggregator("r", gates={"g": "clip"})
+    with pytest.raises(ConfigError, match="unknown graders"):
+        run(WeightedSumAggregator("r", gates={"nope": "cap"}))
+    unbounded = {
+        "q": FunctionGrader(lambda response: 3.0, name="q", score_range=None),
+        "g": FunctionGrader(lambda response: 0.5, name="g"),
+    }
+    with pytest.raises(ConfigError, match="bounded"):
+        run(WeightedSumAggregator("r", {"q": 1}, gates={"g": "cap"}), unbounded)
+
+
+def test_gates_in_a_spec():
+    from rlreward.integrations.spec import load_spec
+
+    spec = {
+        "graders": {
+            "length": {
+                "type": "reward_function",
+                "function": "length",
+                "params": {"target_min": 1, "target_max": 50},
+            },
+            "on_topic": {"type": "function", "callable": "tests.test_aggregators:quarter"},
+        },
+        "aggregators": [
+            {"type": "weighted_sum", "name": "reward", "gates": {"on_topic": {"mode": "cap"}}}
+        ],
+    }
+    reward = load_spec(spec).reward
+    assert reward.weighted_sum().grader_weights == {"length": 1.0}
+    assert reward.values(reward.grade([{"response": "a fine answer"}])) == [0.25]
+
+
+def quarter(response: str) -> float:
+    return 0.25

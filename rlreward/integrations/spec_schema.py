@@ -182,6 +182,18 @@ GRADER_MODELS: dict[str, type[_GraderBase]] = {
 
 
 # -- aggregators and runner --------------------------------------------------------------
+class GateSpec(_Strict):
+    """A constraint on the weighted mean from one grader's aligned value."""
+
+    mode: Literal["cap", "multiply", "floor"] = Field(
+        description="cap: reward <= gate; multiply: reward x gate; floor: reward = 0 when "
+        "gate < floor"
+    )
+    floor: Annotated[float, Field(strict=True, ge=0, le=1)] | None = Field(
+        None, description="with mode floor: the gate value below which the reward is 0"
+    )
+
+
 class WeightedSumSpec(_Strict):
     """Weighted mean of range-normalised, direction-corrected grader scores."""
 
@@ -193,6 +205,11 @@ class WeightedSumSpec(_Strict):
         None,
         description="{grader: [low, high]}: the range an unbounded grader (a raw reward "
         "model) is normalised by; scores outside it are clipped",
+    )
+    gates: dict[Name, GateSpec] | None = Field(
+        None,
+        description="{grader: {mode: cap|multiply|floor, floor: x}}: constraints the weighted "
+        "mean cannot trade away (a gate grader needs no weight)",
     )
 
 
