@@ -13,6 +13,7 @@ import pytest
 
 from rlreward.cli import main
 from tests.openai_server import Action
+from tests.reward_cases import CASE_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -448,3 +449,38 @@ def test_grade_writes_the_reward_with_abstentions_and_monitors(tmp_path, monkeyp
     for row, grades in zip(rows, written):
         expected = asyncio.run(reward.aevaluate(**row))
         assert grades["reward"]["score"] == pytest.approx(expected.score)
+
+
+@pytest.mark.parametrize("case", CASE_NAMES)
+def test_grade_writes_exactly_the_reward(case, tmp_path, monkeypatch):
+    """`rlreward grade` writes Reward.aevaluate's value for every hard case (bounds under
+    on_error zero, a callable aggregator, two aggregators, a nested reward, an abstaining
+    grader, a failing grader, a monitor)."""
+    import asyncio
+
+    from rlreward.integrations.spec import load_spec
+    from rlreward.schema import GraderAbstention, GraderScore
+    from tests.reward_cases import ROWS, write_case
+
+    spec = write_case(case, tmp_path)
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    out = tmp_path / "out.jsonl"
+    monkeypatch.chdir(tmp_path)
+    assert main(["grade", "-q", "-c", str(spec), str(data), "-o", str(out)]) in (0, 1)
+    written = [json.loads(line)["grades"] for line in out.read_text().splitlines()]
+    reward = load_spec(spec).reward
+    for row, grades in zip(ROWS, written):
+        expected = asyncio.run(reward.aevaluate(**row))
+        got = grades[reward.name]
+        if isinstance(expected, GraderScore):
+            assert got["score"] == pytest.approx(expected.score), (case, row)
+        elif isinstance(expected, GraderAbstention):
+            assert "abstained" in got, (case, row)
+        else:
+            assert "error" in got, (case, row)
+    if case == "with_monitor":
+        assert all("repetition" in g for g in written)
+        assert reward.weighted_sum().grader_weights == {"length": 1.0}
+    if case == "zero_with_bounds":  # 7 and 32 raw, both clipped to 10: the reward is 1.0
+        assert written[0]["reward"]["score"] == pytest.approx(1.0)

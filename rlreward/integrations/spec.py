@@ -73,6 +73,7 @@ GRADER_TYPES: dict[str, str] = {
     "instruction_following": "rlreward.graders.judges:InstructionFollowingGrader",
     "hallucination": "rlreward.graders.judges:HallucinationGrader",
     "rubric": "rlreward.graders.judges:RubricGrader",
+    "reward": "rlreward.reward:Reward",  # {type: reward, spec: other.yaml}: a nested reward
 }
 AGGREGATOR_TYPES: dict[str, str] = {
     "weighted_sum": "rlreward.aggregators:WeightedSumAggregator",
@@ -205,6 +206,31 @@ def _check_params(function: str, params: Mapping[str, Any], where: str) -> None:
             )
 
 
+#: the nested spec files being loaded (a spec that nests itself is refused, not recursed)
+_LOADING: list[str] = []
+
+
+def _nested_reward(path: str, ctx: SpecContext, where: str) -> Reward:
+    """``{type: reward, spec: other.yaml}``: that spec's Reward, nested whole."""
+    target = Path(path)
+    if not target.is_absolute():
+        target = ctx.base_dir / target
+    if not target.is_file():
+        raise ConfigError(f"{where}.spec: reward spec file {str(target)!r} not found")
+    resolved = str(target.resolve())
+    if resolved in _LOADING:
+        raise ConfigError(
+            f"{where}.spec: {path!r} nests itself ({' -> '.join([*_LOADING, resolved])})"
+        )
+    _LOADING.append(resolved)
+    try:
+        data = schema.load_yaml(target)
+        inner = RewardSpec.from_dict(data if data is not None else {}, base_dir=target.parent)
+    finally:
+        _LOADING.pop()
+    return inner.reward
+
+
 def _build_grader(
     name: str, entry: Any, ctx: SpecContext, section: str = "graders"
 ) -> GraderConfig:
@@ -223,6 +249,8 @@ def _build_grader(
             opts = _options(entry, "function", "params")
             cls = load_callable(GRADER_TYPES[kind])
             grader = cls(entry.function, name=name, **opts, **entry.params)
+        elif isinstance(entry, schema.NestedRewardSpec):
+            grader = _nested_reward(entry.spec, ctx, where)
         elif isinstance(entry, schema.RewardModelSpec):
             opts = _options(entry, "model")
             model = entry.model

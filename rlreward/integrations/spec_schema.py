@@ -167,8 +167,21 @@ class RubricSpec(_JudgeBase):
     optional_fields: FieldNames | None = None
 
 
+class NestedRewardSpec(_GraderBase):
+    """Another reward spec as one grader of this one (``{type: reward, spec: other.yaml}``):
+    its graders, aggregators, ``on_error`` and monitors stay as that spec says."""
+
+    type: Literal["reward"]
+    spec: Name = Field(description="path to a reward spec YAML (relative to this spec)")
+
+
 GraderSpec = Annotated[
-    FunctionGraderSpec | RewardFunctionSpec | RewardModelSpec | JudgeSpec | RubricSpec,
+    FunctionGraderSpec
+    | RewardFunctionSpec
+    | RewardModelSpec
+    | JudgeSpec
+    | RubricSpec
+    | NestedRewardSpec,
     Field(discriminator="type"),
 ]
 #: grader ``type`` -> its model
@@ -178,6 +191,7 @@ GRADER_MODELS: dict[str, type[_GraderBase]] = {
     "reward_model": RewardModelSpec,
     **dict.fromkeys(JUDGE_TYPES, JudgeSpec),
     "rubric": RubricSpec,
+    "reward": NestedRewardSpec,
 }
 
 
