@@ -26,6 +26,7 @@ from trl.experimental.async_grpo.async_rollout_worker import (
     TrainingSequence,
     _AsyncRolloutLoop,
 )
+from trl.trainer.utils import get_callable_name
 
 from tests.integrations import adapter_helpers as H
 
@@ -60,19 +61,33 @@ def check_grpo() -> dict[str, Any]:
 class ScoreOnlyLoop(_AsyncRolloutLoop):  # type: ignore[misc]
     """trl 1.16's rollout loop with generation replaced by fixed completions.
 
-    Module-level: the spawned child unpickles it by name.
+    Module-level: the spawned child unpickles it by name. ``more_reward_funcs``: further
+    lists of reward functions, each scored the same way as ``reward_funcs`` (one spawn
+    for every case; they travel in the same pickled kwargs).
     """
 
-    def __init__(self, *, completions: list[str], **kwargs: Any) -> None:
+    def __init__(
+        self, *, completions: list[str], more_reward_funcs: list[list[Any]], **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.fixed_completions = completions
+        self.all_reward_funcs = [self.reward_funcs, *more_reward_funcs]
 
     def run(self) -> None:
         asyncio.set_event_loop(self._loop)
         row = next(self._dataset_iter)
+        out = []
+        for funcs in self.all_reward_funcs:
+            self.reward_funcs = funcs
+            self.reward_func_names = [get_callable_name(f) for f in funcs]
+            samples = self._loop.run_until_complete(self._score_group(self._group(row)))
+            out.append([(s.metrics, s.advantage) for s in samples])
+        self.rollout_buffer.put(out)
+
+    def _group(self, row: dict[str, Any]) -> Any:
         n = len(self.fixed_completions)
         skip = {"prompt", "completion", "completion_ids"}
-        group = RolloutGroup(  # as _generate_loop fills it for one prompt's group
+        return RolloutGroup(  # as _generate_loop fills it for one prompt's group
             prompts=[row["prompt"]] * n,
             reward_kwargs={k: [row[k]] * n for k in row if k not in skip},
             completions=[[{"role": "assistant", "content": c}] for c in self.fixed_completions],
@@ -88,8 +103,6 @@ class ScoreOnlyLoop(_AsyncRolloutLoop):  # type: ignore[misc]
             env_rewards=[],
             rollout_rewards=[],
         )
-        samples = self._loop.run_until_complete(self._score_group(group))
-        self.rollout_buffer.put([(s.metrics, s.advantage) for s in samples])
 
 
 class Worker(worker_mod.AsyncRolloutWorker):  # type: ignore[misc]
@@ -116,30 +129,32 @@ def check_async() -> dict[str, Any]:
     }
     prompt = [{"role": "user", "content": "what is 2 plus 2"}]
     dataset = Dataset.from_list([{"prompt": prompt, "ground_truth": "4"}])
+    rewards = [H.trl_reward(case) for case, _ in ASYNC_RUNS]
+    made = [make_reward_funcs(r, mode=mode) for r, (_, mode) in zip(rewards, ASYNC_RUNS)]
+    worker = Worker(
+        model_name="tiny",
+        dataset=dataset,
+        reward_funcs=made[0].funcs,
+        more_reward_funcs=[m.funcs for m in made[1:]],
+        processing_class=tok,
+        eos_token_ids=[tok.sep_token_id],
+        num_generations=len(COMPLETIONS),
+        completions=COMPLETIONS,
+        child_ready_timeout=300,
+    )
+    worker.start()  # pickles reward_funcs, spawns the child (CUDA hidden, env scrubbed)
+    try:
+        scored_cases = worker.rollout_buffer.get(timeout=300)
+    finally:
+        worker.stop()
+    completions = [[{"role": "assistant", "content": c}] for c in COMPLETIONS]
+    gt = {"ground_truth": ["4"] * len(COMPLETIONS)}
     out: dict[str, Any] = {}
-    for case, mode in ASYNC_RUNS:
-        reward = H.trl_reward(case)
-        funcs, weights = make_reward_funcs(reward, mode=mode)
-        worker = Worker(
-            model_name="tiny",
-            dataset=dataset,
-            reward_funcs=funcs,
-            processing_class=tok,
-            eos_token_ids=[tok.sep_token_id],
-            num_generations=len(COMPLETIONS),
-            completions=COMPLETIONS,
-            child_ready_timeout=240,
-        )
-        worker.start()  # pickles reward_funcs, spawns the child (CUDA hidden, env scrubbed)
-        try:
-            scored = worker.rollout_buffer.get(timeout=240)
-        finally:
-            worker.stop()
-        completions = [[{"role": "assistant", "content": c}] for c in COMPLETIONS]
-        gt = {"ground_truth": ["4"] * len(COMPLETIONS)}
+    for (case, mode), reward, (_, weights), scored in zip(
+        ASYNC_RUNS, rewards, made, scored_cases, strict=True
+    ):
         want = T.expected(reward, [prompt] * len(COMPLETIONS), completions, gt)
         trained = [m["reward"] for m, _ in scored]
-        advantages = [a for _, a in scored]
         per_func = {k: [m[k] for m, _ in scored] for k in scored[0][0] if k.startswith("rewards/")}
         weighted = [
             math.fsum(w * v for w, v in zip(weights, vals, strict=True) if not math.isnan(v))
@@ -148,7 +163,7 @@ def check_async() -> dict[str, Any]:
         out[f"{case}/{mode}"] = {
             "expected": want,
             "trained": [None if math.isnan(v) else v for v in trained],
-            "advantages": advantages,
+            "advantages": [a for _, a in scored],
             "weighted_sum": weighted,  # what TRL would train on had it applied reward_weights
             "functions": list(per_func),
         }
