@@ -94,8 +94,8 @@ def main() -> None:
     import yaml
 
     from rlreward.embedded import embedded_model_path
-    from rlreward.integrations._runtime import get_handle
-    from rlreward.integrations.verl import LegacyRLRewardManager, resolve_source
+    from rlreward.integrations._runtime import as_reward
+    from rlreward.integrations.verl import LegacyRLRewardManager
     from tests.integrations import adapter_helpers as H
 
     tok = H.tokenizer()
@@ -119,7 +119,7 @@ def main() -> None:
         }
         spec_path = tmp / f"judge_{latency_ms}.yaml"
         spec_path.write_text(yaml.safe_dump(spec))
-        get_handle(resolve_source(str(spec_path)))  # build once, as a worker does at its first call
+        as_reward(str(spec_path))  # build once, as a worker does at its first call
 
         base_cfg = H.verl_config(tok_path, str(spec_path), custom_fn=False)
         base_cfg.reward.custom_reward_function = {

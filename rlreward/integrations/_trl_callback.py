@@ -9,7 +9,7 @@ from transformers import TrainerCallback
 
 from rlreward.errors import ConfigError
 from rlreward.integrations._rows import trl_rows
-from rlreward.integrations._runtime import get_handle, run_sync
+from rlreward.integrations._runtime import run_sync
 from rlreward.integrations._trl_state import RewardGroup, RewardStats
 
 __all__ = ["RewardLoggingCallback"]
@@ -39,11 +39,14 @@ def _funcs(reward_funcs: Any) -> list[Any]:
 
 
 class RewardLoggingCallback(TrainerCallback):
-    """Adds ``<prefix>/<name>/mean|std|error_rate|skip_rate|latency_s|cache_hit_rate`` to the logs.
+    """Adds ``<prefix>/<name>/<stat>`` to the logs: mean, std, error_rate, abstain_rate,
+    latency_s, cache_hit_rate.
 
-    ``<name>`` is every grader (raw scores, as the grader returned them), every
-    aggregator, and ``<grader>__aligned`` for each grader the reward aggregator weighs
-    (mean/std of the values it weighed, on the rows it scored). Values cover the reward
+    ``<name>`` is every grader and monitor (raw scores, as the grader returned them),
+    every aggregator (the reward's value among them), and ``<grader>__aligned`` for each
+    grader the reward weighs (mean/std of the values it weighed, on the rows it scored).
+    ``abstain_rate`` is the share of rows the column did not apply to; ``error_rate``
+    the share of the others that failed. Values cover the reward
     calls since the previous log; on an evaluation log the keys get TRL's ``eval_``
     prefix. They land in ``state.log_history``; to send them to reporters (W&B,
     TensorBoard) as well, add the callback with ``install``, which places it before the
@@ -59,7 +62,7 @@ class RewardLoggingCallback(TrainerCallback):
         for f in funcs:
             if all(f.group is not g for g in self.groups):
                 self.groups.append(f.group)
-        self.source = funcs[0].source
+        self.reward = funcs[0].reward
         self.prefix = prefix
         self._pending: dict[str, float] = {}
 
@@ -75,10 +78,9 @@ class RewardLoggingCallback(TrainerCallback):
         self, prompts: Sequence[Any], completions: Sequence[Any], **columns: Any
     ) -> dict[str, float]:
         """Grade evaluation generations; returns ``eval_<prefix>/<name>/...`` metrics."""
-        handle = get_handle(self.source)
         rows = trl_rows(prompts, completions, columns)
         stats = RewardStats()
-        stats.record(run_sync(handle.runner.arun(rows, on_missing="skip")), handle.reward)
+        stats.record(run_sync(self.reward.agrade(rows, on_missing="skip")), self.reward)
         metrics = stats.pop(f"eval_{self.prefix}")
         self._pending.update(metrics)
         return metrics

@@ -5,6 +5,11 @@ it; the callback reaches it through them): it grades each batch once for all of 
 and keeps ``RewardStats``, running sums of fixed size, so a run without the callback
 holds a few numbers per column, not a list per call. Pickling a group drops its state;
 functions pickled together still share one group (pickle keeps shared references).
+
+``batch_metrics`` is what one graded batch adds to TRL's own logs (``log_metric``): a
+fixed set of keys per reward, NaN where a column has no score in the batch, because
+TRL averages each key over the batch calls of a log step (and TRL 1.12 gathers the
+keys across ranks in sorted order, so every batch must send the same keys).
 """
 
 from __future__ import annotations
@@ -13,22 +18,23 @@ import asyncio
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from rlreward.aggregators import aligned_key
-from rlreward.checks import RunningStats
+from rlreward.aggregators import WeightedSumAggregator, aligned_key
+from rlreward.checks import RunningStats, mean_std
 from rlreward.integrations._rows import trl_rows
 from rlreward.results import GradingResults
-from rlreward.schema import GraderError, GraderScore
+from rlreward.reward import Reward
+from rlreward.schema import GraderAbstention, GraderError, GraderResult, GraderScore
 
-__all__ = ["RewardGroup", "RewardStats", "weighed_components"]
+__all__ = ["Batch", "RewardGroup", "RewardStats", "batch_metrics", "weighed_components"]
 
 
 @dataclass
 class _Column:
     n: int = 0
     errors: int = 0
-    skipped: int = 0
+    abstained: int = 0
     scores: RunningStats | None = None
     latency: RunningStats | None = None
     cache_hits: int = 0
@@ -46,17 +52,17 @@ def _add(col: _Column, attr: str, value: float) -> None:
 class RewardStats:
     """Per-column counts, mean/std, judge latency and cache hits since the last ``pop``.
 
-    Columns: every grader (raw scores) and aggregator under its own name, and, for the
-    reward aggregator's weighted graders, ``<grader>__aligned`` (the components it
-    weighed on the rows it scored).
+    Columns: every grader and monitor (raw scores) and aggregator under its own name,
+    and, for the reward's weighted graders, ``<grader>__aligned`` (the components the
+    reward weighed on the rows it scored).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._cols: dict[str, _Column] = {}
 
-    def record(self, results: GradingResults, reward: str | None = None) -> None:
-        """Add a graded batch; ``reward`` names the aggregator whose components to add."""
+    def record(self, results: GradingResults, reward: Reward | None = None) -> None:
+        """Add a graded batch; ``reward`` is the Reward whose components to add."""
         with self._lock:
             for name, column in results.items():
                 c = self._cols.setdefault(name, _Column())
@@ -64,8 +70,8 @@ class RewardStats:
                     c.n += 1
                     if isinstance(r, GraderScore):
                         _add(c, "scores", r.score)
-                    elif isinstance(r, GraderError) and r.metadata.get("not_applicable"):
-                        c.skipped += 1
+                    elif isinstance(r, GraderAbstention):
+                        c.abstained += 1
                         continue
                     else:
                         c.errors += 1
@@ -75,13 +81,15 @@ class RewardStats:
                     if isinstance(meta.get("cached"), bool):
                         c.cache_seen += 1
                         c.cache_hits += meta["cached"]
-            for components in weighed_components(results, reward):
-                for grader, value in components.items():
-                    _add(self._cols.setdefault(aligned_key(grader), _Column()), "scores", value)
+            if reward is not None:
+                for components in weighed_components(results[reward.name]):
+                    for grader, value in components.items():
+                        _add(self._cols.setdefault(aligned_key(grader), _Column()), "scores", value)
 
     def pop(self, prefix: str = "rlreward") -> dict[str, float]:
-        """``{prefix/<name>/<stat>: value}`` (mean, std, error_rate, skip_rate, latency_s,
-        cache_hit_rate) since the last call; resets. Aligned columns have mean/std only."""
+        """``{prefix/<name>/<stat>: value}`` (mean, std, error_rate, abstain_rate,
+        latency_s, cache_hit_rate) since the last call; resets. Aligned columns have
+        mean/std only. ``error_rate`` is over the rows where the column applied."""
         with self._lock:
             cols, self._cols = self._cols, {}
         out: dict[str, float] = {}
@@ -92,10 +100,9 @@ class RewardStats:
                 out[f"{key}/std"] = c.scores.std
             if c.n == 0:  # an aligned column: no results of its own to count
                 continue
-            applicable = c.n - c.skipped
+            applicable = c.n - c.abstained
             out[f"{key}/error_rate"] = c.errors / applicable if applicable else 0.0
-            if c.skipped:
-                out[f"{key}/skip_rate"] = c.skipped / c.n
+            out[f"{key}/abstain_rate"] = c.abstained / c.n
             if c.latency is not None:
                 out[f"{key}/latency_s"] = c.latency.mean
             if c.cache_seen:
@@ -103,16 +110,71 @@ class RewardStats:
         return out
 
 
-def weighed_components(results: GradingResults, reward: str | None) -> list[dict[str, float]]:
-    """The ``components`` the ``reward`` aggregator published, for the rows it scored."""
-    if reward is None or reward not in results:
-        return []
+def weighed_components(column: list[GraderResult]) -> list[dict[str, float]]:
+    """The ``components`` a reward column published, for the rows it scored."""
     out = []
-    for r in results[reward]:
+    for r in column:
         components = r.metadata.get("components") if isinstance(r, GraderScore) else None
         if isinstance(components, Mapping):
             out.append({str(k): float(v) for k, v in components.items()})
     return out
+
+
+def _rates(column: list[GraderResult]) -> tuple[float, float]:
+    """(abstain_rate over all rows, error_rate over the rows where it applied)."""
+    n = len(column)
+    abstained = sum(isinstance(r, GraderAbstention) for r in column)
+    errors = sum(isinstance(r, GraderError) for r in column)
+    applicable = n - abstained
+    return (abstained / n if n else 0.0), (errors / applicable if applicable else 0.0)
+
+
+def _column_metrics(key: str, column: list[GraderResult], *, scores: bool) -> dict[str, float]:
+    out: dict[str, float] = {}
+    if scores:
+        out[f"{key}/mean"], out[f"{key}/std"] = mean_std(
+            r.score for r in column if isinstance(r, GraderScore)
+        )
+    out[f"{key}/abstain_rate"], out[f"{key}/error_rate"] = _rates(column)
+    return out
+
+
+def batch_metrics(reward: Reward, results: GradingResults, *, aligned: bool) -> dict[str, float]:
+    """What one batch adds to TRL's logs, beside the curves TRL draws from the functions.
+
+    ``rewards/<grader>/mean|std`` raw scores (and ``abstain_rate|error_rate``),
+    ``rewards/<grader>__aligned/mean|std`` what the reward weighed (``aligned``: only
+    when no function of ours already returns it, i.e. combined mode),
+    ``monitors/<monitor>/mean|std|abstain_rate|error_rate``, the reward's own
+    ``rewards/<reward>/abstain_rate|error_rate`` (its mean/std is TRL's curve for the
+    combined function, or TRL's ``reward``), and ``rewards/<aggregator>/mean|std`` for
+    the aggregators reported beside the reward.
+    """
+    out: dict[str, float] = {}
+    for name in reward.graders:
+        out.update(_column_metrics(f"rewards/{name}", results[name], scores=True))
+    if aligned and isinstance(reward.aggregator, WeightedSumAggregator):
+        columns: dict[str, list[float]] = {n: [] for n in reward.aggregator.grader_weights}
+        for components in weighed_components(results[reward.name]):
+            for name, value in components.items():
+                columns[name].append(value)
+        for name, values in columns.items():
+            key = f"rewards/{aligned_key(name)}"
+            out[f"{key}/mean"], out[f"{key}/std"] = mean_std(values)
+    for name in reward.monitors:
+        out.update(_column_metrics(f"monitors/{name}", results[name], scores=True))
+    out.update(_column_metrics(f"rewards/{reward.name}", results[reward.name], scores=False))
+    for name in reward.aggregators:
+        if name != reward.name:
+            out.update(_column_metrics(f"rewards/{name}", results[name], scores=True))
+    return out
+
+
+class Batch(NamedTuple):
+    """One graded batch, and whether this caller is the one that graded it."""
+
+    results: GradingResults
+    first: bool
 
 
 @dataclass
@@ -131,6 +193,7 @@ class RewardGroup:
         self.stats = RewardStats()
         self.memo: _Memo | None = None
         self.checked: set[int] = set()  # ids of trainers whose reward settings were checked
+        self.warned: set[str] = set()
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -148,6 +211,14 @@ class RewardGroup:
         with self._lock:
             self.checked.add(key)
 
+    def first_time(self, what: str) -> bool:
+        """True the first time ``what`` is asked about in this process (for one-time warnings)."""
+        with self._lock:
+            if what in self.warned:
+                return False
+            self.warned.add(what)
+            return True
+
     async def results(
         self,
         grade: Callable[[list[dict[str, Any]]], Any],
@@ -155,7 +226,7 @@ class RewardGroup:
         completions: Any,
         columns: Mapping[str, Any],
         consumers: int,
-    ) -> GradingResults:
+    ) -> Batch:
         """Grade a batch once for the ``consumers`` functions TRL calls with the same lists."""
         loop = asyncio.get_running_loop()
         m = self.memo
@@ -168,8 +239,8 @@ class RewardGroup:
             m.uses += 1
             if m.uses >= consumers:
                 self.memo = None
-            return await asyncio.shield(m.task)
+            return Batch(await asyncio.shield(m.task), False)
         rows = trl_rows(prompts, completions, columns)
         task: asyncio.Task[GradingResults] = loop.create_task(grade(rows))
         self.memo = _Memo(loop, prompts, completions, task) if consumers > 1 else None
-        return await asyncio.shield(task)
+        return Batch(await asyncio.shield(task), True)

@@ -1,40 +1,53 @@
-"""TRL adapter: a reward spec as TRL reward functions (GRPO, RLOO) plus a logging callback.
+"""TRL adapter: a Reward as TRL reward functions (GRPO, RLOO, AsyncGRPO) plus a logging callback.
 
-``make_reward_funcs(spec)`` returns ``RewardFuncs(funcs, weights)``; pass
-``reward_funcs=funcs`` and ``GRPOConfig(reward_weights=weights)``. What TRL optimises
-is then the spec aggregator's value, row by row, failures included:
+``make_reward_funcs(reward)`` takes anything ``as_reward`` takes (a ``Reward``, a
+``RewardSpec``, a YAML path, a spec dict, a ``GradingRunner``) and returns
+``RewardFuncs(funcs, weights)``; pass ``reward_funcs=funcs`` and, where the trainer has
+them, ``reward_weights=weights``. The functions hold the ``Reward`` itself; what TRL
+optimises is ``Reward.aevaluate``'s value, row by row:
 
-- ``mode="combined"`` (exact under every ``on_error``): one function, named after the
-  aggregator, returning the aggregate (``None`` where it failed). It reports each
-  grader through TRL's ``log_metric``: ``rewards/<grader>/mean|std`` the raw scores,
-  ``rewards/<grader>__aligned/mean|std`` the values the aggregator weighed.
-- ``mode="per_grader"`` (default; TRL then logs one curve per grader): one function per
-  weighted grader, named ``<grader>__aligned``, returning the aggregator's published
-  component for that grader (``metadata["components"]``: on [0, 1], higher = better),
-  with ``weights`` the aggregator's normalised weights. TRL 1.12 reduces with
-  ``(rewards_per_func * reward_weights).nansum(dim=1)``; that equals the aggregate when
-  the used weights sum to 1, which holds for ``on_error="zero"`` (a failed grader's
-  component is its worst, 0.0) and ``"error"`` (a row where a grader failed gets
-  ``None`` from every function: TRL's "unscorable", zero advantage, as the combined
-  function's ``None``). It cannot hold for ``"renormalize"``: nansum drops the failed
-  grader without rescaling the others (0.784 where the spec says 0.98), and returning
-  rescaled values would put a number that is not the grader's under its name. So that
-  combination is refused with the fix (``mode="combined"``).
+- ``mode="combined"`` (default; exact under every ``on_error``, with abstentions, with
+  any aggregator): one function, named after the reward, returning the reward's value,
+  ``None`` where it failed or did not apply. Its weight is 1.0 and lives inside, so a
+  host that passes no ``reward_weights`` (TRL 1.16's ``AsyncGRPOTrainer``) trains on
+  the same value.
+- ``mode="per_grader"`` (opt-in; TRL then draws one curve per grader): one function
+  per weighted grader, named ``<grader>__aligned``, returning the component the
+  reward weighed for it, with ``weights`` the reward's normalised weights. TRL reduces
+  them with ``(rewards_per_func * reward_weights).nansum(dim=1)``, which is the reward
+  only when every weighted grader has a component on the row. So it is refused up
+  front where that cannot hold (a callable aggregator, ``on_error="renormalize"``,
+  ``multi_objective_aggregation="normalize_then_sum"``), and a row where a weighted
+  grader abstained (the reward rescales the others; nansum cannot) raises
+  ``ConfigError`` naming the fix instead of training on another value. Returning
+  ``None`` from every function for such a row is not exact either: TRL then treats
+  the row as unscorable (no reward, advantage 0), while the reward has a value.
 
-On the first call in a trainer the functions check the trainer's own settings (found
-through the ``log_metric`` TRL passes, a bound method of the trainer): all functions of
-the group are there, ``reward_weights`` are ours, and per-grader functions are summed
-(``multi_objective_aggregation="sum_then_normalize"``, not ``"normalize_then_sum"``,
-which standardises each grader before summing: another reward). A mismatch raises
+``None`` in TRL (1.12 and 1.16, ``GRPOTrainer`` and ``AsyncGRPOTrainer``): a function's
+``None`` becomes NaN; a row where EVERY function returned ``None`` is unscorable: its
+reward is NaN, it is left out of the group's mean/std, its advantage is 0 and it is
+left out of the logged reward. A row where only some functions returned ``None`` is
+the nansum of the others (so per grader, a failed grader under ``on_error="error"``
+makes every function return ``None``: the row is unscorable, as the combined
+function's ``None``).
+
+What else TRL logs, through the ``log_metric`` a ``GRPOTrainer``/``RLOOTrainer`` passes
+(``_trl_state.batch_metrics``): raw grader scores, the aligned values,
+``monitors/<name>/...`` (monitors are graded and logged, never in the reward) and
+abstain/error rates. ``AsyncGRPOTrainer`` passes no ``log_metric`` and calls the
+functions in its spawned child, where ``RewardLoggingCallback`` (in the trainer's
+process) cannot see them: there TRL logs only its own ``rewards/<function>`` columns.
+
+On the first call inside a ``GRPOTrainer``/``RLOOTrainer`` (found through
+``log_metric``, a bound method of the trainer) the functions check the trainer's own
+settings: all functions of the group are there, ``reward_weights`` are ours, and
+per-grader functions are summed (``sum_then_normalize``). A mismatch raises
 ``ConfigError`` before anything is graded.
 
-Naming (the project's one rule): a grader's bare name carries its raw score, its own
-range and direction; ``<grader>__aligned`` carries the value the aggregator weighs.
-
-The functions are async (TRL runs them concurrently on its event loop) and picklable:
-they hold the spec (path or dict) and build the process's one runner on first call.
-The functions of one call share a ``RewardGroup`` (one grading per batch, bounded
-stats); ``RewardLoggingCallback`` (importable from here, loaded on use because it
+The functions are async (TRL runs them concurrently on its event loop) and pickle
+with the Reward inside (its clients and models are built lazily in each process);
+functions pickled together share one ``RewardGroup`` (one grading per batch, bounded
+stats). ``RewardLoggingCallback`` (importable from here, loaded on use because it
 imports transformers) reads those stats.
 """
 
@@ -43,15 +56,15 @@ from __future__ import annotations
 import importlib
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal, NamedTuple
 
 from rlreward.aggregators import aligned_key
-from rlreward.checks import mean_std
 from rlreward.errors import ConfigError
-from rlreward.integrations._runtime import RewardHandle, RewardSource, get_handle
-from rlreward.integrations._trl_state import RewardGroup, RewardStats, weighed_components
+from rlreward.integrations._runtime import as_reward
+from rlreward.integrations._trl_state import RewardGroup, RewardStats, batch_metrics
 from rlreward.results import GradingResults
+from rlreward.reward import Reward
 from rlreward.schema import GraderScore
 
 # RewardLoggingCallback is importable from this module too (module __getattr__); it is
@@ -59,7 +72,8 @@ from rlreward.schema import GraderScore
 __all__ = ["RLRewardFunc", "RewardFuncs", "RewardStats", "make_reward_funcs"]
 
 log = logging.getLogger(__name__)
-Mode = Literal["per_grader", "combined"]
+Mode = Literal["combined", "per_grader"]
+MODES: tuple[str, ...] = ("combined", "per_grader")
 
 
 async def _trl_reward_signature(prompts, completions, completion_ids=None, **kwargs):  # type: ignore[no-untyped-def]
@@ -67,7 +81,7 @@ async def _trl_reward_signature(prompts, completions, completion_ids=None, **kwa
 
 
 class RewardFuncs(NamedTuple):
-    """What ``make_reward_funcs`` returns: ``funcs, weights = make_reward_funcs(spec)``."""
+    """What ``make_reward_funcs`` returns: ``funcs, weights = make_reward_funcs(reward)``."""
 
     funcs: list[RLRewardFunc]
     weights: list[float]
@@ -76,10 +90,11 @@ class RewardFuncs(NamedTuple):
 class RLRewardFunc:
     """One TRL reward function: ``async (prompts, completions, completion_ids=None, **kwargs)``.
 
-    A small picklable class rather than a closure. TRL runs a reward function on its
-    event loop only if ``inspect.iscoroutinefunction`` says so, which for an object means
-    looking function-like: ``__name__``, ``__code__`` (of an ``async def`` with TRL's
-    signature), ``__defaults__`` and ``__kwdefaults__``.
+    A small picklable class rather than a closure. TRL 1.12 runs a reward function on
+    its event loop only if ``inspect.iscoroutinefunction`` says so, which for an object
+    means looking function-like: ``__name__``, ``__code__`` (of an ``async def`` with
+    TRL's signature), ``__defaults__`` and ``__kwdefaults__`` (TRL 1.16 also reads the
+    ``async`` of ``__call__``).
     """
 
     __defaults__ = (None,)
@@ -87,15 +102,15 @@ class RLRewardFunc:
 
     def __init__(
         self,
-        source: RewardSource,
+        reward: Reward,
         column: str,
         mode: Mode,
         group: RewardGroup,
         consumers: int,
         weight: float,
     ) -> None:
-        self.source = source
-        self.column = column  # the grader (per_grader) or the aggregator (combined)
+        self.reward = reward
+        self.column = column  # the grader (per_grader) or the reward's name (combined)
         self.mode = mode
         self.group = group
         self.consumers = consumers
@@ -114,56 +129,40 @@ class RLRewardFunc:
         completion_ids: Any = None,
         **kwargs: Any,
     ) -> list[float | None]:
-        handle = get_handle(self.source)
-        trainer = getattr(kwargs.get("log_metric"), "__self__", None)
+        log_metric = kwargs.get("log_metric")
+        trainer = getattr(log_metric, "__self__", None)
         if trainer is not None and hasattr(trainer, "reward_funcs"):
             self.group.check_once(id(trainer), lambda: self._check_trainer(trainer))
-
-        async def grade(rows: list[dict[str, Any]]) -> GradingResults:
-            results = await handle.runner.arun(rows, on_missing="skip")
-            self.group.stats.record(results, handle.reward)
-            return results
-
-        results = await self.group.results(grade, prompts, completions, kwargs, self.consumers)
-        reward = results[handle.reward]
+        elif self.mode == "per_grader" and self.group.first_time("unchecked"):
+            log.warning(
+                "make_reward_funcs(mode='per_grader') functions were called without a trainer's "
+                "log_metric, so the trainer's reward_weights cannot be checked; a host that passes "
+                "no reward_weights (TRL's AsyncGRPOTrainer sums every function with weight 1) "
+                "does not train on the reward: use mode='combined' there"
+            )
+        batch = await self.group.results(self._grade, prompts, completions, kwargs, self.consumers)
+        if batch.first and callable(log_metric):
+            metrics = batch_metrics(self.reward, batch.results, aligned=self.mode == "combined")
+            for key, value in metrics.items():
+                log_metric(key, value)
         if self.mode == "per_grader":
-            return [
-                r.metadata["components"].get(self.column) if isinstance(r, GraderScore) else None
-                for r in reward
-            ]
-        log_metric = kwargs.get("log_metric")
-        if callable(log_metric):
-            self._log_components(handle, results, log_metric)
-        return [r.score if isinstance(r, GraderScore) else None for r in reward]
+            return per_grader_values(self.reward, batch.results, self.column)
+        return self.reward.values(batch.results)
 
-    def _log_components(
-        self, handle: RewardHandle, results: GradingResults, log_metric: Callable[..., Any]
-    ) -> None:
-        """Raw scores under ``rewards/<grader>``, weighed values under ``<grader>__aligned``."""
-        for name in handle.graders:
-            raw = [r.score for r in results[name] if isinstance(r, GraderScore)]
-            if raw:
-                mean, std = mean_std(raw)
-                log_metric(f"rewards/{name}/mean", mean)
-                log_metric(f"rewards/{name}/std", std)
-        columns: dict[str, list[float]] = {}
-        for components in weighed_components(results, handle.reward):
-            for name, value in components.items():
-                columns.setdefault(name, []).append(value)
-        for name, values in columns.items():
-            mean, std = mean_std(values)
-            log_metric(f"rewards/{aligned_key(name)}/mean", mean)
-            log_metric(f"rewards/{aligned_key(name)}/std", std)
+    async def _grade(self, rows: list[dict[str, Any]]) -> GradingResults:
+        results = await self.reward.agrade(rows, on_missing="skip")
+        self.group.stats.record(results, self.reward)
+        return results
 
     def _check_trainer(self, trainer: Any) -> None:
-        """Refuse trainer settings under which TRL would not optimise the spec's reward."""
+        """Refuse trainer settings under which TRL would not optimise the reward."""
         funcs = list(getattr(trainer, "reward_funcs", []))
         ours = [(i, f) for i, f in enumerate(funcs) if getattr(f, "group", None) is self.group]
         if len(ours) != self.consumers:
             raise ConfigError(
                 f"the trainer's reward_funcs hold {len(ours)} of the {self.consumers} functions "
                 "make_reward_funcs returned together; pass all of them (reward_funcs=funcs), "
-                "or the reward TRL sums is not the spec's"
+                "or the reward TRL sums is not the reward"
             )
         weights = [float(w) for w in getattr(trainer, "reward_weights", [])]
         got = [weights[i] if i < len(weights) else math.nan for i, _ in ours]
@@ -172,14 +171,14 @@ class RLRewardFunc:
         if not all(close):  # TRL holds the weights as float32
             raise ConfigError(
                 f"the trainer's reward_weights for {[f.__name__ for _, f in ours]} are {got}, "
-                f"but the reward spec's are {want}; pass the weights make_reward_funcs "
+                f"but the reward's are {want}; pass the weights make_reward_funcs "
                 "returned: GRPOConfig(reward_weights=weights) (RLOOConfig likewise)"
             )
         aggregation = getattr(trainer, "multi_objective_aggregation", "sum_then_normalize")
         if self.mode == "per_grader" and len(ours) > 1 and aggregation != "sum_then_normalize":
             raise ConfigError(
                 f"multi_objective_aggregation={aggregation!r} standardises each grader's "
-                "function before summing, so TRL would not optimise the spec's reward; use "
+                "function before summing, so TRL would not optimise the reward; use "
                 "multi_objective_aggregation='sum_then_normalize' or "
                 "make_reward_funcs(..., mode='combined')"
             )
@@ -190,48 +189,78 @@ class RLRewardFunc:
         ]
         if others:
             log.warning(
-                "the trainer sums other reward functions %s with the reward spec's; what it "
-                "optimises is not the spec's reward alone",
+                "the trainer sums other reward functions %s with the reward's; what it "
+                "optimises is not the reward alone",
                 others,
             )
 
     def __repr__(self) -> str:
-        return (
-            f"RLRewardFunc({self.__name__!r}, mode={self.mode!r}, spec={self.source.describe()!r})"
-        )
+        return f"RLRewardFunc({self.__name__!r}, mode={self.mode!r}, reward={self.reward!r})"
+
+
+def per_grader_values(reward: Reward, results: GradingResults, grader: str) -> list[float | None]:
+    """``grader``'s weighed component per row; ``None`` where the reward has no value.
+
+    Exact only when each scored row has a component for every weighted grader (then
+    TRL's weighted nansum is the reward); anything else raises ``ConfigError``.
+    """
+    weighted = reward.weighted_sum().grader_weights
+    out: list[float | None] = []
+    for i, r in enumerate(reward.results(results)):
+        if not isinstance(r, GraderScore):
+            out.append(None)  # failed or abstained: every function says None, as combined does
+            continue
+        components = r.metadata.get("components", {})
+        missing = [n for n in weighted if n not in components]
+        if missing:
+            abstained = [n for n in missing if n in r.metadata.get("abstained", ())]
+            why = (
+                f"{abstained} abstained (did not apply) on it, and the reward rescales the "
+                "other graders' weights"
+                if abstained
+                else f"{missing} have no component on it"
+            )
+            raise ConfigError(
+                f"make_reward_funcs(mode='per_grader'): on row {i} of this batch {why}; TRL's "
+                "weighted nansum cannot rescale, so it would train on another value than the "
+                f"reward ({r.score:.6g}); use make_reward_funcs(..., mode='combined'), which "
+                "is exact with abstentions"
+            )
+        out.append(components[grader])
+    return out
 
 
 def make_reward_funcs(
-    spec_or_runner: Any, *, mode: Mode = "per_grader", aggregator: str | None = None
+    reward: Any, *, mode: Mode = "combined", aggregator: str | None = None
 ) -> RewardFuncs:
-    """TRL reward functions for a reward spec (YAML path, dict, RewardSpec or GradingRunner).
+    """TRL reward functions for a reward (a Reward, RewardSpec, YAML path, spec dict or runner).
 
     Returns ``RewardFuncs(funcs, weights)``: pass ``funcs`` as ``reward_funcs=`` and
-    ``weights`` as ``GRPOConfig(reward_weights=...)``. The spec is built here once, so
-    a bad spec fails now rather than at the first training step. ``aggregator`` names
-    the aggregator that defines the reward (default: the spec's first).
+    ``weights`` as ``GRPOConfig(reward_weights=...)``. The reward is built here once,
+    so a bad spec fails now rather than at the first training step. ``aggregator``
+    names the aggregator whose value is the reward (default: the reward's own).
     """
-    if mode not in ("per_grader", "combined"):
+    if mode not in MODES:
         raise ConfigError(
-            f"make_reward_funcs: mode={mode!r} is not allowed; choose 'per_grader' or 'combined'"
+            f"make_reward_funcs: mode={mode!r} is not allowed; choose 'combined' (default) "
+            "or 'per_grader'"
         )
-    source = RewardSource.coerce(spec_or_runner, aggregator)
-    handle = get_handle(source)
+    held = as_reward(reward, aggregator)
     group = RewardGroup()
     if mode == "combined":
-        return RewardFuncs([RLRewardFunc(source, handle.reward, mode, group, 1, 1.0)], [1.0])
-    agg = handle.weighted_sum()
+        return RewardFuncs([RLRewardFunc(held, held.name, mode, group, 1, 1.0)], [1.0])
+    agg = held.weighted_sum()  # ConfigError naming mode='combined' for a callable aggregator
     weights = agg.grader_weights
     if agg.on_error == "renormalize" and len(weights) > 1:
         raise ConfigError(
             f"make_reward_funcs(mode='per_grader') cannot reproduce aggregator {agg.name!r}'s "
             "on_error='renormalize': TRL sums the per-grader rewards with nansum, which drops "
             "a failed grader without rescaling the other weights, so the trained reward would "
-            "not be the spec's; use mode='combined' (exact under every on_error, components "
-            "logged), or on_error='zero' / 'error' in the spec"
+            "not be the reward; use mode='combined' (exact under every on_error, components "
+            "logged), or on_error='zero' / 'error'"
         )
-    names = [n for n in handle.graders if n in weights]  # the spec's order
-    funcs = [RLRewardFunc(source, n, mode, group, len(names), weights[n]) for n in names]
+    names = [n for n in held.graders if n in weights]  # the reward's order
+    funcs = [RLRewardFunc(held, n, mode, group, len(names), weights[n]) for n in names]
     return RewardFuncs(funcs, [weights[n] for n in names])
 
 

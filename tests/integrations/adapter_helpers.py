@@ -223,3 +223,94 @@ def verl_config(
 def min_reward(results: dict[str, Any]) -> float:
     """A custom aggregator: the lowest successful grader score."""
     return min(r.score for r in results.values() if r.ok)
+
+
+# --- trl ---
+# The rewards the TRL tests train on (module-level, so they pickle into a spawned child).
+# Which texts fail or abstain is decided by the text (crc32), so a batch of generations
+# mixes scored, failed and abstaining rows.
+
+
+def _crc(response: str, salt: str = "") -> int:
+    import zlib
+
+    return zlib.crc32((salt + response).encode())
+
+
+def by_length(response: str) -> float:
+    """An unbounded raw score (the text's length in characters): needs ``bounds``."""
+    return float(len(response))
+
+
+def refuses_some(response: str) -> float:
+    """A judge that refuses (fails) on about a third of the texts."""
+    if _crc(response) % 3 == 0:
+        raise RuntimeError("the judge refused")
+    return (_crc(response) % 97) / 96
+
+
+def abstains_some(response: str) -> Any:
+    """A grader that does not apply to about a third of the texts (a GraderAbstention)."""
+    from rlreward.schema import GraderAbstention
+
+    if _crc(response, "a") % 3 == 0:
+        return GraderAbstention("abstains", "no verdict for this kind of text")
+    return (_crc(response, "a") % 89) / 88
+
+
+def lowest(results: dict[str, Any]) -> Any:
+    """A callable aggregator: the lowest score on [0, 1] among the graders that scored."""
+    from rlreward.schema import GraderError, GraderScore
+
+    scores = [r.score for r in results.values() if isinstance(r, GraderScore)]
+    return min(scores) if scores else GraderError("lowest", "no grader scored")
+
+
+lowest.score_range = (0.0, 1.0)  # type: ignore[attr-defined]
+
+#: The rewards of the "Done when" matrix (issue 18): name -> builder below.
+TRL_CASES = ("zero_bounds", "callable", "two_aggregators", "nested", "abstaining", "failing")
+
+
+def trl_reward(case: str) -> Any:
+    """A Reward for one case of TRL_CASES; every one carries a monitor (``words``)."""
+    from rlreward import FunctionGrader, WeightedSumAggregator
+    from rlreward.reward import Reward
+
+    def g(fn: Any, **kw: Any) -> Any:
+        return FunctionGrader(fn, name=fn.__name__, run_in_thread=False, **kw)
+
+    monitors = {"words": g(brevity)}
+    judge = {"brevity": g(brevity), "judge": g(refuses_some)}
+    if case == "zero_bounds":
+        graders = {**judge, "length": g(by_length, score_range=None, higher_is_better=False)}
+        agg = WeightedSumAggregator(
+            "reward",
+            weights={"brevity": 2, "judge": 1, "length": 1},
+            on_error="zero",
+            bounds={"length": (0, 40)},
+        )
+        return Reward(graders, agg, monitors=monitors)
+    if case == "callable":
+        return Reward(judge, lowest, monitors=monitors)
+    if case == "two_aggregators":
+        first = WeightedSumAggregator("first", on_error="zero")
+        second = WeightedSumAggregator(
+            "second", weights={"brevity": 1, "judge": 3}, on_error="zero"
+        )
+        return Reward(judge, [first, second], monitors=monitors, reward="second")
+    if case == "nested":
+        inner = Reward(judge, WeightedSumAggregator("inner", on_error="zero"))
+        tox = g(toxicity, score_range=(0, 10), higher_is_better=False)
+        agg = WeightedSumAggregator("reward", weights={"inner": 3, "tox": 1}, on_error="zero")
+        return Reward({"inner": inner, "tox": tox}, agg, monitors=monitors)
+    if case == "abstaining":
+        graders = {"brevity": g(brevity), "abstains": g(abstains_some)}
+        return Reward(
+            graders,
+            WeightedSumAggregator("reward", weights={"brevity": 1, "abstains": 3}),
+            monitors=monitors,
+        )
+    if case == "failing":
+        return Reward(judge, WeightedSumAggregator("reward", on_error="error"), monitors=monitors)
+    raise ValueError(f"unknown TRL case {case!r}; known: {TRL_CASES}")

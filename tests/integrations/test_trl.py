@@ -1,17 +1,16 @@
-"""The TRL adapter against real TRL 1.12 on CPU: GRPOTrainer with our reward functions."""
+"""The TRL adapter against real TRL 1.12 on CPU: what GRPOTrainer trains on is the Reward.
+
+The trl 1.16 half (GRPOTrainer, AsyncGRPOTrainer's reward contract) is test_trl116.py.
+"""
 
 import ast
 import asyncio
-import base64
 import inspect
-import json
 import math
+import multiprocessing as mp
 import os
 import pickle
 import statistics
-import subprocess
-import sys
-import zlib
 from pathlib import Path
 
 import pytest
@@ -20,18 +19,17 @@ import yaml
 pytest.importorskip("trl")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import torch
-from torch.overrides import TorchFunctionMode
-
 from rlreward.errors import ConfigError
 from rlreward.integrations.trl import RewardLoggingCallback, make_reward_funcs
+from rlreward.schema import GraderScore
 from tests.integrations import adapter_helpers as H
-from tests.training.tiny import tiny_llama_config
+from tests.integrations import trl_host as T
 
-ROOT = Path(__file__).resolve().parents[2]
 GRADERS = ["match", "brevity", "tox", "flaky"]
 WEIGHTED = ["match", "brevity", "tox"]  # spec_dict() weighs these 2 : 1 : 1
 ALIGNED = [f"{g}__aligned" for g in WEIGHTED]
+#: per grader cannot be exact for these: refused up front / raises on the abstaining row
+PER_GRADER_REFUSED = {"callable": "not a WeightedSumAggregator", "abstaining": "abstained"}
 
 
 def call_all(funcs, prompts, completions, **columns):
@@ -43,90 +41,209 @@ def call_all(funcs, prompts, completions, **columns):
     return asyncio.run(main())
 
 
+def aevaluate_all(reward, rows):
+    async def main():
+        return [await reward.aevaluate(**row) for row in rows]
+
+    return [r.score if isinstance(r, GraderScore) else None for r in asyncio.run(main())]
+
+
+def trained(funcs, weights, values):
+    """What TRL's sum_then_normalize trains on per row: nansum, NaN where every value is None."""
+    out = []
+    for row in zip(*values, strict=True):
+        if all(v is None for v in row):
+            out.append(None)
+        else:
+            out.append(math.fsum(w * v for w, v in zip(weights, row, strict=True) if v is not None))
+    return out
+
+
+TEXTS = ["it is 4", "x y z", "bad bad", "hello there friend", "q", "a longer text with words"]
+
+
 def test_functions_look_like_async_functions_to_trl():
     from trl.trainer.utils import get_callable_name
 
-    funcs, weights = make_reward_funcs(H.spec_dict(on_error="zero"))
+    (combined,), w = make_reward_funcs(H.spec_dict())  # the default mode: combined
+    assert get_callable_name(combined) == "reward" and w == [1.0]
+    funcs, weights = make_reward_funcs(H.spec_dict(on_error="zero"), mode="per_grader")
     # one function per weighted grader, named for what it returns: the aligned value
     assert [get_callable_name(f) for f in funcs] == ALIGNED
     assert weights == [0.5, 0.25, 0.25]  # the aggregator's (normalised) weights
-    for f in funcs:
-        assert inspect.iscoroutinefunction(f)  # TRL's test for running it on its event loop
+    for f in [combined, *funcs]:
+        assert inspect.iscoroutinefunction(f)  # TRL 1.12's test for running it on its loop
         assert str(inspect.signature(f)) == "(prompts, completions, completion_ids=None, **kwargs)"
-    (combined,), w = make_reward_funcs(H.spec_dict(), mode="combined")
-    assert get_callable_name(combined) == "reward" and w == [1.0]
+    assert funcs[0].reward is funcs[1].reward  # the functions hold the one Reward
 
 
-@pytest.mark.parametrize("on_error", ["zero", "error"])
-def test_per_grader_values_are_the_published_components_and_sum_to_the_aggregate(on_error):
-    from rlreward.integrations.spec import RewardSpec
+@pytest.mark.parametrize("case", H.TRL_CASES)
+@pytest.mark.parametrize("mode", ["combined", "per_grader"])
+def test_the_value_trained_is_reward_aevaluate_by_hand(case, mode):
+    """The functions, reduced as TRL reduces them, give Reward.aevaluate row by row."""
+    reward = H.trl_reward(case)
+    if mode == "per_grader" and case == "callable":
+        with pytest.raises(ConfigError, match="use mode='combined'"):
+            make_reward_funcs(reward, mode=mode)
+        return
+    funcs, weights = make_reward_funcs(reward, mode=mode)
+    assert all(f.reward is reward for f in funcs)  # held as it is, nothing rebuilt
+    rows = [{"response": t} for t in TEXTS]
+    want = aevaluate_all(reward, rows)
+    if mode == "per_grader" and case == "abstaining":
+        with pytest.raises(ConfigError, match=r"abstained .*mode='combined'"):
+            call_all(funcs, ["q"] * len(TEXTS), TEXTS)
+        return
+    got = trained(funcs, weights, call_all(funcs, ["q"] * len(TEXTS), TEXTS))
+    assert got == pytest.approx(want, abs=1e-12)
+    if case == "failing":
+        assert None in want and any(v is not None for v in want)
 
-    spec = H.spec_dict(on_error=on_error, weigh_flaky=True)
-    funcs, weights = make_reward_funcs(spec)
-    (combined,), _ = make_reward_funcs(spec, mode="combined")
+
+@pytest.mark.parametrize("case", H.TRL_CASES)
+@pytest.mark.parametrize("mode", ["combined", "per_grader"])
+def test_grpo_trains_on_reward_aevaluate_row_by_row(tok, tmp_path, case, mode):
+    """The real GRPOTrainer path: TRL's own reduction per completion == Reward.aevaluate."""
+    reward = H.trl_reward(case)
+    if mode == "per_grader" and case == "callable":
+        with pytest.raises(ConfigError, match=PER_GRADER_REFUSED[case]):
+            make_reward_funcs(reward, mode=mode)
+        return
+    funcs, weights = make_reward_funcs(reward, mode=mode)
+    if mode == "per_grader" and case == "abstaining":
+        with pytest.raises(ConfigError, match=PER_GRADER_REFUSED[case]):
+            T.train_once(tok, funcs, weights, tmp_path)
+        return
+    run = T.train_once(tok, funcs, weights, tmp_path)
+    got = T.compare(reward, run)
+    # the batch exercised what the case is about
+    results = reward.grade([{"response": c} for c in run["completions"]])
+    if case in ("zero_bounds", "two_aggregators", "failing"):
+        assert results.errors("judge") and len(results.errors("judge")) < 8
+    if case == "zero_bounds":
+        assert any(len(c) > 40 for c in run["completions"])  # clipped to its bounds
+    if case == "abstaining":
+        assert results.abstentions("abstains") and None not in got["expected"]
+    if case == "failing":
+        assert None in got["expected"]
+    log = run["logs"][0]
+    assert "monitors/words/mean" in log  # the monitor is logged ...
+    assert "words" in reward.monitors and "words" not in reward.graders
+    for r in reward.results(results):  # ... and never weighed
+        assert "words" not in r.metadata.get("components", {})
+
+
+def test_a_monitor_is_logged_and_never_in_the_reward(tok, tmp_path):
+    from rlreward.reward import Reward
+
+    reward = H.trl_reward("zero_bounds")
+
+    without = Reward(reward.graders, list(reward.aggregators.values()))
+    funcs, weights = make_reward_funcs(reward)
+    cb = RewardLoggingCallback(funcs)
+    run = T.train_once(tok, funcs, weights, tmp_path, callbacks=[cb])
+    rows = [{"response": c} for c in run["completions"]]
+    assert T.expected(reward, run["prompts"], run["completions"]) == T.expected(
+        without, run["prompts"], run["completions"]
+    )  # the same reward with and without the monitor
+    words = [H.brevity(c) for c in run["completions"]]
+    log = run["logs"][0]
+    assert log["monitors/words/mean"] == pytest.approx(statistics.fmean(words), abs=1e-6)
+    assert log["monitors/words/std"] == pytest.approx(statistics.pstdev(words), abs=1e-6)
+    assert log["rlreward/words/mean"] == pytest.approx(statistics.fmean(words), abs=1e-6)
+    assert log["monitors/words/abstain_rate"] == 0.0
+    assert not any(k.startswith("rewards/words") for k in log)  # never shown as a reward part
+    assert len(rows) == 8
+
+
+def test_grader_failures_and_abstentions_are_counted_in_trl_logs():
+    reward = H.trl_reward("abstaining")
+    (combined,) = make_reward_funcs(reward).funcs
+    logged = {}
+    out = call_all([combined], ["q"] * len(TEXTS), TEXTS, log_metric=logged.__setitem__)[0]
+    results = reward.grade([{"response": t} for t in TEXTS])
+    n_abstained = len(results.abstentions("abstains"))
+    assert 0 < n_abstained < len(TEXTS)
+    assert logged["rewards/abstains/abstain_rate"] == n_abstained / len(TEXTS)
+    assert logged["rewards/reward/abstain_rate"] == 0.0  # brevity applies to every row
+    assert out == reward.values(results)
+    failing = H.trl_reward("failing")
+    logged.clear()
+    call_all(make_reward_funcs(failing).funcs, ["q"] * 6, TEXTS, log_metric=logged.__setitem__)
+    errors = len(failing.grade([{"response": t} for t in TEXTS]).errors("judge"))
+    assert logged["rewards/judge/error_rate"] == logged["rewards/reward/error_rate"] == errors / 6
+
+
+def test_per_grader_values_are_the_published_components_and_sum_to_the_aggregate():
+    spec = H.spec_dict(on_error="zero", weigh_flaky=True)
+    funcs, weights = make_reward_funcs(spec, mode="per_grader")
+    (combined,), _ = make_reward_funcs(spec)
     prompts = ["what is 2 plus 2", "name a colour", "q"]
     completions = ["it is 4", "bad red", "fail"]  # row 2: flaky fails
     cols = {"ground_truth": ["4", "blue", "x"]}
     per = dict(zip([f.__name__ for f in funcs], call_all(funcs, prompts, completions, **cols)))
-    rows = [
-        {"response": c, "reference_response": g} for c, g in zip(completions, cols["ground_truth"])
-    ]
-    spec_rewards = RewardSpec.from_dict(spec).build_runner().run(rows)["reward"]
-    for i, r in enumerate(spec_rewards):
-        if r.ok:
-            assert {k: per[f"{k}__aligned"][i] for k in r.metadata["components"]} == (
-                r.metadata["components"]
-            )
-            trained = sum(w * per[name][i] for name, w in zip(per, weights))
-            assert trained == pytest.approx(r.score, abs=1e-12)
-        else:  # "error": every function says None, so TRL scores the row as unscorable
-            assert [per[name][i] for name in per] == [None] * len(per)
+    results = funcs[0].reward.grade(
+        [
+            {"response": c, "reference_response": g}
+            for c, g in zip(completions, cols["ground_truth"])
+        ]
+    )
+    for i, r in enumerate(results["reward"]):
+        assert {k: per[f"{k}__aligned"][i] for k in r.metadata["components"]} == (
+            r.metadata["components"]
+        )
     assert per["tox__aligned"][:2] == [1.0, 0.0]  # lower-is-better on [0, 10], turned around
-    if on_error == "zero":
-        assert per["flaky__aligned"][2] == 0.0 and spec_rewards[2].ok  # the worst, and counted
-    else:
-        assert not spec_rewards[2].ok
-    assert call_all([combined], prompts, completions, **cols)[0] == [
-        r.score if r.ok else None for r in spec_rewards
-    ]
+    assert per["flaky__aligned"][2] == 0.0  # a failure under on_error zero: the worst, counted
+    assert call_all([combined], prompts, completions, **cols)[0] == pytest.approx(
+        trained(funcs, weights, list(per.values())), abs=1e-12
+    )
 
 
 def test_per_grader_refuses_renormalize_and_names_the_fix():
     with pytest.raises(ConfigError, match="cannot reproduce .*on_error='renormalize'") as exc:
-        make_reward_funcs(H.spec_dict(on_error="renormalize"))
+        make_reward_funcs(H.spec_dict(on_error="renormalize"), mode="per_grader")
     assert "use mode='combined'" in str(exc.value) and "nansum" in str(exc.value)
-    assert make_reward_funcs(H.spec_dict(on_error="renormalize"), mode="combined").weights == [1.0]
+    assert make_reward_funcs(H.spec_dict(on_error="renormalize")).weights == [1.0]
     one = {**H.spec_dict(on_error="renormalize")}
     one["aggregators"] = [{"name": "reward", "weights": {"tox": 1}, "on_error": "renormalize"}]
-    assert make_reward_funcs(one).weights == [1.0]  # one grader: nothing to rescale
+    assert make_reward_funcs(one, mode="per_grader").weights == [1.0]  # nothing to rescale
 
 
-def test_none_where_a_grader_does_not_apply_or_fails_and_both_are_counted():
+def test_per_grader_row_where_every_weighted_grader_abstains_is_unscorable_as_combined():
+    reward = H.trl_reward("abstaining")
+    from rlreward.reward import Reward
+
+    only = Reward({"abstains": reward.graders["abstains"]})  # one grader: all-or-nothing
+    funcs, _ = make_reward_funcs(only, mode="per_grader")
+    (combined,) = make_reward_funcs(only).funcs
+    per = call_all(funcs, ["q"] * len(TEXTS), TEXTS)[0]
+    assert per == call_all([combined], ["q"] * len(TEXTS), TEXTS)[0]
+    assert None in per and any(v is not None for v in per)
+
+
+def test_a_missing_reference_is_an_abstention_not_a_zero():
     funcs, _ = make_reward_funcs(H.spec_dict(on_error="zero", weigh_flaky=True))
+    reward = funcs[0].reward
     cb = RewardLoggingCallback(funcs)
-    cb.pop_metrics()
     # row 0 has no ground truth (match does not apply); row 1 makes flaky fail
-    out = dict(
-        zip(
-            [*ALIGNED, "flaky__aligned"],
-            call_all(funcs, ["q", "q"], ["x", "fail"], ground_truth=[None, "fail"]),
-        )
-    )
-    # under on_error="zero" both count as the worst score, as in the aggregate
-    assert out["match__aligned"] == [0.0, 1.0] and out["flaky__aligned"] == [1.0, 0.0]
+    out = call_all(funcs, ["q", "q"], ["x", "fail"], ground_truth=[None, "fail"])[0]
+    rows = [{"response": "x", "query": "q"}, {"response": "fail", "reference_response": "fail"}]
+    assert out == aevaluate_all(reward, rows)
+    assert out[0] == pytest.approx((1 * (1 - 1 / 50) + 1 * 1.0 + 1 * 1.0) / 3)  # match left out
     m = cb.pop_metrics()
-    assert m["rlreward/match/skip_rate"] == 0.5 and m["rlreward/match/error_rate"] == 0.0
-    assert m["rlreward/flaky/error_rate"] == 0.5 and "rlreward/flaky/skip_rate" not in m
-    assert m["rlreward/brevity/std"] == pytest.approx(0.0)
-    assert m["rlreward/match__aligned/mean"] == 0.5  # what the reward weighed: 0.0 and 1.0
+    assert m["rlreward/match/abstain_rate"] == 0.5 and m["rlreward/match/error_rate"] == 0.0
+    assert m["rlreward/flaky/error_rate"] == 0.5 and m["rlreward/flaky/abstain_rate"] == 0.0
     assert cb.pop_metrics() == {}  # reset after each log
+    per, _ = make_reward_funcs(H.spec_dict(on_error="zero", weigh_flaky=True), mode="per_grader")
+    with pytest.raises(ConfigError, match=r"on row 0 of this batch \['match'\] abstained"):
+        call_all(per, ["q", "q"], ["x", "fail"], ground_truth=[None, "fail"])
 
 
 def test_logged_names_say_what_the_value_is():
     """A grader's bare name carries its raw score; <grader>__aligned what the reward weighed."""
     spec = H.spec_dict(on_error="zero")
-    funcs, _ = make_reward_funcs(spec)
-    (combined,), _ = make_reward_funcs(spec, mode="combined")
+    funcs, _ = make_reward_funcs(spec, mode="per_grader")
+    (combined,), _ = make_reward_funcs(spec)
     cb = RewardLoggingCallback(funcs)
     logged = {}
     completions = ["bad bad", "bad bad bad"]  # toxicity 20 -> 10 (clipped by the grader), 10
@@ -140,7 +257,19 @@ def test_logged_names_say_what_the_value_is():
     assert logged["rewards/tox/mean"] == 10.0 and logged["rewards/tox__aligned/mean"] == 0.0
     assert logged["rewards/match/mean"] == 0.0 and "rewards/flaky__aligned/mean" not in logged
     assert "rewards/flaky/mean" in logged  # raw scores of an unweighted grader are still shown
+    assert "rewards/reward/mean" not in logged  # TRL draws the combined function's curve itself
     assert [f.__name__ for f in funcs] == ALIGNED
+
+
+def test_logged_keys_are_the_same_every_batch():
+    """TRL averages log_metric keys over a log step (1.12 gathers them sorted across ranks)."""
+    (combined,) = make_reward_funcs(H.trl_reward("failing")).funcs
+    keys = []
+    for texts in (["q1", "q2"], ["it is 4", "bad"]):  # the first: the judge refuses both
+        logged = {}
+        call_all([combined], ["q", "q"], texts, log_metric=logged.__setitem__)
+        keys.append(sorted(logged))
+    assert keys[0] == keys[1]
 
 
 def test_stats_are_owned_by_the_functions_and_bounded():
@@ -155,7 +284,7 @@ def test_stats_are_owned_by_the_functions_and_bounded():
         if isinstance(node, ast.ImportFrom)
     }
     assert "rlreward.integrations.trl" not in imports  # no cycle trl <-> _trl_callback
-    funcs, _ = make_reward_funcs(H.spec_dict(on_error="zero"))
+    funcs, _ = make_reward_funcs(H.spec_dict(on_error="zero"), mode="per_grader")
     group = funcs[0].group
     assert all(f.group is group for f in funcs)
     call_all(funcs, ["q"], ["it is 4"], ground_truth=["4"])
@@ -179,7 +308,7 @@ def test_conversational_completions_and_dataset_columns_reach_the_graders():
             },
         },
     }
-    funcs, _ = make_reward_funcs(spec)
+    funcs, _ = make_reward_funcs(spec, mode="per_grader")
     prompts = [
         [{"role": "system", "content": "be brief"}, {"role": "user", "content": "purple elephants"}]
     ]
@@ -189,48 +318,40 @@ def test_conversational_completions_and_dataset_columns_reach_the_graders():
     assert topic == [1.0]  # the dataset column 'topic' mapped onto the query
 
 
-PICKLE_CHILD = """
-import asyncio, base64, json, pickle, sys
-funcs = pickle.loads(base64.b64decode(sys.argv[1]))
-assert all(f.group is funcs[0].group for f in funcs)  # still one grading per batch
-out = [asyncio.run(f(["what is 2 plus 2"], ["it is 4 bad"], ground_truth=["4"])) for f in funcs]
-print(json.dumps(out))
-"""
+def _score_in_child(blob, queue):
+    """In a spawned process: unpickle the functions and call them as TRL does."""
+    out = []
+    for funcs in pickle.loads(blob):
+        assert all(f.group is funcs[0].group and f.reward is funcs[0].reward for f in funcs)
+        out.append(call_all(funcs, ["q"] * len(TEXTS), TEXTS, ground_truth=["4"] * len(TEXTS)))
+    queue.put(out)
 
 
-@pytest.mark.parametrize("kind", ["path", "dict", "runner"])
-def test_pickled_functions_work_in_a_fresh_process(tmp_path, kind):
-    spec = H.spec_dict(on_error="zero")
-    if kind == "path":
-        source = tmp_path / "reward.yaml"
-        source.write_text(yaml.safe_dump(spec))
-    elif kind == "dict":
-        source = spec
-    else:
-        from rlreward.integrations.spec import RewardSpec
+def test_pickled_functions_give_identical_values_in_a_spawned_process(tmp_path):
+    """AsyncGRPOTrainer's contract: reward_funcs pickled, scored in a `spawn` child, no weights."""
+    path = tmp_path / "reward.yaml"
+    path.write_text(yaml.safe_dump(H.spec_dict(on_error="zero")))
+    from rlreward.integrations.spec import RewardSpec
 
-        source = RewardSpec.from_dict(spec).build_runner()
-    funcs, _ = make_reward_funcs(source)
-    blob = base64.b64encode(pickle.dumps(funcs)).decode()
+    sources = [H.trl_reward(c) for c in H.TRL_CASES]
+    sources += [str(path), H.spec_dict(on_error="zero")]
+    sources += [RewardSpec.from_dict(H.spec_dict(on_error="zero")).build_runner()]
+    groups = [make_reward_funcs(s).funcs for s in sources]
+    groups += [make_reward_funcs(H.trl_reward("zero_bounds"), mode="per_grader").funcs]
+    groups += [make_reward_funcs(str(path), mode="per_grader").funcs]
+    blob = pickle.dumps(groups)  # AsyncRolloutWorker.start() pickles reward_funcs the same way
     here = [
-        asyncio.run(f(["what is 2 plus 2"], ["it is 4 bad"], ground_truth=["4"])) for f in funcs
+        call_all(fs, ["q"] * len(TEXTS), TEXTS, ground_truth=["4"] * len(TEXTS)) for fs in groups
     ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    child = subprocess.run(
-        [sys.executable, "-c", PICKLE_CHILD, blob],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-    )
-    assert child.returncode == 0, child.stderr[-2000:]
-    assert json.loads(child.stdout) == here
-    names = [f.__name__ for f in funcs]
-    assert dict(zip(names, here)) == {
-        "match__aligned": [1.0],
-        "brevity__aligned": [0.92],
-        "tox__aligned": [0.0],
-    }
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_score_in_child, args=(blob, queue))
+    proc.start()
+    got = queue.get(timeout=300)
+    proc.join(60)
+    assert proc.exitcode == 0
+    assert got == here
+    assert any(None in values for fs in here for values in fs)  # failures travel as None
 
 
 def test_bad_arguments_are_config_errors():
@@ -241,10 +362,38 @@ def test_bad_arguments_are_config_errors():
         "aggregators": [{"callable": "tests.integrations.adapter_helpers:min_reward"}],
     }
     with pytest.raises(ConfigError, match="use mode='combined'"):
-        make_reward_funcs(custom)
-    assert make_reward_funcs(custom, mode="combined").weights == [1.0]
+        make_reward_funcs(custom, mode="per_grader")
+    assert make_reward_funcs(custom).weights == [1.0]
+    with pytest.raises(ConfigError, match="aggregator 'nope' is not in the reward"):
+        make_reward_funcs(H.spec_dict(), aggregator="nope")
+    with pytest.raises(ConfigError, match="a Reward, a RewardSpec, a YAML spec path"):
+        make_reward_funcs(42)
     with pytest.raises(ConfigError, match="needs the functions from make_reward_funcs"):
         RewardLoggingCallback([len])
+
+
+def test_aggregator_picks_which_value_is_trained():
+    reward = H.trl_reward("two_aggregators")  # its reward is "second"
+    (second,) = make_reward_funcs(reward).funcs
+    (first,) = make_reward_funcs(reward, aggregator="first").funcs
+    assert second.__name__ == "second" and first.__name__ == "first"
+    rows = [{"response": t} for t in TEXTS]
+    assert call_all([first], ["q"] * 6, TEXTS)[0] == aevaluate_all(
+        reward.with_reward("first"), rows
+    )
+    assert call_all([second], ["q"] * 6, TEXTS)[0] == aevaluate_all(reward, rows)
+    logged = {}
+    call_all([second], ["q"] * 6, TEXTS, log_metric=logged.__setitem__)
+    assert "rewards/first/mean" in logged  # the other aggregator is reported beside it
+
+
+def test_per_grader_without_a_trainer_to_check_warns_once(caplog):
+    funcs, _ = make_reward_funcs(H.spec_dict(on_error="zero"), mode="per_grader")
+    with caplog.at_level("WARNING", logger="rlreward.integrations.trl"):
+        call_all(funcs, ["q"], ["x"], ground_truth=["x"])
+        call_all(funcs, ["q"], ["x"], ground_truth=["x"])
+    warned = [r for r in caplog.records if "AsyncGRPOTrainer" in r.getMessage()]
+    assert len(warned) == 1 and "use mode='combined'" in warned[0].getMessage()
 
 
 def test_callback_reports_judge_latency_and_cache_hits(openai_server, tmp_path):
@@ -257,7 +406,7 @@ def test_callback_reports_judge_latency_and_cache_hits(openai_server, tmp_path):
         },
         "aggregators": [{"type": "weighted_sum", "name": "reward", "on_error": "zero"}],
     }
-    funcs, weights = make_reward_funcs(spec)
+    funcs, weights = make_reward_funcs(spec, mode="per_grader")
     cb = RewardLoggingCallback(funcs)
     prompts, completions = ["what is the capital of france"] * 2, ["paris", "it is paris"]
     first = call_all(funcs, prompts, completions)
@@ -279,145 +428,11 @@ def tok():
     return H.tokenizer()
 
 
-def grpo_trainer(tok, funcs, weights, dataset, tmp_path, callbacks=(), rloo=False, **options):
-    import torch
-    from transformers import LlamaForCausalLM
-    from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
-
-    torch.manual_seed(0)
-    config = tiny_llama_config(len(tok))  # the training tests' 2-layer Llama, built in-process
-    config.pad_token_id, config.bos_token_id, config.eos_token_id = (
-        tok.pad_token_id,
-        None,
-        tok.sep_token_id,
-    )
-    config_cls, trainer_cls = (RLOOConfig, RLOOTrainer) if rloo else (GRPOConfig, GRPOTrainer)
-    extra = {"beta": 0.0} if rloo else {}  # RLOO's KL reference would be loaded from a hub id
-    kwargs = {
-        "output_dir": str(tmp_path),
-        "use_cpu": True,
-        "bf16": False,
-        "max_completion_length": 8,
-        "num_generations": 2,
-        "per_device_train_batch_size": 2,
-        "max_steps": 2,
-        "logging_steps": 1,
-        "learning_rate": 1e-3,
-        "report_to": [],
-        "save_strategy": "no",
-        "reward_weights": weights,
-        "seed": 0,
-        **extra,
-        **options,
-    }
-    return trainer_cls(
-        model=LlamaForCausalLM(config),
-        reward_funcs=funcs,
-        args=config_cls(**kwargs),
-        train_dataset=dataset,
-        processing_class=tok,
-        callbacks=list(callbacks),
-    )
-
-
-def arith_rows(n=4):
-    from datasets import Dataset
-
-    rows = [{"prompt": f"what is {i} plus {i}", "ground_truth": str(2 * i)} for i in range(n)]
-    return Dataset.from_list(rows)
-
-
-# -- what TRL optimises == what the spec says, row by row, with a grader failing on some rows
-
-
-def by_length(response: str) -> float:
-    """A raw score that varies with the generated text: its length mod 11, on [0, 10]."""
-    return float(len(response) % 11)
-
-
-def refuses_some(response: str) -> float:
-    """A judge that refuses (fails) on about a third of the texts, decided by the text."""
-    if zlib.crc32(response.encode()) % 3 == 0:
-        raise RuntimeError("the judge refused")
-    return (zlib.crc32(response.encode()) % 97) / 96
-
-
-def failing_runner(on_error):
-    from rlreward import FunctionGrader, GradingRunner, WeightedSumAggregator
-
-    graders = {
-        "brevity": FunctionGrader(H.brevity, name="brevity"),
-        "length": FunctionGrader(
-            by_length, name="length", score_range=(0, 10), higher_is_better=False
-        ),
-        "judge": FunctionGrader(refuses_some, name="judge"),
-    }
-    weights = {"brevity": 2, "length": 1, "judge": 1}
-    agg = WeightedSumAggregator("reward", weights=weights, on_error=on_error)
-    return GradingRunner(graders, aggregators=agg, show_progress=False)
-
-
-class RewardTap(TorchFunctionMode):
-    """Records what TRL's own reduction ``(rewards_per_func * weights).nansum(dim=1)`` yields."""
-
-    def __init__(self):
-        super().__init__()
-        self.sums = []
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        if func is torch.Tensor.nansum and kwargs.get("dim") == 1:
-            self.sums.append(out.detach().clone())
-        return out
-
-
-CASES = [
-    ("grpo", "per_grader", "zero"),
-    ("grpo", "per_grader", "error"),
-    ("grpo", "combined", "renormalize"),
-    ("grpo", "combined", "zero"),
-    ("grpo", "combined", "error"),
-    ("rloo", "per_grader", "zero"),
-    ("rloo", "combined", "renormalize"),
-]
-
-
-@pytest.mark.parametrize(("host", "mode", "on_error"), CASES)
-def test_trl_optimises_the_spec_reward_row_by_row(tok, tmp_path, host, mode, on_error):
-    runner = failing_runner(on_error)
-    funcs, weights = make_reward_funcs(runner, mode=mode)
-    trainer = grpo_trainer(
-        tok,
-        funcs,
-        weights,
-        arith_rows(2),
-        tmp_path,
-        rloo=host == "rloo",
-        max_steps=1,
-        num_generations=8,
-        per_device_train_batch_size=8,
-    )
-    tap = RewardTap()
-    with tap:
-        trainer.train()
-    trl_reward = tap.sums[0].tolist()  # TRL's reward per completion, before NaN-masking
-    texts = list(trainer._logs["completion"])
-    rewards_per_func = list(zip(*trainer._logs["rewards"].values()))  # TRL's per-function inputs
-    assert len(texts) == len(trl_reward) == 8
-    # the spec's reward for the same texts, computed without the TRL adapter
-    spec = failing_runner(on_error).run([{"response": t} for t in texts])
-    failed = [not r.ok for r in spec["judge"]]
-    assert any(failed) and not all(failed), "the batch must mix failed and scored rows"
-    for i, expected in enumerate(spec["reward"]):
-        if expected.ok:
-            assert trl_reward[i] == pytest.approx(expected.score, abs=1e-6), (i, texts[i])
-        else:  # unscorable for TRL: every function said None, so the reward is NaN, advantage 0
-            assert all(math.isnan(v) for v in rewards_per_func[i]), (i, rewards_per_func[i])
-            assert trainer._logs["advantages"][i] == 0.0
-    scored = [r.score for r in spec["reward"] if r.ok]
-    logged = trainer.state.log_history[0]["reward"]  # TRL's own logged mean over scorable rows
-    assert logged == pytest.approx(statistics.fmean(scored), abs=1e-5)
+@pytest.mark.parametrize(("mode", "case"), [("per_grader", "zero_bounds"), ("combined", "nested")])
+def test_rloo_trains_on_reward_aevaluate_row_by_row(tok, tmp_path, mode, case):
+    reward = H.trl_reward(case)
+    funcs, weights = make_reward_funcs(reward, mode=mode)
+    T.compare(reward, T.train_once(tok, funcs, weights, tmp_path, rloo=True))
 
 
 @pytest.mark.parametrize(
@@ -442,7 +457,7 @@ def test_trainer_settings_that_change_the_reward_are_refused(
         funcs, weights = funcs[:2], ours[:2]
     elif weights == "ours":
         weights = ours
-    trainer = grpo_trainer(tok, funcs, weights, arith_rows(), tmp_path, max_steps=1, **options)
+    trainer = T.grpo_trainer(tok, funcs, weights, T.arith_rows(), tmp_path, max_steps=1, **options)
     with pytest.raises(ConfigError, match=match) as exc:
         trainer.train()
     assert "make_reward_funcs" in str(exc.value)  # the message names the fix
@@ -450,9 +465,9 @@ def test_trainer_settings_that_change_the_reward_are_refused(
 
 
 def test_grpo_trains_two_steps_with_one_function_per_grader(tok, tmp_path):
-    funcs, weights = make_reward_funcs(H.spec_dict(on_error="zero"))
+    funcs, weights = make_reward_funcs(H.spec_dict(on_error="zero"), mode="per_grader")
     cb = RewardLoggingCallback(funcs)
-    trainer = grpo_trainer(tok, funcs, weights, arith_rows(), tmp_path, [cb])
+    trainer = T.grpo_trainer(tok, funcs, weights, T.arith_rows(), tmp_path, [cb])
     before = [p.detach().clone() for p in trainer.model.parameters()]
     trainer.train()
     logs = [h for h in trainer.state.log_history if "loss" in h]
@@ -463,7 +478,7 @@ def test_grpo_trains_two_steps_with_one_function_per_grader(tok, tmp_path):
             assert log[f"rewards/{g}__aligned/mean"] == pytest.approx(
                 log[f"rlreward/{g}__aligned/mean"], abs=1e-6
             )
-            assert f"rewards/{g}/mean" not in log  # no aligned value under a raw name
+            assert log[f"rewards/{g}/mean"] == pytest.approx(log[f"rlreward/{g}/mean"], abs=1e-6)
         for g in GRADERS:
             assert log[f"rlreward/{g}/error_rate"] == 0.0  # the callback's metrics
         assert log["rlreward/reward/mean"] == pytest.approx(log["reward"], abs=1e-5)
@@ -481,8 +496,8 @@ def test_grpo_combined_on_chat_prompts_logs_components_and_grades_eval(tok, tmp_
         }
         for i in range(4)
     ]
-    funcs, weights = make_reward_funcs(H.spec_dict(), mode="combined")
-    trainer = grpo_trainer(tok, funcs, weights, Dataset.from_list(rows), tmp_path)
+    funcs, weights = make_reward_funcs(H.spec_dict())
+    trainer = T.grpo_trainer(tok, funcs, weights, Dataset.from_list(rows), tmp_path)
     cb = RewardLoggingCallback(funcs).install(trainer)
     assert trainer.callback_handler.callbacks[1] is cb  # ahead of the reporters
     trainer.train()
