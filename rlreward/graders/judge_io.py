@@ -17,7 +17,15 @@ from typing import Any
 from rlreward.errors import JudgeReplyError
 from rlreward.messages import field_text, is_message, is_messages
 
-__all__ = ["DATA_TAGS", "JudgeReplyError", "as_text", "neutralise", "parse_judgement"]
+__all__ = [
+    "DATA_TAGS",
+    "JudgeReplyError",
+    "as_text",
+    "find_verdicts",
+    "neutralise",
+    "number",
+    "parse_judgement",
+]
 
 #: Tags that delimit data in our prompts; occurrences inside data are escaped.
 DATA_TAGS = ("query", "response", "reference_response", "context", "instruction")
@@ -115,18 +123,7 @@ def parse_judgement(text: str, scale: tuple[float, float]) -> tuple[float, str]:
     code fence are preferred over ones amid prose. Several verdicts that disagree, or
     malformed JSON where a verdict could hide, are an error, not a pick.
     """
-    spans, broken = _objects(text)
-    begin = _verdict_start(text, spans)
-    spans = [s for s in spans if s[0] >= begin]
-    broken = [b for b in broken if b >= begin and _outside(spans, b)]
-    fences = [m.span(1) for m in _FENCE_RE.finditer(text, begin) if _outside(spans, m.start())]
-    fenced = [s for s in spans if any(lo <= s[0] < hi for lo, hi in fences)]
-    chosen = fenced if any(_has_score(s[2]) for s in fenced) else spans
-    objects = [obj for _, _, obj in chosen if _has_score(obj)]
-    if broken:
-        raise JudgeReplyError("judge reply holds malformed JSON; refusing to guess a verdict")
-    if not objects:
-        raise JudgeReplyError("judge reply has no JSON object with a 'score'")
+    objects = find_verdicts(text, "score")
     scores = [_number(o.get("score")) for o in objects]
     for obj, number in zip(objects, scores, strict=True):
         if number is None:
@@ -143,5 +140,29 @@ def parse_judgement(text: str, scale: tuple[float, float]) -> tuple[float, str]:
     return score, reason if isinstance(reason, str) else json.dumps(reason, ensure_ascii=False)
 
 
-def _has_score(value: Any) -> bool:
-    return isinstance(value, dict) and "score" in value
+def find_verdicts(text: str, key: str) -> list[dict[str, Any]]:
+    """The reply's top-level JSON objects holding ``key``, after any reasoning; objects
+    inside a code fence are preferred over ones amid prose. JudgeReplyError when there is
+    none, or when malformed JSON could hide one (the rules of ``parse_judgement``)."""
+    spans, broken = _objects(text)
+    begin = _verdict_start(text, spans)
+    spans = [s for s in spans if s[0] >= begin]
+    broken = [b for b in broken if b >= begin and _outside(spans, b)]
+    fences = [m.span(1) for m in _FENCE_RE.finditer(text, begin) if _outside(spans, m.start())]
+    fenced = [s for s in spans if any(lo <= s[0] < hi for lo, hi in fences)]
+    chosen = fenced if any(_has(s[2], key) for s in fenced) else spans
+    objects = [obj for _, _, obj in chosen if _has(obj, key)]
+    if broken:
+        raise JudgeReplyError("judge reply holds malformed JSON; refusing to guess a verdict")
+    if not objects:
+        raise JudgeReplyError(f"judge reply has no JSON object with a {key!r}")
+    return objects
+
+
+def number(value: Any) -> float | None:
+    """A finite number from a JSON value (a numeric string too), else None; bools refused."""
+    return _number(value)
+
+
+def _has(value: Any, key: str) -> bool:
+    return isinstance(value, dict) and key in value
