@@ -54,70 +54,19 @@ from rlreward.graders.fields import TEXT, FieldType
 from rlreward.graders.judge_io import (
     JudgeReplyError,
     as_text,
-    find_verdicts,
     neutralise,
-    number,
+    parse_pairwise,
+    parse_scores,
 )
 from rlreward.graders.llm import _as_model, _placeholders, load_prompt
 from rlreward.models.base import ChatModelError
 from rlreward.schema import GraderAbstention, GraderError, GraderResult, GraderScore
 
-__all__ = ["ListwiseJudgeGrader", "PairwiseJudgeGrader", "parse_pairwise", "parse_scores"]
+__all__ = ["ListwiseJudgeGrader", "PairwiseJudgeGrader"]
 
 DEFAULT_CRITERIA = (
     "overall quality: how correctly, completely and helpfully the response answers the query"
 )
-
-
-# -- replies -----------------------------------------------------------------------------
-def _one(objects: list[dict[str, Any]]) -> dict[str, Any]:
-    if any(o != objects[0] for o in objects[1:]):
-        raise JudgeReplyError(f"judge reply holds {len(objects)} verdicts that disagree")
-    return objects[0]
-
-
-def _int_id(value: Any) -> int | None:
-    got = number(value)
-    return int(got) if got is not None and got.is_integer() else None
-
-
-def parse_scores(text: str, ids: Sequence[int]) -> dict[int, tuple[float, str]]:
-    """``{id: (score, reason)}`` from a listwise reply: exactly one score in [0, 1] for
-    every id in ``ids`` and no other id, or JudgeReplyError."""
-    entries = _one(find_verdicts(text, "scores"))["scores"]
-    if not isinstance(entries, list):
-        raise JudgeReplyError(f"'scores' must be a list, got {type(entries).__name__}")
-    shown = set(ids)
-    out: dict[int, tuple[float, str]] = {}
-    for entry in entries:
-        if not isinstance(entry, dict):
-            raise JudgeReplyError(f"each score must be an object, got {entry!r:.60}")
-        cid = _int_id(entry.get("id"))
-        if cid not in shown:
-            raise JudgeReplyError(
-                f"score for id {entry.get('id')!r}, but the ids shown are {sorted(shown)}"
-            )
-        if cid in out:
-            raise JudgeReplyError(f"id {cid} is scored twice")
-        score = number(entry.get("score"))
-        if score is None or not 0.0 <= score <= 1.0:
-            raise JudgeReplyError(f"score {entry.get('score')!r} for id {cid} is not in [0, 1]")
-        reason = entry.get("reason", "")
-        out[cid] = (score, reason if isinstance(reason, str) else str(reason))
-    missing = sorted(shown - set(out))
-    if missing:
-        raise JudgeReplyError(f"no score for ids {missing} (the reply scored {sorted(out)})")
-    return out
-
-
-def parse_pairwise(text: str) -> tuple[int, str]:
-    """``(winner, reason)`` from a pairwise reply (winner 1 or 2), or JudgeReplyError."""
-    verdict = _one(find_verdicts(text, "winner"))
-    winner = _int_id(verdict.get("winner"))
-    if winner not in (1, 2):
-        raise JudgeReplyError(f"winner must be 1 or 2, got {verdict.get('winner')!r}")
-    reason = verdict.get("reason", "")
-    return winner, reason if isinstance(reason, str) else str(reason)
 
 
 # -- one judge call ----------------------------------------------------------------------

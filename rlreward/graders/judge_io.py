@@ -4,7 +4,9 @@ Both directions are where LLM judges get gamed: a response that closes the
 ``</response>`` tag itself can smuggle instructions, and a reply that quotes the
 response's ``{"score": 5}`` can fool a greedy parser. ``neutralise`` escapes our tags
 inside data; ``parse_judgement`` takes only top-level JSON objects and refuses
-ambiguous or out-of-range verdicts instead of guessing.
+ambiguous or out-of-range verdicts instead of guessing. The group judges' replies
+(``parse_scores``: one score per shown id; ``parse_pairwise``: a winner) follow the same
+rules through ``find_verdicts``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from rlreward.errors import JudgeReplyError
@@ -23,8 +26,9 @@ __all__ = [
     "as_text",
     "find_verdicts",
     "neutralise",
-    "number",
     "parse_judgement",
+    "parse_pairwise",
+    "parse_scores",
 ]
 
 #: Tags that delimit data in our prompts; occurrences inside data are escaped.
@@ -159,10 +163,56 @@ def find_verdicts(text: str, key: str) -> list[dict[str, Any]]:
     return objects
 
 
-def number(value: Any) -> float | None:
-    """A finite number from a JSON value (a numeric string too), else None; bools refused."""
-    return _number(value)
-
-
 def _has(value: Any, key: str) -> bool:
     return isinstance(value, dict) and key in value
+
+
+# -- group judges' replies ------------------------------------------------------------
+def _one(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    if any(o != objects[0] for o in objects[1:]):
+        raise JudgeReplyError(f"judge reply holds {len(objects)} verdicts that disagree")
+    return objects[0]
+
+
+def _int_id(value: Any) -> int | None:
+    got = _number(value)
+    return int(got) if got is not None and got.is_integer() else None
+
+
+def parse_scores(text: str, ids: Sequence[int]) -> dict[int, tuple[float, str]]:
+    """``{id: (score, reason)}`` from a listwise reply: exactly one score in [0, 1] for
+    every id in ``ids`` and no other id, or JudgeReplyError."""
+    entries = _one(find_verdicts(text, "scores"))["scores"]
+    if not isinstance(entries, list):
+        raise JudgeReplyError(f"'scores' must be a list, got {type(entries).__name__}")
+    shown = set(ids)
+    out: dict[int, tuple[float, str]] = {}
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise JudgeReplyError(f"each score must be an object, got {entry!r:.60}")
+        cid = _int_id(entry.get("id"))
+        if cid not in shown:
+            raise JudgeReplyError(
+                f"score for id {entry.get('id')!r}, but the ids shown are {sorted(shown)}"
+            )
+        if cid in out:
+            raise JudgeReplyError(f"id {cid} is scored twice")
+        score = _number(entry.get("score"))
+        if score is None or not 0.0 <= score <= 1.0:
+            raise JudgeReplyError(f"score {entry.get('score')!r} for id {cid} is not in [0, 1]")
+        reason = entry.get("reason", "")
+        out[cid] = (score, reason if isinstance(reason, str) else str(reason))
+    missing = sorted(shown - set(out))
+    if missing:
+        raise JudgeReplyError(f"no score for ids {missing} (the reply scored {sorted(out)})")
+    return out
+
+
+def parse_pairwise(text: str) -> tuple[int, str]:
+    """``(winner, reason)`` from a pairwise reply (winner 1 or 2), or JudgeReplyError."""
+    verdict = _one(find_verdicts(text, "winner"))
+    winner = _int_id(verdict.get("winner"))
+    if winner not in (1, 2):
+        raise JudgeReplyError(f"winner must be 1 or 2, got {verdict.get('winner')!r}")
+    reason = verdict.get("reason", "")
+    return winner, reason if isinstance(reason, str) else str(reason)

@@ -10,12 +10,8 @@ import pytest
 
 from rlreward import GraderError, GraderScore, GradingRunner, ResultCache
 from rlreward.errors import ConfigError, JudgeReplyError
-from rlreward.graders.group_judges import (
-    ListwiseJudgeGrader,
-    PairwiseJudgeGrader,
-    parse_pairwise,
-    parse_scores,
-)
+from rlreward.graders.group_judges import ListwiseJudgeGrader, PairwiseJudgeGrader
+from rlreward.graders.judge_io import parse_pairwise, parse_scores
 from rlreward.integrations.spec import load_spec
 from rlreward.reward import Reward
 from rlreward.schema import GraderAbstention
