@@ -343,6 +343,7 @@ class GradingRunner:
         total = n_rows * len(all_names)
         sem = self._state().semaphore
         jobs = iter(range(n_rows * n_graders))  # row-major: every grader of row i before i+1
+        group_iter = iter(group_jobs)  # whole groups first: each is the longest call
         bar = tqdm(
             total=total, desc="grading", unit="call", disable=not self.show_progress or total == 0
         )
@@ -371,7 +372,6 @@ class GradingRunner:
                         out[g][r] = await self._call(names[g], grader_list[g], fields)
                 bar.update(1)
 
-        group_iter = iter(group_jobs)
         try:
             n_workers = min(self.max_concurrency, n_rows * n_graders + len(group_jobs))
             if n_workers:

@@ -191,3 +191,18 @@ def test_form_groups_passes_over_decided_rows():
     groups = form_groups(entries, 2)
     assert groups[0].indices == (0, 2) and groups[0].error is None
     assert groups[1].indices == (3,) and "group of 1 rows, group_size 2" in groups[1].error
+
+
+def test_a_group_grader_as_a_monitor_is_graded_and_never_weighed():
+    g = LengthRank(2)
+    reward = Reward({"short": lambda response: 1.0 / len(response)}, monitors={"rank": g})
+    res = reward.grade(rows_for(["a"], 2))
+    assert scores(res["rank"]) == [0, 1] and len(g.calls) == 1
+    assert reward.values(res) == [1.0, 0.5]
+
+
+def test_a_single_row_through_a_reward_is_a_partial_group():
+    reward = Reward({"rank": LengthRank(2)})
+    result = asyncio.run(reward.aevaluate(query="a", response="x"))
+    assert isinstance(result, GraderError)
+    assert result.metadata["graders"] == {"rank": None}

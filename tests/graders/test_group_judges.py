@@ -339,3 +339,9 @@ def test_parse_scores_and_pairwise_read_good_replies():
     assert parse_pairwise('<think>{"winner": 1}</think>{"reason": "b", "winner": 2}') == (2, "b")
     with pytest.raises(JudgeReplyError, match="winner must be 1 or 2"):
         parse_pairwise('{"winner": 3}')
+
+
+def test_describe_names_the_group_settings(openai_server):
+    info = ListwiseJudgeGrader(model(openai_server), group_size=8, group_key="uid").describe()
+    assert (info["group_size"], info["group_key"], info["debias"]) == (8, "uid", True)
+    assert info["required_fields"] == ["query", "response", "uid"]
