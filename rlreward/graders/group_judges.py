@@ -19,11 +19,11 @@ setting                               calls           what cancels position bias
 ====================================  ==============  =================================
 listwise, ``debias=False``            1               nothing
 listwise, ``orders="reversed"``       2               a bias linear in position only
-listwise, ``orders="rotations"``      M               any bias: each candidate takes
-                                                      each position exactly once
+listwise, ``orders="rotations"``      M               any per-position shift: each
+                                                      candidate takes each position once
 pairwise ``all``, ``debias=False``    M(M-1)/2        nothing (the earlier row first)
 pairwise ``all``, ``debias=True``     M(M-1)          both orders; disagreement = tie
-pairwise ``circular``, no debias      M (1 if M=2)    each candidate first once
+pairwise ``circular``, no debias      M (1 if M=2)    nothing (each first in one pair)
 pairwise ``circular``, ``debias``     2M (2 if M=2)   both orders; disagreement = tie
 ====================================  ==============  =================================
 
