@@ -33,6 +33,12 @@ gets a GraderError with the reason, since a partial set of orders or pairs would
 bring the bias back. Successful calls go into the optional ResultCache, keyed by the
 exact messages sent, so a rerun repeats no paid call.
 
+Every row carries a usage record under ``metadata["usage"]`` (calls, the tokens the
+server reported, latency, retries; the shape of ``rlreward.usage``'s records): a
+group's calls are counted once, on its first row, the other rows record 0 calls and
+``counted_in_row: 0``. A budget given with ``set_budget`` (``exhausted()`` / ``spend``)
+stops new calls once spent; the groups not judged fail naming it.
+
 Group-relative scores rank a prompt's rollouts; they are not comparable across groups.
 """
 
@@ -41,7 +47,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from string import Template
 from typing import Any, ClassVar, Literal
@@ -62,11 +68,16 @@ from rlreward.graders.llm import _as_model, _placeholders, load_prompt
 from rlreward.models.base import ChatModelError
 from rlreward.schema import GraderAbstention, GraderError, GraderResult, GraderScore
 
-__all__ = ["ListwiseJudgeGrader", "PairwiseJudgeGrader"]
+__all__ = ["USAGE_KEY", "ListwiseJudgeGrader", "PairwiseJudgeGrader", "usage_record"]
 
 DEFAULT_CRITERIA = (
     "overall quality: how correctly, completely and helpfully the response answers the query"
 )
+
+
+#: where a grade's usage record lives (``rlreward.usage.USAGE_KEY`` where that module is)
+USAGE_KEY = "usage"
+_TOKENS = ("prompt_tokens", "completion_tokens", "cached_tokens")
 
 
 # -- one judge call ----------------------------------------------------------------------
@@ -79,7 +90,51 @@ class _Call:
     raw: str | None = None
     cached: bool = False
     attempts: int = 0
+    requests: int = 0  # chat calls made (re-asks included)
+    tokens: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_TOKENS, 0))
+    reported: bool = True  # every reply reported its usage
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _reply_tokens(usage: Any) -> dict[str, int] | None:
+    """The token counts a reply reported (flat, or OpenAI's nested cached tokens)."""
+    if not isinstance(usage, Mapping):
+        return None
+    details = usage.get("prompt_tokens_details")
+    cached = usage.get("cached_tokens")
+    if cached is None and isinstance(details, Mapping):
+        cached = details.get("cached_tokens")
+    return {
+        "prompt_tokens": _count(usage.get("prompt_tokens")),
+        "completion_tokens": _count(usage.get("completion_tokens")),
+        "cached_tokens": _count(cached),
+    }
+
+
+def usage_record(
+    model: str | None,
+    calls: int,
+    tokens: Mapping[str, int],
+    latency_s: float,
+    *,
+    retries: int = 0,
+    cached: bool = False,
+    reported: bool = True,
+) -> dict[str, Any]:
+    """A usage record in the shape every judge grade carries under ``metadata["usage"]``."""
+    return {
+        "model": model,
+        "calls": calls,
+        **{k: tokens.get(k, 0) for k in _TOKENS},
+        "latency_s": latency_s,
+        "retries": retries,
+        "cached": cached,
+        "reported": reported,
+    }
 
 
 class _GroupJudge(BaseGrader):
@@ -146,6 +201,7 @@ class _GroupJudge(BaseGrader):
         self.template_version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
         self.model = _as_model(model, owner)
         self.cache = resolve_cache(cache)
+        self.budget: Any = None
 
     def disable_cache(self) -> None:
         """Stop reading and writing the result cache (the CLI's ``--no-cache``)."""
@@ -202,25 +258,43 @@ class _GroupJudge(BaseGrader):
         except Exception as exc:  # a bug in the scoring must not lose the batch
             reason = f"group judge raised {type(exc).__name__}: {exc}"
             return [GraderError(self.name, reason) for _ in rows]
-        made = [c for c in calls if not c.cached]
+        latency = time.perf_counter() - start
+        requests = sum(c.requests for c in calls)
+        attempts = sum(c.attempts for c in calls)
         common = {
-            "calls": len(made),
-            "cached_calls": len(calls) - len(made),
-            "attempts": sum(c.attempts for c in calls),
+            "calls": requests,
+            "cached_calls": sum(c.cached for c in calls),
+            "attempts": attempts,
             "distinct": len(distinct),
-            "latency_s": time.perf_counter() - start,
+            "latency_s": latency,
         }
+        tokens = {k: sum(c.tokens[k] for c in calls) for k in _TOKENS}
+        group_usage = usage_record(
+            self._model_id(),
+            requests,
+            tokens,
+            latency,
+            retries=max(attempts - requests, 0),
+            cached=requests == 0 and bool(calls),
+            reported=all(c.reported for c in calls),
+        )
+        # the group's calls are counted once, on its first row; the others point there
+        rest = {**usage_record(self._model_id(), 0, {}, latency), "counted_in_row": 0}
+        usage = [group_usage] + [rest] * (n - 1)
         failed = next((c for c in calls if c.error is not None), None)
         if failed is not None:
             k = calls.index(failed)
             meta = {**common, **failed.meta, "raw": failed.raw}
             reason = f"call {k + 1} of {len(calls)} failed: {failed.error}"
-            return [GraderError(self.name, reason, dict(meta)) for _ in rows]
+            return [
+                GraderError(self.name, reason, {**meta, USAGE_KEY: dict(usage[i])})
+                for i in range(n)
+            ]
         out: list[GraderResult] = []
         for k in range(n):
             j = distinct.index(owner[k])
             result = per_distinct[j]
-            meta = {**common, **result.metadata}
+            meta = {**common, **result.metadata, USAGE_KEY: dict(usage[k])}
             if owner[k] != k:
                 meta.update(
                     duplicate_of=owner[k],
@@ -255,14 +329,22 @@ class _GroupJudge(BaseGrader):
         for an unusable reply; the outcome as a value."""
         call = _Call()
         for _ in range(self.reply_retries + 1):
+            refused = self.budget.exhausted() if self.budget is not None else None
+            if refused:  # no new call once the budget is spent; never cached
+                call.error = f"not judged: {refused}"
+                call.meta = {"budget_exhausted": True}
+                return call
+            call.requests += 1
             try:
                 reply = await self.model.achat(messages, response_format=self._response_format())
             except ChatModelError as exc:
                 call.attempts += exc.attempts
+                self._count(call, getattr(exc, "usage", None), exc.attempts, exc.latency_s)
                 call.error = f"judge call failed: {exc}"
                 call.meta = {"last_status": exc.last_status}
                 return call
             call.attempts += reply.attempts
+            self._count(call, reply.usage, reply.attempts, reply.latency_s)
             try:
                 call.verdict = parse(reply.text)
             except JudgeReplyError as exc:
@@ -271,6 +353,38 @@ class _GroupJudge(BaseGrader):
             call.error = call.raw = None
             return call
         return call
+
+    def _count(self, call: _Call, usage: Any, attempts: int, latency_s: float) -> None:
+        """Add one chat call's reported tokens to ``call`` and spend them from the budget."""
+        tokens = _reply_tokens(usage)
+        if tokens is None:
+            call.reported = False
+            tokens = dict.fromkeys(_TOKENS, 0)
+        for k in _TOKENS:
+            call.tokens[k] += tokens[k]
+        if self.budget is not None:
+            record = usage_record(
+                self._model_id(),
+                1,
+                tokens,
+                latency_s,
+                retries=max(attempts - 1, 0),
+                reported=usage is not None,
+            )
+            self.budget.spend(record)
+
+    def _model_id(self) -> str | None:
+        model = getattr(self.model, "model", None)
+        return model if isinstance(model, str) else None
+
+    def set_budget(self, budget: Any) -> None:
+        """Share a usage budget (``exhausted() -> reason | None``, ``spend(record)``) with
+        this judge: once spent, no new call starts and the group fails naming it."""
+        if budget is not None:
+            check = getattr(budget, "check_model", None)
+            if callable(check):
+                check(self._model_id(), f"{type(self).__name__} {self.name!r}")
+        self.budget = budget
 
     def _response_format(self) -> dict[str, Any]:
         return {

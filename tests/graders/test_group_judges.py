@@ -345,3 +345,64 @@ def test_describe_names_the_group_settings(openai_server):
     info = ListwiseJudgeGrader(model(openai_server), group_size=8, group_key="uid").describe()
     assert (info["group_size"], info["group_key"], info["debias"]) == (8, "uid", True)
     assert info["required_fields"] == ["query", "response", "uid"]
+
+
+# -- usage and budget --------------------------------------------------------------------
+def usage_totals(col) -> dict[str, int]:
+    keys = ("calls", "prompt_tokens", "completion_tokens")
+    return {k: sum(r.metadata["usage"][k] for r in col) for k in keys}
+
+
+def test_usage_records_count_each_group_once_and_equal_what_the_server_sent(openai_server):
+    openai_server.responder = RankingJudge()
+    g = PairwiseJudgeGrader(model(openai_server), group_size=4, pairs="circular")
+    col = grade(openai_server, g, group(0, QS) + group(1, QS))["pairwise_judge"]
+    assert usage_totals(col) == {
+        "calls": openai_server.n_requests,
+        "prompt_tokens": openai_server.counts["prompt_tokens"],
+        "completion_tokens": openai_server.counts["completion_tokens"],
+    }
+    assert col[0].metadata["usage"]["calls"] == 8 and col[1].metadata["usage"]["calls"] == 0
+    assert col[1].metadata["usage"]["counted_in_row"] == 0
+
+
+def test_a_re_asked_call_counts_both_requests(openai_server):
+    openai_server.responder = RankingJudge()
+    openai_server.script(Action.reply({"scores": []}))
+    g = ListwiseJudgeGrader(model(openai_server), group_size=2, debias=False)
+    col = grade(openai_server, g, group(0, [0.2, 0.8]))["listwise_judge"]
+    assert scores(col) == pytest.approx([0.2, 0.8])
+    assert col[0].metadata["calls"] == 2 == usage_totals(col)["calls"]
+
+
+class Budget:
+    """The budget protocol the group judges use: exhausted() -> reason | None, spend()."""
+
+    def __init__(self, max_calls):
+        self.max_calls, self.spent = max_calls, []
+
+    def exhausted(self):
+        return (
+            f"budget max_calls={self.max_calls} reached"
+            if len(self.spent) >= self.max_calls
+            else None
+        )
+
+    def spend(self, record):
+        self.spent.append(record)
+
+
+def test_a_spent_budget_starts_no_call_and_fails_the_group_naming_it(openai_server):
+    openai_server.responder = RankingJudge()
+    g = ListwiseJudgeGrader(model(openai_server), group_size=2, debias=False)
+    budget = Budget(max_calls=1)
+    g.set_budget(budget)
+    col = grade(openai_server, g, group(0, [0.2, 0.8]) + group(1, [0.5, 0.6]), max_concurrency=1)[
+        "listwise_judge"
+    ]
+    assert scores(col[:2]) == pytest.approx([0.2, 0.8])
+    for r in col[2:]:
+        assert isinstance(r, GraderError) and "budget max_calls=1 reached" in r.error
+        assert r.metadata["budget_exhausted"] is True
+    assert openai_server.n_requests == 1 and len(budget.spent) == 1
+    assert budget.spent[0]["prompt_tokens"] == openai_server.counts["prompt_tokens"]
