@@ -21,7 +21,7 @@ from rlreward.cache import ResultCache, cache_key, resolve_cache
 from rlreward.checks import number_rule
 from rlreward.errors import ConfigError
 from rlreward.graders.base import BaseGrader
-from rlreward.graders.fields import TEXT, FieldType
+from rlreward.graders.fields import ANY, TEXT, FieldType
 from rlreward.graders.judge_io import JudgeReplyError, as_text, neutralise
 from rlreward.graders.llm import _as_model, _placeholders, load_prompt
 from rlreward.models.base import ChatModelError
@@ -135,6 +135,7 @@ class GroupJudge(BaseGrader):
         self.group_key = group_key
         if group_key is not None:
             self.required_fields = (*type(self).required_fields, group_key)
+            self.field_types = {**type(self).field_types, group_key: ANY}  # an id, not text
         if not isinstance(debias, bool):
             raise ConfigError(f"{owner}: debias must be true or false, got {debias!r}")
         self.debias = debias

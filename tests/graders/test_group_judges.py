@@ -186,7 +186,7 @@ def test_partial_groups_are_errors_in_a_reward_with_per_row_graders(openai_serve
 def test_group_key_groups_by_uid(openai_server):
     openai_server.responder = RankingJudge()
     rows = group(0, [0.1, 0.9]) + group(1, [0.4, 0.3])
-    for r, uid in zip(rows, ["a", "a", "b", "b"], strict=True):
+    for r, uid in zip(rows, [7, 7, 8, 8], strict=True):  # verl's uid may be any value
         r["uid"] = uid
     rows = [rows[0], rows[2], rows[1], rows[3]]
     g = ListwiseJudgeGrader(model(openai_server), group_size=2, group_key="uid", debias=False)
