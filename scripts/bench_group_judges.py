@@ -194,7 +194,7 @@ def main() -> None:
     body = report(results, args)
     print(body)
     if not args.no_append:
-        append_section("Group judges: per-row vs listwise vs pairwise (issue 19)", body)
+        append_section("Group judges vs per-row judging (scripts/bench_group_judges.py)", body)
 
 
 if __name__ == "__main__":
