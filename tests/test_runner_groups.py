@@ -206,3 +206,11 @@ def test_a_single_row_through_a_reward_is_a_partial_group():
     result = asyncio.run(reward.aevaluate(query="a", response="x"))
     assert isinstance(result, GraderError)
     assert result.metadata["graders"] == {"rank": None}
+
+
+def test_a_nested_reward_grades_row_by_row_so_its_group_grader_refuses():
+    # documented limit (docs/group-judges.md): group graders belong in the outermost reward
+    g = LengthRank(2)
+    outer = Reward({"inner": Reward({"rank": g})})
+    res = outer.grade(rows_for(["a"], 2))
+    assert g.calls == [] and all(isinstance(r, GraderError) for r in res["inner"])
