@@ -5,6 +5,13 @@ through one pool of workers bounded by one per-event-loop semaphore (so the boun
 also holds across concurrent ``arun`` calls, as the VERL adapter makes), and finally
 applies aggregators per row. Loop-bound state is created inside the running loop, so
 one runner serves any number of ``asyncio.run`` calls in a row.
+
+Group graders (``rlreward.graders.group``: a ``group_size`` and ``aevaluate_group``) get
+one call per group instead of one per row: the runner forms the groups from the batch
+(``form_groups``), gives every row of a wrong-size group a GraderError naming the cause,
+and runs each group call under the same concurrency bound (one slot per group) and the
+same timeout (per group call). A failed group call gives each member a GraderError; the
+other groups are unaffected. Per-row graders take the same path as before.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from rlreward.dataset import load_rows
 from rlreward.errors import ConfigError, MissingFieldsError
 from rlreward.graders.base import BaseGrader, ProtocolGrader, to_result
 from rlreward.graders.function import FunctionGrader
+from rlreward.graders.group import form_groups, is_group_grader
 from rlreward.results import GradingResults
 from rlreward.schema import GraderAbstention, GraderError, GraderResult
 
@@ -209,6 +217,13 @@ class GradingRunner:
             n: c.grader if isinstance(c.grader, BaseGrader) else ProtocolGrader(c.grader)
             for n, c in self._all_configs.items()
         }
+        #: graders scored a group per call (see the module docstring)
+        self._group_graders: dict[str, Any] = {
+            n: c.grader for n, c in self._all_configs.items() if is_group_grader(c.grader)
+        }
+        for n, g in self._group_graders.items():
+            if g.group_size < 1:
+                raise ConfigError(f"grader {n!r}: group_size must be >= 1, got {g.group_size}")
         self.aggregators = bind_aggregators(aggregators, self.graders)  # monitors never weighed
         clash = set(self.aggregators) & set(self._all_configs)
         if clash:
@@ -280,6 +295,34 @@ class GradingRunner:
         except asyncio.TimeoutError:
             return GraderError(name, f"timed out after {self.timeout} s", {"timeout": True})
 
+    async def _call_group(self, name: str, rows: list[dict[str, Any]]) -> list[GraderResult]:
+        """One guarded group call under the timeout: exactly one result per row."""
+        grader = self._group_graders[name]
+        n = len(rows)
+        try:
+            coro = grader.aevaluate_group(rows)
+            got = await (coro if self.timeout is None else asyncio.wait_for(coro, self.timeout))
+        except asyncio.TimeoutError:
+            reason = f"group call timed out after {self.timeout} s"
+            return [GraderError(name, reason, {"timeout": True}) for _ in rows]
+        except Exception as exc:  # a failed group is a value for each of its rows
+            reason = f"group call raised {type(exc).__name__}: {exc}"
+            return [GraderError(name, reason, {"exception_type": type(exc).__name__}) for _ in rows]
+        if not isinstance(got, (list, tuple)) or len(got) != n:
+            size = len(got) if isinstance(got, (list, tuple)) else type(got).__name__
+            reason = f"aevaluate_group returned {size} results for a group of {n} rows"
+            return [GraderError(name, reason) for _ in rows]
+        out: list[GraderResult] = []
+        for value in got:
+            try:
+                result = to_result(name, value)
+            except (TypeError, ValueError) as exc:
+                result = GraderError(name, f"{type(exc).__name__}: {exc}")
+            if isinstance(grader, BaseGrader):
+                result = grader._check_range(result)
+            out.append(result)
+        return out
+
     async def arun(self, dataset: Any, on_missing: OnMissing = "raise") -> GradingResults:
         """Grade every row with every grader, then aggregate; results keep row order.
 
@@ -288,19 +331,37 @@ class GradingRunner:
         """
         rows = load_rows(dataset)
         calls = self.prepare(rows, on_missing)
-        names = list(calls)
-        n_rows, n_graders = len(rows), len(names)
+        all_names = list(calls)
+        n_rows = len(rows)
+        grouped = [n for n in all_names if n in self._group_graders]
+        names = [n for n in all_names if n not in self._group_graders] if grouped else all_names
+        n_graders = len(names)
         grader_list = [self._guarded[n] for n in names]
         call_lists = [calls[n] for n in names]
         out: list[list[Any]] = [[None] * n_rows for _ in names]
-        total = n_rows * n_graders
+        group_out, group_jobs = self._group_jobs(grouped, calls)
+        total = n_rows * len(all_names)
         sem = self._state().semaphore
-        jobs = iter(range(total))  # row-major: every grader of row i before row i+1
+        jobs = iter(range(n_rows * n_graders))  # row-major: every grader of row i before i+1
+        group_iter = iter(group_jobs)  # whole groups first: each is the longest call
         bar = tqdm(
             total=total, desc="grading", unit="call", disable=not self.show_progress or total == 0
         )
+        if grouped:
+            bar.update(sum(v is not None for col in group_out.values() for v in col))
+
+        async def group_worker() -> None:
+            for name, idx in group_iter:
+                fields = [calls[name][i] for i in idx]
+                async with sem:
+                    results = await self._call_group(name, fields)  # type: ignore[arg-type]
+                for i, result in zip(idx, results, strict=True):
+                    group_out[name][i] = result
+                bar.update(len(idx))
 
         async def worker() -> None:
+            if group_jobs:
+                await group_worker()
             for j in jobs:
                 r, g = divmod(j, n_graders)
                 fields = call_lists[g][r]
@@ -312,14 +373,38 @@ class GradingRunner:
                 bar.update(1)
 
         try:
-            n_workers = min(self.max_concurrency, total)
+            n_workers = min(self.max_concurrency, n_rows * n_graders + len(group_jobs))
             if n_workers:
                 await asyncio.gather(*(worker() for _ in range(n_workers)))
         finally:
             bar.close()
-        results = GradingResults(zip(names, out, strict=True))
+        if grouped:
+            columns = {**dict(zip(names, out, strict=True)), **group_out}
+            results = GradingResults((n, columns[n]) for n in all_names)
+        else:
+            results = GradingResults(zip(names, out, strict=True))
         self._aggregate(results, n_rows)
         return results
+
+    def _group_jobs(
+        self, grouped: list[str], calls: Mapping[str, list[Any]]
+    ) -> tuple[dict[str, list[Any]], list[tuple[str, tuple[int, ...]]]]:
+        """Each group grader's column, filled where decided up front (rows it does not
+        apply to, wrong-size groups), and the ``(grader, row indices)`` calls to make."""
+        columns: dict[str, list[Any]] = {}
+        jobs: list[tuple[str, tuple[int, ...]]] = []
+        for name in grouped:
+            grader = self._group_graders[name]
+            column = [e if not isinstance(e, dict) else None for e in calls[name]]
+            key = getattr(grader, "group_key", None)
+            for group in form_groups(calls[name], grader.group_size, key):
+                if group.error is None:
+                    jobs.append((name, group.indices))
+                    continue
+                for i in group.indices:
+                    column[i] = GraderError(name, group.error, {"group_error": True})
+            columns[name] = column
+        return columns, jobs
 
     def _aggregate(self, results: GradingResults, n_rows: int) -> None:
         names = list(self.graders)

@@ -8,7 +8,9 @@ It speaks ``POST /v1/chat/completions`` over real HTTP (aiohttp) so that the rea
   default answers ``{"reason": ..., "score": default_score}``;
 - ``server.fail_first(n, action)`` fails the first ``n`` requests, then succeeds;
 - ``reject_json_schema`` answers 400 to any ``response_format`` of type json_schema;
-- ``latency`` delays every answer; ``rate_429`` answers that fraction of requests 429.
+- ``latency`` delays every answer; ``rate_429`` answers that fraction of requests 429;
+- ``responder=RankingJudge(bias=...)`` acts as a judge with a KNOWN ranking and a KNOWN
+  position bias (per-row, listwise and pairwise requests; see its docstring).
 
 ``OpenAIServer`` runs in a background thread (tests); ``ServerProcess`` runs the same
 server in a separate process (benchmarks, so the server does not share the client's
@@ -25,6 +27,7 @@ import contextlib
 import json
 import multiprocessing as mp
 import random
+import re
 import threading
 import time
 import urllib.request
@@ -35,7 +38,7 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["Action", "OpenAIServer", "ServerProcess", "local_model"]
+__all__ = ["Action", "OpenAIServer", "RankingJudge", "ServerProcess", "local_model"]
 
 
 @dataclass(frozen=True)
@@ -48,12 +51,15 @@ class Action:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     content_type: str = "application/json"
+    usage: dict[str, int] | None = None  # the completion's usage (default: 10 / 5)
 
     @classmethod
-    def reply(cls, content: str | dict[str, Any], delay: float = 0.0) -> Action:
+    def reply(
+        cls, content: str | dict[str, Any], delay: float = 0.0, usage: dict[str, int] | None = None
+    ) -> Action:
         """Answer 200 with this assistant message (a dict is sent as JSON text)."""
         text = content if isinstance(content, str) else json.dumps(content)
-        return cls("reply", content=text, delay=delay)
+        return cls("reply", content=text, delay=delay, usage=usage)
 
     @classmethod
     def judge(cls, score: Any, reason: str = "judged", delay: float = 0.0) -> Action:
@@ -107,7 +113,10 @@ class Action:
         return cls.raw(page, content_type="text/html")
 
 
-def _completion(model: str, content: str, n: int) -> dict[str, Any]:
+def _completion(
+    model: str, content: str, n: int, usage: dict[str, int] | None = None
+) -> dict[str, Any]:
+    usage = usage or {"prompt_tokens": 10, "completion_tokens": 5}
     return {
         "id": f"chatcmpl-test-{n}",
         "object": "chat.completion",
@@ -121,8 +130,66 @@ def _completion(model: str, content: str, n: int) -> dict[str, Any]:
                 "logprobs": None,
             }
         ],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]},
     }
+
+
+_QUALITY_RE = re.compile(r"\bq=([0-9]*\.?[0-9]+)")
+_BLOCK_RE = re.compile(r'<response(?: id="(\d+)")?>\n(.*?)\n</response>', re.DOTALL)
+
+
+def _tokens(text: str) -> int:
+    return -(-len(text) // 4)  # ceil(characters / 4): an estimate, no tokenizer
+
+
+class RankingJudge:
+    """A judge with a KNOWN ranking and a KNOWN position bias, for group-judge tests.
+
+    Each response carries its true quality as ``q=0.42`` in its text. The judge answers:
+
+    - a per-row request (``<response>``): ``{"score": 1 + 4q}`` on the 1..5 scale;
+    - a listwise request (``<response id="K">``, several): ``score = q``, plus ``bias``
+      for the response in position 1 (clipped to 1);
+    - a pairwise request (two responses, asks for ``"winner"``): the higher quality
+      wins, but position 1 wins whenever ``q1 + bias >= q2``.
+
+    ``usage`` is ``ceil(characters / 4)`` of the request's messages and of the reply:
+    an estimate (no tokenizer), sent back as the completion's usage. Picklable, so it
+    serves from a ``ServerProcess`` too.
+    """
+
+    def __init__(self, bias: float = 0.0, default: float = 0.5) -> None:
+        self.bias = bias
+        self.default = default
+
+    def quality(self, text: str) -> float:
+        m = _QUALITY_RE.search(text)
+        return float(m.group(1)) if m else self.default
+
+    def __call__(self, body: dict[str, Any]) -> Action:
+        messages = body.get("messages") or []
+        user = str(messages[-1].get("content", "")) if messages else ""
+        blocks = _BLOCK_RE.findall(user)
+        qs = [self.quality(text) for _, text in blocks]
+        verdict: dict[str, Any]
+        if blocks and not blocks[0][0]:
+            verdict = {"reason": "per-row", "score": 1 + 4 * qs[0]}
+        elif '"winner"' in user:
+            win = 1 if qs[0] + self.bias >= qs[1] else 2
+            verdict = {"reason": f"{qs[0]:.2f} vs {qs[1]:.2f}", "winner": win}
+        else:
+            scores = [min(1.0, q + (self.bias if k == 0 else 0.0)) for k, q in enumerate(qs)]
+            verdict = {
+                "scores": [
+                    {"id": int(cid), "reason": f"q {q:.2f}", "score": round(s, 6)}
+                    for (cid, _), q, s in zip(blocks, qs, scores, strict=True)
+                ]
+            }
+        content = json.dumps(verdict)
+        prompt = sum(_tokens(str(m.get("content", ""))) for m in messages)
+        return Action.reply(
+            content, usage={"prompt_tokens": prompt, "completion_tokens": _tokens(content)}
+        )
 
 
 class OpenAIServer:
@@ -136,13 +203,14 @@ class OpenAIServer:
         default_score: Any = 4,
         record: bool = True,
         seed: int = 0,
+        responder: Callable[[dict[str, Any]], Action] | None = None,
     ) -> None:
         self.latency = latency
         self.rate_429 = rate_429
         self.default_score = default_score
         self.record = record
         self.reject_json_schema = False
-        self.responder: Callable[[dict[str, Any]], Action] | None = None
+        self.responder: Callable[[dict[str, Any]], Action] | None = responder
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.counts: Counter[str] = Counter()
@@ -276,7 +344,12 @@ class OpenAIServer:
         with self._lock:
             self.counts["ok"] += 1
             n = self.counts["chat"]
-        return web.json_response(_completion(body.get("model", "?"), action.content, n))
+            if action.usage is not None:  # what the server sent back, summed
+                self.counts["prompt_tokens"] += action.usage["prompt_tokens"]
+                self.counts["completion_tokens"] += action.usage["completion_tokens"]
+        return web.json_response(
+            _completion(body.get("model", "?"), action.content, n, action.usage)
+        )
 
     async def _stats(self, request: web.Request) -> web.Response:
         with self._lock:

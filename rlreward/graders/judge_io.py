@@ -4,7 +4,9 @@ Both directions are where LLM judges get gamed: a response that closes the
 ``</response>`` tag itself can smuggle instructions, and a reply that quotes the
 response's ``{"score": 5}`` can fool a greedy parser. ``neutralise`` escapes our tags
 inside data; ``parse_judgement`` takes only top-level JSON objects and refuses
-ambiguous or out-of-range verdicts instead of guessing.
+ambiguous or out-of-range verdicts instead of guessing. The group judges' replies
+(``parse_scores``: one score per shown id; ``parse_pairwise``: a winner) follow the same
+rules through ``find_verdicts``.
 """
 
 from __future__ import annotations
@@ -12,12 +14,22 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from rlreward.errors import JudgeReplyError
 from rlreward.messages import field_text, is_message, is_messages
 
-__all__ = ["DATA_TAGS", "JudgeReplyError", "as_text", "neutralise", "parse_judgement"]
+__all__ = [
+    "DATA_TAGS",
+    "JudgeReplyError",
+    "as_text",
+    "find_verdicts",
+    "neutralise",
+    "parse_judgement",
+    "parse_pairwise",
+    "parse_scores",
+]
 
 #: Tags that delimit data in our prompts; occurrences inside data are escaped.
 DATA_TAGS = ("query", "response", "reference_response", "context", "instruction")
@@ -115,18 +127,7 @@ def parse_judgement(text: str, scale: tuple[float, float]) -> tuple[float, str]:
     code fence are preferred over ones amid prose. Several verdicts that disagree, or
     malformed JSON where a verdict could hide, are an error, not a pick.
     """
-    spans, broken = _objects(text)
-    begin = _verdict_start(text, spans)
-    spans = [s for s in spans if s[0] >= begin]
-    broken = [b for b in broken if b >= begin and _outside(spans, b)]
-    fences = [m.span(1) for m in _FENCE_RE.finditer(text, begin) if _outside(spans, m.start())]
-    fenced = [s for s in spans if any(lo <= s[0] < hi for lo, hi in fences)]
-    chosen = fenced if any(_has_score(s[2]) for s in fenced) else spans
-    objects = [obj for _, _, obj in chosen if _has_score(obj)]
-    if broken:
-        raise JudgeReplyError("judge reply holds malformed JSON; refusing to guess a verdict")
-    if not objects:
-        raise JudgeReplyError("judge reply has no JSON object with a 'score'")
+    objects = find_verdicts(text, "score")
     scores = [_number(o.get("score")) for o in objects]
     for obj, number in zip(objects, scores, strict=True):
         if number is None:
@@ -143,5 +144,75 @@ def parse_judgement(text: str, scale: tuple[float, float]) -> tuple[float, str]:
     return score, reason if isinstance(reason, str) else json.dumps(reason, ensure_ascii=False)
 
 
-def _has_score(value: Any) -> bool:
-    return isinstance(value, dict) and "score" in value
+def find_verdicts(text: str, key: str) -> list[dict[str, Any]]:
+    """The reply's top-level JSON objects holding ``key``, after any reasoning; objects
+    inside a code fence are preferred over ones amid prose. JudgeReplyError when there is
+    none, or when malformed JSON could hide one (the rules of ``parse_judgement``)."""
+    spans, broken = _objects(text)
+    begin = _verdict_start(text, spans)
+    spans = [s for s in spans if s[0] >= begin]
+    broken = [b for b in broken if b >= begin and _outside(spans, b)]
+    fences = [m.span(1) for m in _FENCE_RE.finditer(text, begin) if _outside(spans, m.start())]
+    fenced = [s for s in spans if any(lo <= s[0] < hi for lo, hi in fences)]
+    chosen = fenced if any(_has(s[2], key) for s in fenced) else spans
+    objects = [obj for _, _, obj in chosen if _has(obj, key)]
+    if broken:
+        raise JudgeReplyError("judge reply holds malformed JSON; refusing to guess a verdict")
+    if not objects:
+        raise JudgeReplyError(f"judge reply has no JSON object with a {key!r}")
+    return objects
+
+
+def _has(value: Any, key: str) -> bool:
+    return isinstance(value, dict) and key in value
+
+
+# -- group judges' replies ------------------------------------------------------------
+def _one(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    if any(o != objects[0] for o in objects[1:]):
+        raise JudgeReplyError(f"judge reply holds {len(objects)} verdicts that disagree")
+    return objects[0]
+
+
+def _int_id(value: Any) -> int | None:
+    got = _number(value)
+    return int(got) if got is not None and got.is_integer() else None
+
+
+def parse_scores(text: str, ids: Sequence[int]) -> dict[int, tuple[float, str]]:
+    """``{id: (score, reason)}`` from a listwise reply: exactly one score in [0, 1] for
+    every id in ``ids`` and no other id, or JudgeReplyError."""
+    entries = _one(find_verdicts(text, "scores"))["scores"]
+    if not isinstance(entries, list):
+        raise JudgeReplyError(f"'scores' must be a list, got {type(entries).__name__}")
+    shown = set(ids)
+    out: dict[int, tuple[float, str]] = {}
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise JudgeReplyError(f"each score must be an object, got {entry!r:.60}")
+        cid = _int_id(entry.get("id"))
+        if cid not in shown:
+            raise JudgeReplyError(
+                f"score for id {entry.get('id')!r}, but the ids shown are {sorted(shown)}"
+            )
+        if cid in out:
+            raise JudgeReplyError(f"id {cid} is scored twice")
+        score = _number(entry.get("score"))
+        if score is None or not 0.0 <= score <= 1.0:
+            raise JudgeReplyError(f"score {entry.get('score')!r} for id {cid} is not in [0, 1]")
+        reason = entry.get("reason", "")
+        out[cid] = (score, reason if isinstance(reason, str) else str(reason))
+    missing = sorted(shown - set(out))
+    if missing:
+        raise JudgeReplyError(f"no score for ids {missing} (the reply scored {sorted(out)})")
+    return out
+
+
+def parse_pairwise(text: str) -> tuple[int, str]:
+    """``(winner, reason)`` from a pairwise reply (winner 1 or 2), or JudgeReplyError."""
+    verdict = _one(find_verdicts(text, "winner"))
+    winner = _int_id(verdict.get("winner"))
+    if winner not in (1, 2):
+        raise JudgeReplyError(f"winner must be 1 or 2, got {verdict.get('winner')!r}")
+    reason = verdict.get("reason", "")
+    return winner, reason if isinstance(reason, str) else str(reason)

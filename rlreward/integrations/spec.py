@@ -74,6 +74,9 @@ GRADER_TYPES: dict[str, str] = {
     "hallucination": "rlreward.graders.judges:HallucinationGrader",
     "rubric": "rlreward.graders.judges:RubricGrader",
     "reward": "rlreward.reward:Reward",  # {type: reward, spec: other.yaml}: a nested reward
+    # group judges (issue 19): one group of rollouts per call; same judge_model and cache
+    "listwise_judge": "rlreward.graders.group_judges:ListwiseJudgeGrader",
+    "pairwise_judge": "rlreward.graders.group_judges:PairwiseJudgeGrader",
 }
 AGGREGATOR_TYPES: dict[str, str] = {
     "weighted_sum": "rlreward.aggregators:WeightedSumAggregator",

@@ -175,13 +175,55 @@ class NestedRewardSpec(_GraderBase):
     spec: Name = Field(description="path to a reward spec YAML (relative to this spec)")
 
 
+# -- group judges (issue 19) --------------------------------------------------------------
+class _GroupJudgeBase(_GraderBase):
+    model: Name | JudgeModelOptions | None = Field(
+        None, description="a model id or judge_model options overriding the spec's judge_model"
+    )
+    cache: CacheSetting = Field(
+        None, description="this judge's cache: a path, true/false (default: the spec's cache)"
+    )
+    group_size: Annotated[int, Field(strict=True, ge=2)] = Field(
+        description="rows per group: the rollouts per prompt (GRPO's num_generations)"
+    )
+    group_key: Name | None = Field(
+        None,
+        description="a row field holding the group id (e.g. verl's uid); default: "
+        "consecutive rows with the same query",
+    )
+    debias: StrictBool | None = Field(None, description="cancel position bias (default true)")
+    criteria: Name | None = Field(None, description="what the judge compares (plain text)")
+    template: StrictStr | None = Field(None, description="prompt template text ($field)")
+    reply_retries: Annotated[int, Field(strict=True, ge=0)] | None = None
+
+
+class ListwiseJudgeSpec(_GroupJudgeBase):
+    """An LLM judge scoring a whole group in one call (debias: several orders)."""
+
+    type: Literal["listwise_judge"]
+    orders: Literal["rotations", "reversed"] | None = Field(
+        None, description="debiased orders: rotations (N calls) or reversed (2 calls)"
+    )
+
+
+class PairwiseJudgeSpec(_GroupJudgeBase):
+    """An LLM judge comparing a group's responses two at a time; score = win rate."""
+
+    type: Literal["pairwise_judge"]
+    pairs: Literal["all", "circular"] | None = Field(
+        None, description="all pairs (N(N-1)/2 per order) or circular (N per order)"
+    )
+
+
 GraderSpec = Annotated[
     FunctionGraderSpec
     | RewardFunctionSpec
     | RewardModelSpec
     | JudgeSpec
     | RubricSpec
-    | NestedRewardSpec,
+    | NestedRewardSpec
+    | ListwiseJudgeSpec
+    | PairwiseJudgeSpec,
     Field(discriminator="type"),
 ]
 #: grader ``type`` -> its model
@@ -192,6 +234,8 @@ GRADER_MODELS: dict[str, type[_GraderBase]] = {
     **dict.fromkeys(JUDGE_TYPES, JudgeSpec),
     "rubric": RubricSpec,
     "reward": NestedRewardSpec,
+    "listwise_judge": ListwiseJudgeSpec,
+    "pairwise_judge": PairwiseJudgeSpec,
 }
 
 
@@ -389,6 +433,12 @@ _MISSING_HINTS: dict[tuple[str, str], Callable[[], str]] = {
     ("RewardFunctionSpec", "function"): _known_functions,
     ("RewardModelSpec", "model"): lambda: "a reward_model grader needs 'model: <hub id or path>'",
     ("RubricSpec", "criteria"): lambda: "a rubric judge needs 'criteria: <the rubric text>'",
+    ("ListwiseJudgeSpec", "group_size"): lambda: (
+        "a group judge needs 'group_size: <rollouts per prompt>'"
+    ),
+    ("PairwiseJudgeSpec", "group_size"): lambda: (
+        "a group judge needs 'group_size: <rollouts per prompt>'"
+    ),
     ("JudgeModel", "model"): lambda: "write `judge_model: {model: qwen3-32b}`",
     ("FunctionGraderSpec", "callable"): lambda: "write `callable: 'package.module:function'`",
 }
