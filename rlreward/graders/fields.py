@@ -4,7 +4,9 @@ A grader declares ``field_types = {"response": TEXT, ...}``; ``BaseGrader.aevalu
 checks every given field against it and turns a mismatch into a GraderError for that
 row, so a ``None``, a number, a dict or a NaN never reaches a judge's prompt. A field
 without a declared type gets ``ANY``, which still refuses NaN and infinities: no
-grader can score a value that is not a number.
+grader can score a value that is not a number. ``Unusable`` stands in a row for a
+value an entrance refused (a NaN ground truth): every field type refuses it, and the
+error says why.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ __all__ = [
     "TEXT",
     "TEXT_OR_NUMBER",
     "FieldType",
+    "Unusable",
     "field_problem",
     "from_annotation",
 ]
@@ -122,8 +125,25 @@ def from_annotation(annotation: Any) -> FieldType:
     return ANY
 
 
+@dataclass(frozen=True)
+class Unusable:
+    """A field value an entrance refused, with why; a grader given it fails for the row.
+
+    Unlike a missing field (the grader does not apply to the row), the row has the
+    field but its value is broken (``ground_truth`` NaN): the graders that read it get
+    an error value naming ``reason``, the others grade the row.
+    """
+
+    reason: str
+
+    def __str__(self) -> str:
+        return f"<unusable: {self.reason}>"
+
+
 def field_problem(name: str, value: Any, kind: FieldType) -> str | None:
     """Why ``value`` cannot be field ``name`` of type ``kind``, or None when it can."""
+    if isinstance(value, Unusable):
+        return f"field {name!r} is unusable: {value.reason}"
     if kind.accepts(value):
         return None
     return (

@@ -21,7 +21,16 @@ from rlreward import (
 )
 from rlreward.errors import ConfigError
 from rlreward.graders.base import BaseGrader, Grader, ProtocolGrader
-from rlreward.graders.fields import NUMBER, STR, TEXT, FieldType, field_problem
+from rlreward.graders.fields import (
+    ANY,
+    NUMBER,
+    STR,
+    TEXT,
+    TEXT_OR_NUMBER,
+    FieldType,
+    Unusable,
+    field_problem,
+)
 from tests.openai_server import OpenAIServer, local_model
 
 KEY = "sk-fields-SECRET-0123456789"
@@ -150,3 +159,13 @@ def test_base_graders_are_not_wrapped_again():
         {"f": GraderConfig(grader, mapper={"response": "text"})}, show_progress=False
     )
     assert runner._guarded["f"] is grader
+
+
+def test_an_unusable_value_is_refused_by_every_field_type_with_its_reason():
+    bad = Unusable("ground_truth is nan, not an answer; fix the dataset row")
+    for kind in (ANY, NUMBER, STR, TEXT, TEXT_OR_NUMBER):
+        problem = field_problem("reference_response", bad, kind)
+        assert problem == (
+            "field 'reference_response' is unusable: ground_truth is nan, not an answer; "
+            "fix the dataset row"
+        )

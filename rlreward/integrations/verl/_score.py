@@ -52,6 +52,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_GROUND_TRUTH_FIELDS = ("ground_truth", "reference_response")
+
 #: environment variable read for the spec path when no ``spec`` kwarg is given
 ENV_SPEC = "RLREWARD_SPEC"
 #: seconds one per-sample call may take before it ends as a failed sample. It is below
@@ -120,7 +122,10 @@ async def _grade(handle: RewardHandle, cols: Columns, rows: Sequence[VerlRow]) -
                 n
                 for n in cols.graders
                 if isinstance(results[n][i], GraderError)
-                and results[n][i].metadata.get("not_applicable")
+                and (
+                    results[n][i].metadata.get("not_applicable")
+                    or results[n][i].metadata.get("invalid_field") in _GROUND_TRUTH_FIELDS
+                )
             ]
             if hit:
                 log.warning("sample %d: %s; graders %s get an error value", i, problem, hit)
