@@ -12,9 +12,11 @@ error says why.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from rlreward.messages import is_text
 
 __all__ = [
     "ANY",
@@ -46,23 +48,6 @@ def _non_finite(value: Any) -> bool:
         return False
 
 
-def _is_message(value: Any) -> bool:
-    return isinstance(value, Mapping) and isinstance(value.get("content"), str)
-
-
-def _text(value: Any) -> bool:
-    if isinstance(value, str):
-        return True
-    if _is_message(value):
-        return True
-    return (
-        isinstance(value, Sequence)
-        and not isinstance(value, (str, bytes))
-        and len(value) > 0
-        and all(_is_message(m) for m in value)
-    )
-
-
 def _number(value: Any) -> bool:
     if isinstance(value, (bool, str, bytes)) or not hasattr(value, "__float__"):
         return False
@@ -77,7 +62,7 @@ def _str(value: Any) -> bool:
 
 
 def _text_or_number(value: Any) -> bool:
-    return _text(value) or _number(value)
+    return is_text(value) or _number(value)
 
 
 def _finite_or_other(value: Any) -> bool:
@@ -99,8 +84,11 @@ class FieldType:
         return self.name
 
 
-#: a str, one chat message ``{"role", "content": str}`` or a non-empty list of them
-TEXT = FieldType("TEXT", "text (a str, or chat messages with str 'content')", _text)
+#: a str, one chat message or a non-empty list of them, each ``content`` a str or a
+#: parts list (``rlreward.messages.is_text``: the rule every grader reads text by)
+TEXT = FieldType(
+    "TEXT", "text (a str, or chat messages whose 'content' is a str or a list of parts)", is_text
+)
 #: a plain str
 STR = FieldType("STR", "a str", _str)
 #: a finite real number (int, float, numpy scalar); not bool

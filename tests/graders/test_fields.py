@@ -87,6 +87,42 @@ def test_a_numeric_reference_answer_is_shown_as_text(openai_server: OpenAIServer
     assert openai_server.n_requests == 1
 
 
+def test_judges_accept_content_parts_messages_as_the_messages_rule_reads_them(
+    openai_server: OpenAIServer,
+):
+    # the content-parts form (OpenAI's multimodal messages) that rlreward.messages reads
+    query = [
+        {"role": "system", "content": "Be brief."},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Capital of "},
+                {"type": "text", "text": "France?"},
+            ],
+        },
+    ]
+    response = [
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Paris."},
+                {"type": "image_url", "image_url": {"url": "u"}},
+            ],
+        }
+    ]
+    assert field_problem("query", query, TEXT) is None
+    assert field_problem("response", response, TEXT) is None
+    model = local_model(openai_server, KEY)
+    out = asyncio.run(RelevanceGrader(model=model).aevaluate(query=query, response=response))
+    assert isinstance(out, GraderScore)
+    prompt = openai_server.requests[0]["messages"][-1]["content"]
+    assert "<query>\nCapital of France?\n</query>" in prompt
+    assert "<response>\nParis.\n</response>" in prompt
+    # a parts list that is not a list of parts is still refused
+    for bad in ([{"role": "user", "content": ["Paris."]}], {"role": "user", "content": 3}):
+        assert field_problem("response", bad, TEXT) is not None
+
+
 def test_function_grader_types_come_from_annotations_or_are_given():
     calls: list[Any] = []
 
