@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
+from rlreward.checks import number_rule, short_repr
 from rlreward.errors import ConfigError
 from rlreward.integrations._rows import VerlRow, verl_row
 from rlreward.integrations._runtime import RewardHandle, RewardSource, get_handle, run_sync
@@ -90,11 +90,11 @@ def resolve_source(spec: Any = None, aggregator: str | None = None) -> RewardSou
 def _check_timeout(timeout: Any) -> float | None:
     if timeout is None:
         return None
-    ok = isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
-    if not ok or not math.isfinite(timeout) or timeout <= 0:
+    allowed = number_rule(timeout, low=0, low_inclusive=False)
+    if allowed is not None:
         raise ConfigError(
-            f"rlreward VERL adapter: timeout={timeout!r}; give a positive number of seconds "
-            "(reward_kwargs.timeout) or null for no limit"
+            f"rlreward VERL adapter: timeout={short_repr(timeout)} is not allowed; use {allowed} "
+            "(seconds, reward_kwargs.timeout) or null for no limit"
         )
     return float(timeout)
 
