@@ -189,6 +189,38 @@ def test_grader_protocol_and_the_one_guard_for_protocol_only_graders():
     assert duck.calls == 2  # the bad-typed row never reached it
 
 
+class Loud:
+    """A protocol-only grader that returns a fixed score (outside its range when asked)."""
+
+    def __init__(self, score: float, score_range: Any = "undeclared") -> None:
+        self.name, self.score = "loud", score
+        if score_range != "undeclared":
+            self.score_range = score_range
+
+    async def aevaluate(self, **fields: Any) -> float:
+        return self.score
+
+
+def test_a_protocol_graders_declared_range_is_enforced():
+    from rlreward.aggregators import WeightedSumAggregator
+
+    half = FunctionGrader(lambda response: 0.5, name="half")
+    agg = WeightedSumAggregator("reward", on_error="renormalize")
+    runner = GradingRunner([Loud(5.0, (0.0, 1.0)), half], aggregators=[agg], show_progress=False)
+    res = runner.run([{"response": "x"}])
+    (loud,), (reward,) = res["loud"], res["reward"]
+    assert isinstance(loud, GraderError) and loud.metadata["out_of_range_score"] == 5.0
+    assert "score 5.0 is outside the range [0.0, 1.0] it declares" in loud.error
+    assert "declare score_range" in loud.error  # the fix
+    assert isinstance(reward, GraderScore) and reward.score == 0.5  # not (5.0 + 0.5) / 2
+    # no declared range: the (0, 1) the aggregators assume is enforced, and said so
+    out = asyncio.run(ProtocolGrader(Loud(5.0)).aevaluate(response="x"))
+    assert isinstance(out, GraderError) and "assumed for a grader declaring none" in out.error
+    # inside the range, or declared unbounded: the score passes
+    assert asyncio.run(ProtocolGrader(Loud(1.0, (0.0, 1.0))).aevaluate(response="x")).score == 1.0
+    assert asyncio.run(ProtocolGrader(Loud(5.0, None)).aevaluate(response="x")).score == 5.0
+
+
 def test_base_graders_are_not_wrapped_again():
     grader = FunctionGrader(lambda response: 1.0, name="f")
     runner = GradingRunner(
