@@ -172,7 +172,7 @@ def _judge_model(override: Any, ctx: SpecContext, where: str) -> Any:
     return model
 
 
-def _cache(value: Any, where: str, base_dir: Path) -> ResultCache | None:
+def _cache(value: Any, where: str) -> ResultCache | None:
     """The judge cache, opened now: an unusable path fails at load, not after grading."""
     try:
         return resolve_cache(value, default_on=True)
@@ -269,7 +269,7 @@ def _build_grader(
             setting = entry.cache if "cache" in entry.model_fields_set else ctx.cache
             if ctx.cache_override is not None:  # decided before anything is opened
                 setting = ctx.cache_override
-            cache = _cache(setting, f"{where}.cache" if "cache" in opts else "cache", ctx.base_dir)
+            cache = _cache(setting, f"{where}.cache" if "cache" in opts else "cache")
             grader = load_callable(GRADER_TYPES[kind])(model, name=name, cache=cache, **opts)
     except UnknownNameError as exc:
         if f"(in {where}" in str(exc):
