@@ -10,7 +10,7 @@ import pytest
 from rlreward.graders.fields import Unusable
 from rlreward.integrations._rows import ground_truth_fields, trl_rows, verl_row
 from rlreward.runner import GraderConfig, GradingRunner
-from rlreward.schema import GraderError, GraderScore
+from rlreward.schema import GraderAbstention, GraderError, GraderScore
 from tests.integrations import adapter_helpers as H
 
 
@@ -64,7 +64,7 @@ def test_nan_inf_and_bool_are_refused_on_both_paths_with_the_cause(ground_truth,
         ref, brev = results["ref"][0], results["brev"][0]
         assert isinstance(ref, GraderError) and cause in ref.error
         assert "'reference_response' is unusable" in ref.error
-        assert not ref.metadata.get("not_applicable")  # a broken row, not "does not apply"
+        assert not isinstance(ref, GraderAbstention)  # a broken row, not "does not apply"
         assert isinstance(brev, GraderScore)  # graders that do not read it still grade
 
 
@@ -74,7 +74,7 @@ def test_none_is_no_answer_on_both_paths():
     for row in both_rows(None):
         assert "ground_truth" not in row and "reference_response" not in row
         (ref,) = runner.run([row], on_missing="skip")["ref"]
-        assert isinstance(ref, GraderError) and ref.metadata["not_applicable"]
+        assert isinstance(ref, GraderAbstention)  # does not apply: not a failure
 
 
 def test_a_list_stays_for_mappers_on_both_paths():

@@ -37,7 +37,7 @@ from rlreward.errors import ConfigError
 from rlreward.integrations._rows import VerlRow, verl_row
 from rlreward.integrations._runtime import RewardHandle, RewardSource, get_handle, run_sync
 from rlreward.integrations.verl._columns import SCORE, SCORE_ERROR, Columns, columns_for
-from rlreward.schema import GraderError
+from rlreward.schema import GraderAbstention, GraderError
 
 __all__ = [
     "DEFAULT_SAMPLE_TIMEOUT",
@@ -121,14 +121,14 @@ async def _grade(handle: RewardHandle, cols: Columns, rows: Sequence[VerlRow]) -
             hit = [
                 n
                 for n in cols.graders
-                if isinstance(results[n][i], GraderError)
-                and (
-                    results[n][i].metadata.get("not_applicable")
-                    or results[n][i].metadata.get("invalid_field") in _GROUND_TRUTH_FIELDS
+                if isinstance(results[n][i], GraderAbstention)
+                or (
+                    isinstance(results[n][i], GraderError)
+                    and results[n][i].metadata.get("invalid_field") in _GROUND_TRUTH_FIELDS
                 )
             ]
             if hit:
-                log.warning("sample %d: %s; graders %s get an error value", i, problem, hit)
+                log.warning("sample %d: %s; graders %s abstain or fail", i, problem, hit)
     dicts = cols.score_dicts(results)
     for d, reward in zip(dicts, results[cols.reward], strict=True):
         if d[SCORE_ERROR]:
