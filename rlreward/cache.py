@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from rlreward.checks import number_rule, short_repr
 from rlreward.errors import ConfigError
 
 __all__ = [
@@ -88,9 +89,10 @@ class ResultCache:
     def __init__(
         self, path: str | Path | None = None, *, max_entries: int = DEFAULT_MAX_ENTRIES
     ) -> None:
-        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
+        allowed = number_rule(max_entries, integer=True, low=1)
+        if allowed is not None:
             raise ConfigError(
-                f"ResultCache.max_entries={max_entries!r} is not allowed; use an integer >= 1"
+                f"ResultCache.max_entries={short_repr(max_entries)} is not allowed; use {allowed}"
             )
         self.path = Path(path).expanduser().resolve() if path is not None else None
         self.max_entries = max_entries

@@ -14,7 +14,7 @@ applied to a finished list.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -23,7 +23,9 @@ __all__ = [
     "is_weight",
     "mean_std",
     "number_rule",
+    "short_repr",
     "weight_count_rule",
+    "weight_list_rule",
 ]
 
 
@@ -43,20 +45,21 @@ def number_rule(
     low: float | None = None,
     high: float | None = None,
     low_inclusive: bool = True,
+    high_inclusive: bool = True,
 ) -> str | None:
     """None when ``value`` is allowed, else what is: ``"an integer >= 1"``, ``"a number > 0"``."""
     ok = is_number(value, integer=integer)
     if ok and low is not None:
         ok = value >= low if low_inclusive else value > low
     if ok and high is not None:
-        ok = value <= high
+        ok = value <= high if high_inclusive else value < high
     if ok:
         return None
     bounds = []
     if low is not None:
         bounds.append(f"{'>=' if low_inclusive else '>'} {low:g}")
     if high is not None:
-        bounds.append(f"<= {high:g}")
+        bounds.append(f"{'<=' if high_inclusive else '<'} {high:g}")
     kind = "an integer" if integer else "a number"
     return " ".join([kind, " and ".join(bounds)]) if bounds else kind
 
@@ -71,6 +74,41 @@ def weight_count_rule(n_weights: int, n_functions: int) -> str | None:
     if n_weights == n_functions:
         return None
     return f"got {n_weights} weights for {n_functions} reward functions"
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters for an error message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def weight_list_rule(
+    weights: Any, functions: int | Sequence[str], field: str = "weights"
+) -> str | None:
+    """None when ``weights`` is a list of one weight (``is_weight``) per reward function,
+    else the message, naming ``field``, the value and the fix; ``functions`` is their
+    count or their names (then the message names the function too)."""
+    names = [] if isinstance(functions, int) else [str(n) for n in functions]
+    count = functions if isinstance(functions, int) else len(names)
+    if isinstance(weights, (str, bytes, Mapping)) or not isinstance(weights, Sequence):
+        return (
+            f"{field} must be a list of numbers, one per reward function, got {short_repr(weights)}"
+        )
+    wrong_count = weight_count_rule(len(weights), count)
+    if wrong_count is not None:
+        listed = f" ({', '.join(names)})" if names else ""
+        return (
+            f"{field}: {wrong_count}{listed}; give one weight per function, or None for "
+            "equal weights"
+        )
+    for i, w in enumerate(weights):
+        if not is_weight(w):
+            which = f" (reward function {names[i]!r})" if names else ""
+            return (
+                f"{field}[{i}] = {short_repr(w)}{which} is not allowed; weights must be "
+                "positive finite numbers (drop a function instead of giving it weight 0)"
+            )
+    return None
 
 
 class RunningStats:

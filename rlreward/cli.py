@@ -314,12 +314,8 @@ def _grade(args: argparse.Namespace) -> int:
     sidecar = output.with_name(output.name + ".resume.json")
     written = 0
     try:
-        spec = RewardSpec.from_yaml(args.config)
-        if args.no_cache:
-            for cfg in spec.graders.values():
-                disable = getattr(cfg.grader, "disable_cache", None)
-                if callable(disable):
-                    disable()
+        # --no-cache reaches the spec before it opens a cache: no file is created
+        spec = RewardSpec.from_yaml(args.config, cache_override=False if args.no_cache else None)
         spec.show_progress = False  # the CLI shows its own bar, per row
         if args.max_concurrency is not None:
             spec.max_concurrency = args.max_concurrency

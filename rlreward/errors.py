@@ -144,13 +144,3 @@ class JudgeReplyError(RLRewardError, ValueError):
     def __init__(self, message: str, **extra: Any) -> None:
         super().__init__(message)
         self.extra = extra
-
-
-def require(module: str, extra: str) -> None:
-    """Raise DependencyError naming ``pip install 'rlreward[extra]'`` if module is absent."""
-    import importlib.util
-
-    if importlib.util.find_spec(module) is None:
-        raise DependencyError(
-            f"{module!r} is not installed; install it with: pip install 'rlreward[{extra}]'"
-        )

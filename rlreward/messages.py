@@ -14,6 +14,12 @@ The rule:
 So a completion ``[{"role": "assistant", "content": "Paris."}]`` is ``"Paris."`` for a
 rule function, a reward model and an LLM judge alike, and a prompt ending in the user's
 question is that question.
+
+What a grader accepts as a text field is ``is_text`` (the ``TEXT`` field type asks it,
+``field_text`` refuses anything else): a string, or messages whose every ``content`` is
+a string or a parts list. The trainer adapters' ``prompt_text`` / ``response_text`` are
+more lenient (a tool-call message without content reads as ``""``): they turn whatever
+a trainer hands over into a row.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ __all__ = [
     "field_text",
     "is_message",
     "is_messages",
+    "is_text",
     "prompt_text",
     "response_text",
 ]
@@ -64,6 +71,30 @@ def is_messages(value: Any) -> bool:
     )
 
 
+def _has_text(message: Any) -> bool:
+    """A message whose ``content`` is text: a string or a parts list (of mappings)."""
+    if not is_message(message):
+        return False
+    content = message["content"]
+    if isinstance(content, str):
+        return True
+    return (
+        isinstance(content, Sequence)
+        and not isinstance(content, (str, bytes))
+        and all(isinstance(p, Mapping) for p in content)
+    )
+
+
+def is_text(value: Any) -> bool:
+    """True for a grader text field: a string, one message with text ``content`` (a
+    string or a parts list), or a non-empty list of such messages."""
+    if isinstance(value, str):
+        return True
+    if isinstance(value, Mapping):
+        return _has_text(value)
+    return is_messages(value) and all(_has_text(m) for m in value)
+
+
 def _last(messages: Sequence[Mapping[str, Any]], role: str) -> str:
     for m in reversed(messages):
         if m.get("role") == role:
@@ -92,14 +123,14 @@ def response_text(completion: Any) -> str:
 
 
 def field_text(value: Any, field: str) -> str:
-    """A grader field as text by the module's rule; TypeError for anything but text/messages."""
+    """A grader field as text by the module's rule; TypeError when not ``is_text``."""
+    if not is_text(value):
+        raise TypeError(
+            f"field {field!r} must be a str, a chat message or a list of chat messages "
+            f"(each 'content' a str or a list of parts), got {type(value).__name__}"
+        )
     if isinstance(value, str):
         return value
-    if is_message(value):
+    if isinstance(value, Mapping):
         return content_text(value["content"])
-    if is_messages(value):
-        return _last(list(value), "user" if field in PROMPT_FIELDS else "assistant")
-    raise TypeError(
-        f"field {field!r} must be a str, a chat message or a list of chat messages, "
-        f"got {type(value).__name__}"
-    )
+    return _last(list(value), "user" if field in PROMPT_FIELDS else "assistant")

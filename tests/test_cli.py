@@ -175,6 +175,23 @@ def test_bad_output_paths_fail_before_any_judge_call(tmp_path, openai_server):
     assert openai_server.n_requests == 0
 
 
+def test_no_cache_touches_no_file(tmp_path, openai_server):
+    spec = _judge_spec(tmp_path, openai_server)
+    data = json.loads(spec.read_text())
+    del data["cache"]  # the spec's default: .rlreward/cache.sqlite under the working dir
+    spec.write_text(json.dumps(data))
+    rows = _rows(tmp_path, 2)
+    proc = cli(
+        "grade", "-c", spec, rows, "-o", tmp_path / "o.jsonl", "-q", "--no-cache", cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / ".rlreward").exists()  # no cache directory, no sqlite file
+    assert openai_server.n_requests == 2  # the judge was asked
+    proc = cli("grade", "-c", spec, rows, "-o", tmp_path / "p.jsonl", "-q", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / ".rlreward" / "cache.sqlite").is_file()  # the default does make one
+
+
 @pytest.mark.parametrize("limit", ["-3", "0", "two"])
 def test_limit_must_be_at_least_one(tmp_path, limit):
     proc = cli(

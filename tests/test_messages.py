@@ -9,7 +9,7 @@ import pytest
 from rlreward.graders.judge_io import as_text
 from rlreward.graders.reward_function import RewardFunctionGrader
 from rlreward.integrations._rows import trl_rows
-from rlreward.messages import content_text, field_text, prompt_text, response_text
+from rlreward.messages import content_text, field_text, is_text, prompt_text, response_text
 from rlreward.rl.data import prompt_text as rl_prompt_text
 
 PROMPT = [
@@ -61,3 +61,18 @@ def test_graders_and_adapters_read_messages_the_same_way():
     grader = RewardFunctionGrader(spy)
     result = asyncio.run(grader.aevaluate(response=COMPLETION, query=PROMPT))
     assert result.ok and seen == [("Paris.", "Capital of France?")]
+
+
+def test_is_text_is_what_field_text_reads_and_the_text_field_type_accepts():
+    from rlreward.graders.fields import TEXT
+
+    ok = ["x", {"content": "x"}, PROMPT, [{"role": "user", "content": [{"type": "text"}]}]]
+    bad = [None, 3, [], {"content": None}, [{"content": "a"}, {"content": None}], ["a"]]
+    bad += [{"content": ["x"]}, {"content": 3}, [{"content": "a"}, 1], {"role": "user"}]
+    for value in ok:
+        assert is_text(value) and TEXT.accepts(value), value
+        assert isinstance(field_text(value, "response"), str)
+    for value in bad:
+        assert not is_text(value) and not TEXT.accepts(value), value
+        with pytest.raises(TypeError, match="field 'response' must be a str, a chat message"):
+            field_text(value, "response")

@@ -166,11 +166,12 @@ class ProtocolGrader(BaseGrader):
     calls are guarded like every other grader's (exceptions and bad values become
     GraderErrors). Its declared fields and hooks are used when it has them."""
 
-    enforce_range = False  # the wrapped object owns its range; aggregators check it
-
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.name = str(getattr(inner, "name", type(inner).__name__))
+        # the range aggregators normalise by, so a score outside it is refused here (a
+        # (0, 1) grader returning 5.0 would otherwise weigh as far more than its best)
+        self.declares_range = hasattr(inner, "score_range")
         self.score_range = getattr(inner, "score_range", (0.0, 1.0))
         self.higher_is_better = bool(getattr(inner, "higher_is_better", True))
         self.required_fields = tuple(getattr(inner, "required_fields", ()))
@@ -179,6 +180,19 @@ class ProtocolGrader(BaseGrader):
 
     async def _aevaluate(self, **fields: Any) -> Any:
         return await self.inner.aevaluate(**fields)
+
+    def _check_range(self, result: GraderResult) -> GraderResult:
+        checked = super()._check_range(result)
+        if checked is result or not isinstance(result, GraderScore) or self.score_range is None:
+            return checked
+        low, high = self.score_range
+        whose = "it declares" if self.declares_range else "assumed for a grader declaring none"
+        return GraderError(
+            self.name,
+            f"score {result.score!r} is outside the range [{low}, {high}] {whose}; return "
+            "scores inside it, or declare score_range = (low, high), or None for unbounded",
+            {"out_of_range_score": result.score, **result.metadata},
+        )
 
     def missing_fields(self, available: Collection[str]) -> list[str]:
         hook = getattr(self.inner, "missing_fields", None)

@@ -4,15 +4,19 @@ A grader declares ``field_types = {"response": TEXT, ...}``; ``BaseGrader.aevalu
 checks every given field against it and turns a mismatch into a GraderError for that
 row, so a ``None``, a number, a dict or a NaN never reaches a judge's prompt. A field
 without a declared type gets ``ANY``, which still refuses NaN and infinities: no
-grader can score a value that is not a number.
+grader can score a value that is not a number. ``Unusable`` stands in a row for a
+value an entrance refused (a NaN ground truth): every field type refuses it, and the
+error says why.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from rlreward.messages import is_text
 
 __all__ = [
     "ANY",
@@ -21,6 +25,7 @@ __all__ = [
     "TEXT",
     "TEXT_OR_NUMBER",
     "FieldType",
+    "Unusable",
     "field_problem",
     "from_annotation",
 ]
@@ -43,23 +48,6 @@ def _non_finite(value: Any) -> bool:
         return False
 
 
-def _is_message(value: Any) -> bool:
-    return isinstance(value, Mapping) and isinstance(value.get("content"), str)
-
-
-def _text(value: Any) -> bool:
-    if isinstance(value, str):
-        return True
-    if _is_message(value):
-        return True
-    return (
-        isinstance(value, Sequence)
-        and not isinstance(value, (str, bytes))
-        and len(value) > 0
-        and all(_is_message(m) for m in value)
-    )
-
-
 def _number(value: Any) -> bool:
     if isinstance(value, (bool, str, bytes)) or not hasattr(value, "__float__"):
         return False
@@ -74,7 +62,7 @@ def _str(value: Any) -> bool:
 
 
 def _text_or_number(value: Any) -> bool:
-    return _text(value) or _number(value)
+    return is_text(value) or _number(value)
 
 
 def _finite_or_other(value: Any) -> bool:
@@ -96,8 +84,11 @@ class FieldType:
         return self.name
 
 
-#: a str, one chat message ``{"role", "content": str}`` or a non-empty list of them
-TEXT = FieldType("TEXT", "text (a str, or chat messages with str 'content')", _text)
+#: a str, one chat message or a non-empty list of them, each ``content`` a str or a
+#: parts list (``rlreward.messages.is_text``: the rule every grader reads text by)
+TEXT = FieldType(
+    "TEXT", "text (a str, or chat messages whose 'content' is a str or a list of parts)", is_text
+)
 #: a plain str
 STR = FieldType("STR", "a str", _str)
 #: a finite real number (int, float, numpy scalar); not bool
@@ -122,8 +113,25 @@ def from_annotation(annotation: Any) -> FieldType:
     return ANY
 
 
+@dataclass(frozen=True)
+class Unusable:
+    """A field value an entrance refused, with why; a grader given it fails for the row.
+
+    Unlike a missing field (the grader does not apply to the row), the row has the
+    field but its value is broken (``ground_truth`` NaN): the graders that read it get
+    an error value naming ``reason``, the others grade the row.
+    """
+
+    reason: str
+
+    def __str__(self) -> str:
+        return f"<unusable: {self.reason}>"
+
+
 def field_problem(name: str, value: Any, kind: FieldType) -> str | None:
     """Why ``value`` cannot be field ``name`` of type ``kind``, or None when it can."""
+    if isinstance(value, Unusable):
+        return f"field {name!r} is unusable: {value.reason}"
     if kind.accepts(value):
         return None
     return (

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rlreward.errors import JudgeReplyError
-from rlreward.messages import field_text, is_message, is_messages
+from rlreward.messages import field_text, is_text
 
 __all__ = [
     "DATA_TAGS",
@@ -43,7 +43,7 @@ def as_text(value: Any, field: str = "response") -> str:
     """A field value as prompt text: text and chat messages by the rule of
     ``rlreward.messages`` (the same text a rule function or reward model sees), any
     other value as JSON."""
-    if isinstance(value, str) or is_message(value) or is_messages(value):
+    if is_text(value):
         return field_text(value, field)
     return json.dumps(value, ensure_ascii=False, default=str)
 

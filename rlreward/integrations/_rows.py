@@ -1,7 +1,8 @@
 """Rows from trainer data: what VERL and TRL hand a reward, turned into grader fields.
 
 Standard fields set here: ``query`` (the prompt text), ``response`` (the completion
-text) and, when a ground truth is known, ``ground_truth`` and ``reference_response``.
+text) and, when a ground truth is known, ``ground_truth`` and ``reference_response``
+(one rule for both trainers: ``ground_truth_fields``).
 Everything else the trainer knows (VERL's ``data_source`` and ``extra_info``, TRL's
 dataset columns, the raw prompt/completion) stays in the row, for mappers.
 """
@@ -14,6 +15,7 @@ import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+from rlreward.graders.fields import Unusable
 from rlreward.messages import prompt_text, response_text
 
 __all__ = [
@@ -42,14 +44,6 @@ def query_from(extra_info: Mapping[str, Any] | None, raw_prompt: Any = None) -> 
     return prompt_text(raw_prompt) if raw_prompt is not None else None
 
 
-def _reference(ground_truth: Any) -> str | None:
-    if isinstance(ground_truth, str):
-        return ground_truth
-    if isinstance(ground_truth, (int, float)) and not isinstance(ground_truth, bool):
-        return str(ground_truth)
-    return None  # lists / dicts (test cases, several answers): map them yourself
-
-
 def _number_text(value: numbers.Real) -> str | None:
     """A finite number as text (numpy scalars print their shortest form); None for NaN/inf."""
     if isinstance(value, numbers.Integral):
@@ -59,15 +53,25 @@ def _number_text(value: numbers.Real) -> str | None:
     return str(value) if type(value).__module__ == "numpy" else repr(float(value))
 
 
-def ground_truth_fields(ground_truth: Any) -> tuple[dict[str, Any], str | None]:
-    """Row fields for a VERL ground truth, and why it is unusable as an answer (or None).
+def _refused(reason: str) -> tuple[dict[str, Any], str]:
+    bad = Unusable(reason)
+    return {"ground_truth": bad, "reference_response": bad}, reason
 
-    Text is used as is; numbers (Python or numpy, finite) become text, so ``np.int64(42)``
-    is ``"42"``; both give ``ground_truth`` and ``reference_response``. A list, tuple,
-    dict or array (test cases, several answers) stays under ``ground_truth`` for mappers
-    (e.g. ``reference_response: ground_truth.0``) but gives no ``reference_response``.
-    None, NaN, infinities, bools and other objects give no field at all. The reason is
-    returned so a grader that needs the missing field fails for that sample with it.
+
+def ground_truth_fields(ground_truth: Any) -> tuple[dict[str, Any], str | None]:
+    """Row fields for a ground truth, and why it gives no reference answer (or None).
+
+    The one rule for VERL's ``ground_truth`` argument and TRL's ``ground_truth`` column:
+
+    - text is used as is; a finite number (Python or numpy) becomes text, so
+      ``np.int64(42)`` is ``"42"``; both fill ``ground_truth`` and ``reference_response``;
+    - None gives no field: the row has no answer, graders that need one do not apply;
+    - a list, tuple, dict or array (test cases, several answers) stays under
+      ``ground_truth`` for mappers (e.g. ``reference_response: ground_truth.0``) but
+      gives no ``reference_response``;
+    - NaN, infinities, bools and other objects are refused: both fields hold an
+      ``Unusable`` naming the cause, so the graders that read them get an error value
+      saying so (never a ``"nan"`` reference) and the other graders grade the row.
     """
     gt = ground_truth
     if type(gt).__name__ == "ndarray":  # parquet list columns arrive as numpy arrays
@@ -75,11 +79,11 @@ def ground_truth_fields(ground_truth: Any) -> tuple[dict[str, Any], str | None]:
     if isinstance(gt, str):
         return {"ground_truth": gt, "reference_response": gt}, None
     if isinstance(gt, bool) or type(gt).__name__ == "bool_":
-        return {}, f"ground_truth is a bool ({gt!r}); give the answer as text or a number"
+        return _refused(f"ground_truth is a bool ({gt!r}); give the answer as text or a number")
     if isinstance(gt, numbers.Real):
         text = _number_text(gt)
         if text is None:
-            return {}, f"ground_truth is {float(gt)!r}, not an answer; fix the dataset row"
+            return _refused(f"ground_truth is {float(gt)!r}, not an answer; fix the dataset row")
         return {"ground_truth": text, "reference_response": text}, None
     if gt is None:
         return {}, "ground_truth is None (the dataset row has no answer)"
@@ -89,7 +93,7 @@ def ground_truth_fields(ground_truth: Any) -> tuple[dict[str, Any], str | None]:
             f"ground_truth is {kind}, not one answer; map the field the grader needs from it "
             "(e.g. mapper: {reference_response: ground_truth.0})"
         )
-    return {}, f"ground_truth is a {type(gt).__name__} ({gt!r:.60}); give text or a number"
+    return _refused(f"ground_truth is a {type(gt).__name__} ({gt!r:.60}); give text or a number")
 
 
 class VerlRow(NamedTuple):
@@ -140,7 +144,9 @@ def trl_rows(
     """Rows from a TRL reward call: dataset columns, then prompt/completion and their texts.
 
     ``response`` is always the completion's text; ``query`` is the prompt's text unless
-    the dataset has a ``query`` column.
+    the dataset has a ``query`` column. A ``ground_truth`` column goes through
+    ``ground_truth_fields``, as VERL's argument does (a ``reference_response`` column
+    is kept as given).
     """
     n = len(completions)
     if len(prompts) != n:
@@ -155,10 +161,9 @@ def trl_rows(
     rows = []
     for i in range(n):
         row = {k: v[i] for k, v in cols.items()}
-        if "ground_truth" in row and "reference_response" not in row:
-            ref = _reference(row["ground_truth"])
-            if ref is not None:
-                row["reference_response"] = ref
+        if "ground_truth" in row:  # a reference_response column is the dataset's own
+            for key, value in ground_truth_fields(row.pop("ground_truth"))[0].items():
+                row.setdefault(key, value)
         row["prompt"], row["completion"] = prompts[i], completions[i]
         q = prompt_text(prompts[i])
         if q is not None and "query" not in row:  # a dataset "query" column is deliberate

@@ -129,6 +129,8 @@ class SpecContext:
     base_dir: Path = field(default_factory=Path.cwd)
     judge_model: Mapping[str, Any] | None = None
     cache: str | bool | None = None
+    #: replaces every cache setting of the spec when not None (``--no-cache``: False)
+    cache_override: str | bool | None = None
     shared: dict[str, Any] = field(default_factory=dict)
 
 
@@ -173,7 +175,7 @@ def _judge_model(override: Any, ctx: SpecContext, where: str) -> Any:
     return model
 
 
-def _cache(value: Any, where: str, base_dir: Path) -> ResultCache | None:
+def _cache(value: Any, where: str) -> ResultCache | None:
     """The judge cache, opened now: an unusable path fails at load, not after grading."""
     try:
         return resolve_cache(value, default_on=True)
@@ -228,7 +230,11 @@ def _nested_reward(path: str, ctx: SpecContext, where: str) -> Reward:
     _LOADING.append(resolved)
     try:
         data = schema.load_yaml(target)
-        inner = RewardSpec.from_dict(data if data is not None else {}, base_dir=target.parent)
+        inner = RewardSpec.from_dict(
+            data if data is not None else {},
+            base_dir=target.parent,
+            cache_override=ctx.cache_override,  # --no-cache reaches nested specs too
+        )
     finally:
         _LOADING.pop()
     return inner.reward
@@ -264,7 +270,9 @@ def _build_grader(
             opts = _options(entry, "model", "cache")
             model = _judge_model(_options(entry).get("model"), ctx, where)
             setting = entry.cache if "cache" in entry.model_fields_set else ctx.cache
-            cache = _cache(setting, f"{where}.cache" if "cache" in opts else "cache", ctx.base_dir)
+            if ctx.cache_override is not None:  # decided before anything is opened
+                setting = ctx.cache_override
+            cache = _cache(setting, f"{where}.cache" if "cache" in opts else "cache")
             grader = load_callable(GRADER_TYPES[kind])(model, name=name, cache=cache, **opts)
     except UnknownNameError as exc:
         if f"(in {where}" in str(exc):
@@ -354,9 +362,17 @@ class RewardSpec:
 
     @classmethod
     def from_dict(
-        cls, data: Mapping[str, Any], base_dir: str | os.PathLike[str] | None = None
+        cls,
+        data: Mapping[str, Any],
+        base_dir: str | os.PathLike[str] | None = None,
+        *,
+        cache_override: str | bool | None = None,
     ) -> RewardSpec:
-        """Check ``data`` against the schema, then build every grader and aggregator."""
+        """Check ``data`` against the schema, then build every grader and aggregator.
+
+        ``cache_override`` (a path, True or False) replaces every judge cache setting of
+        the spec; ``False`` opens no cache file at all (``rlreward grade --no-cache``).
+        """
         checked = schema.parse_spec(data)
         ctx = SpecContext(
             base_dir=Path(base_dir) if base_dir is not None else Path.cwd(),
@@ -364,6 +380,7 @@ class RewardSpec:
             if checked.judge_model is not None
             else None,
             cache=checked.cache,
+            cache_override=cache_override,
         )
         try:
             built = {name: _build_grader(name, e, ctx) for name, e in checked.graders.items()}
@@ -390,11 +407,16 @@ class RewardSpec:
         return spec
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike[str]) -> RewardSpec:
-        """Read a YAML spec (duplicate keys refused); relative paths are from its folder."""
+    def from_yaml(
+        cls, path: str | os.PathLike[str], *, cache_override: str | bool | None = None
+    ) -> RewardSpec:
+        """Read a YAML spec (duplicate keys refused); relative paths are from its folder.
+        ``cache_override``: as in ``from_dict``."""
         p = Path(path)
         data = schema.load_yaml(p)
-        return cls.from_dict(data if data is not None else {}, base_dir=p.parent)
+        return cls.from_dict(
+            data if data is not None else {}, base_dir=p.parent, cache_override=cache_override
+        )
 
 
 def load_spec(spec: RewardSpec | Mapping[str, Any] | str | os.PathLike[str]) -> RewardSpec:

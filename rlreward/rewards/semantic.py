@@ -2,7 +2,9 @@
 
 The model is the embedded all-MiniLM-L6-v2 (``rlreward.embedded``), loaded once per
 process on first use with sentence-transformers on the CPU, from the installed files
-only (``local_files_only``; nothing is downloaded). torch is imported only then.
+only (``local_files_only``; nothing is downloaded). torch is imported only then. A
+process keeps the ``MAX_EMBEDDERS`` most recently used embedders loaded and drops the
+least recently used beyond that, so a run that tries many models does not hold them all.
 
 - ``semantic_relevance``: response vs its prompt (needs prompts);
 - ``semantic_similarity``: response vs its reference (needs references).
@@ -18,16 +20,25 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from rlreward.rewards.base import RewardFunction, check_param
 
-__all__ = ["SemanticRelevanceReward", "SemanticSimilarityReward", "embed", "load_embedder"]
+__all__ = [
+    "MAX_EMBEDDERS",
+    "SemanticRelevanceReward",
+    "SemanticSimilarityReward",
+    "embed",
+    "load_embedder",
+]
 
 logger = logging.getLogger(__name__)
 
-_MODELS: dict[str, Any] = {}
+#: embedders kept loaded at once (MiniLM is ~90 MB); the least recently used goes first
+MAX_EMBEDDERS = 2
+_MODELS: OrderedDict[str, Any] = OrderedDict()  # path -> SentenceTransformer, LRU order
 _LOAD_LOCK = threading.Lock()
 _ENCODE_LOCK = threading.Lock()  # one encode at a time: torch already uses every core
 
@@ -39,20 +50,24 @@ EMBED_BATCH = 16
 
 
 def load_embedder(model: str | None = None) -> Any:
-    """The SentenceTransformer for ``model`` (None = embedded MiniLM), loaded once."""
+    """The SentenceTransformer for ``model`` (None = embedded MiniLM), loaded once and
+    kept while it is among the ``MAX_EMBEDDERS`` most recently used."""
     from rlreward.embedded import resolve_model_name
 
     path = resolve_model_name(model)
-    st = _MODELS.get(path)
-    if st is None:
-        with _LOAD_LOCK:
-            st = _MODELS.get(path)
-            if st is None:
-                from sentence_transformers import SentenceTransformer
+    with _LOAD_LOCK:
+        st = _MODELS.get(path)
+        if st is not None:
+            _MODELS.move_to_end(path)
+            return st
+        from sentence_transformers import SentenceTransformer
 
-                logger.info("loading sentence embedder from %s", path)
-                st = SentenceTransformer(path, device="cpu", local_files_only=True)
-                _MODELS[path] = st
+        logger.info("loading sentence embedder from %s", path)
+        st = SentenceTransformer(path, device="cpu", local_files_only=True)
+        _MODELS[path] = st
+        while len(_MODELS) > MAX_EMBEDDERS:
+            dropped, _ = _MODELS.popitem(last=False)
+            logger.info("dropping sentence embedder %s (least recently used)", dropped)
     return st
 
 

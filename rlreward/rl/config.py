@@ -237,10 +237,11 @@ class RLTrainingConfig:
         _number("reward_training_batch_size", self.reward_training_batch_size, integer=True)
         _number("reward_training_max_length", self.reward_training_max_length, integer=True)
         n = self.reward_training_policy_samples
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        allowed = number_rule(n, integer=True, low=0)
+        if allowed is not None:
             raise ConfigError(
-                f"{_OWNER}: reward_training_policy_samples={_short(n)} is not allowed; use an "
-                "integer >= 0 (0 = train on reward_training_texts only)"
+                f"{_OWNER}: reward_training_policy_samples={_short(n)} is not allowed; use "
+                f"{allowed} (0 = train on reward_training_texts only)"
             )
         if self.reward_training_lora_config is not None and not self.reward_training_use_lora:
             raise ConfigError(
@@ -258,16 +259,14 @@ class RLTrainingConfig:
         _number("lora_r", self.lora_r, integer=True)
         _number("lora_alpha", self.lora_alpha, integer=True)
         _number("max_seq_length", self.max_seq_length, integer=True)
-        if self.policy_warmup_steps is not None and (
-            isinstance(self.policy_warmup_steps, bool)
-            or not isinstance(self.policy_warmup_steps, int)
-            or self.policy_warmup_steps < 0
-        ):
+        warmup = self.policy_warmup_steps
+        allowed = None if warmup is None else number_rule(warmup, integer=True, low=0)
+        if allowed is not None:
             raise ConfigError(
-                f"{_OWNER}: policy_warmup_steps={_short(self.policy_warmup_steps)} is not allowed; "
-                "use an integer >= 0 (0 = no warm-up) or None (none)"
+                f"{_OWNER}: policy_warmup_steps={_short(warmup)} is not allowed; "
+                f"use {allowed} (0 = no warm-up) or None (none)"
             )
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+        if number_rule(self.seed, integer=True) is not None:
             raise ConfigError(f"{_OWNER}: seed={_short(self.seed)} is not allowed; use an integer")
         if not isinstance(self.output_dir, (str, os.PathLike)) or not os.fspath(self.output_dir):
             raise ConfigError(

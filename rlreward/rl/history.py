@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
+
+from rlreward.checks import is_number
 
 __all__ = ["StepLogger"]
 
@@ -18,7 +19,7 @@ class StepLogger:
     def record(self, logs: dict[str, Any], step: int) -> None:
         if "train_runtime" in logs:
             return  # the end-of-training summary, not a step
-        rec = {"step": float(step), **{k: float(v) for k, v in logs.items() if _is_number(v)}}
+        rec = {"step": float(step), **{k: float(v) for k, v in logs.items() if is_number(v)}}
         hist = getattr(self.reward_model, "history", None)
         if hist:  # the text-level reward's batches scored since the last log
             n = sum(h["n"] for h in hist)
@@ -42,7 +43,3 @@ class StepLogger:
                     owner.record(dict(logs), state.global_step)
 
         return _StepLogCallback()
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

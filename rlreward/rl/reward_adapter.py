@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
-from rlreward.checks import RunningStats
+from rlreward.checks import RunningStats, number_rule, short_repr
 from rlreward.errors import ConfigError
 
 __all__ = [
@@ -170,9 +170,11 @@ class TextRewardModel(nn.Module):
         prompt_lookup: Mapping[tuple[int, ...], str] | None = None,
     ) -> None:
         super().__init__()
-        if context_length < 1:
+        allowed = number_rule(context_length, integer=True, low=1)
+        if allowed is not None:
             raise ConfigError(
-                f"TextRewardModel: context_length must be >= 1, got {context_length!r}"
+                f"TextRewardModel: context_length={short_repr(context_length)} is not allowed; "
+                f"use {allowed} (the policy's context window in tokens)"
             )
         self.scorer = scorer
         self.tokenizer = tokenizer

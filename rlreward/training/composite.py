@@ -21,7 +21,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from rlreward.aggregators import WeightedSumAggregator
-from rlreward.checks import is_weight, number_rule, weight_count_rule
+from rlreward.checks import number_rule, weight_list_rule
 from rlreward.errors import ConfigError, GradingFailedError
 from rlreward.graders.reward_function import RewardFunctionGrader
 from rlreward.rewards.base import RewardFunction, as_text_batch
@@ -70,21 +70,9 @@ def _resolve(fn: FunctionLike, registry: RewardRegistry, index: int) -> RewardFu
 def _check_weights(weights: Sequence[float] | None, names: list[str]) -> dict[str, float]:
     if weights is None:
         return {n: 1.0 / len(names) for n in names}
-    if isinstance(weights, (str, bytes, Mapping)) or not isinstance(weights, Sequence):
-        raise ConfigError(
-            f"weights must be a list of numbers, one per reward function, got {weights!r}"
-        )
-    count = weight_count_rule(len(weights), len(names))
-    if count is not None:
-        raise ConfigError(
-            f"{count} ({', '.join(names)}); give one weight per function, or none for equal weights"
-        )
-    for i, (n, w) in enumerate(zip(names, weights, strict=False)):
-        if not is_weight(w):
-            raise ConfigError(
-                f"weights[{i}]={w!r} for reward function {n!r}: weights must be finite "
-                "numbers > 0 (drop a function instead of giving it weight 0)"
-            )
+    problem = weight_list_rule(weights, names)
+    if problem is not None:
+        raise ConfigError(problem)
     total = math.fsum(weights)
     return {n: float(w) / total for n, w in zip(names, weights, strict=False)}
 

@@ -20,6 +20,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from rlreward._version import __version__
+from rlreward.checks import number_rule, short_repr
 from rlreward.embedded import EMBEDDED_ALIASES, resolve_model_name
 from rlreward.errors import ConfigError
 from rlreward.models.reward_model_io import default_input_format, encode_pairs, write_metadata
@@ -134,8 +135,8 @@ class RewardModelTrainer:
                 f"{o}: lora_config is given but use_lora=False; set use_lora=True or drop "
                 "lora_config"
             )
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ConfigError(f"{o}.seed = {seed!r} is not allowed; use an integer")
+        if number_rule(seed, integer=True) is not None:
+            raise ConfigError(f"{o}.seed = {short_repr(seed)} is not allowed; use an integer")
         from rlreward.training.composite import CompositeReward
 
         self.composite = CompositeReward(funcs, weights)

@@ -9,7 +9,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from rlreward.checks import is_weight, number_rule, weight_count_rule
+from rlreward.checks import number_rule, short_repr, weight_list_rule
 from rlreward.errors import ConfigError
 
 __all__ = [
@@ -37,11 +37,6 @@ SEED_HYPERPARAMETERS = (
 )
 
 RewardFunctionRef = Any  # a registry name, a RewardFunction, or a batch callable
-
-
-def short_repr(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def nonempty_str(owner: str, name: str, value: Any, fix: str) -> str:
@@ -123,21 +118,10 @@ def validate_weights(owner: str, name: str, weights: Any, n_functions: int) -> l
     """None (equal weights) or one positive finite number per function."""
     if weights is None:
         return None
-    if isinstance(weights, (str, bytes)) or not isinstance(weights, Sequence):
-        raise ConfigError(f"{owner}.{name} must be a list of numbers, got {short_repr(weights)}")
-    out = list(weights)
-    count = weight_count_rule(len(out), n_functions)
-    if count is not None:
-        raise ConfigError(
-            f"{owner}.{name}: {count}; give one weight per function (or None for equal weights)"
-        )
-    for i, w in enumerate(out):
-        if not is_weight(w):
-            raise ConfigError(
-                f"{owner}.{name}[{i}] = {w!r} is not allowed; weights must be positive finite "
-                "numbers (drop a function instead of giving it weight 0)"
-            )
-    return [float(w) for w in out]
+    problem = weight_list_rule(weights, n_functions, f"{owner}.{name}")
+    if problem is not None:
+        raise ConfigError(problem)
+    return [float(w) for w in weights]
 
 
 def check_number(
@@ -151,8 +135,9 @@ def check_number(
 
 def check_fraction(owner: str, name: str, value: Any) -> None:
     """A number in [0, 1)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ConfigError(f"{owner}.{name} = {value!r} is not allowed; use 0 <= x < 1")
+    allowed = number_rule(value, low=0, high=1, high_inclusive=False)
+    if allowed is not None:
+        raise ConfigError(f"{owner}.{name} = {short_repr(value)} is not allowed; use {allowed}")
 
 
 def check_hyperparameters(owner: str, values: dict[str, Any]) -> None:
@@ -183,9 +168,9 @@ def check_hyperparameters(owner: str, values: dict[str, Any]) -> None:
                 f"{owner}.objective = {value!r} is not allowed; use one of {list(OBJECTIVES)}"
             )
         elif name == "min_spearman" and value is not None:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not (ok and -1 <= value <= 1):
+            allowed = number_rule(value, low=-1, high=1)
+            if allowed is not None:
                 raise ConfigError(
-                    f"{owner}.min_spearman = {value!r} is not allowed; use a number in [-1, 1] "
-                    "or None"
+                    f"{owner}.min_spearman = {short_repr(value)} is not allowed; use {allowed} "
+                    "(a held-out Spearman to require) or None"
                 )

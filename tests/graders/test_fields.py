@@ -21,7 +21,16 @@ from rlreward import (
 )
 from rlreward.errors import ConfigError
 from rlreward.graders.base import BaseGrader, Grader, ProtocolGrader
-from rlreward.graders.fields import NUMBER, STR, TEXT, FieldType, field_problem
+from rlreward.graders.fields import (
+    ANY,
+    NUMBER,
+    STR,
+    TEXT,
+    TEXT_OR_NUMBER,
+    FieldType,
+    Unusable,
+    field_problem,
+)
 from tests.openai_server import OpenAIServer, local_model
 
 KEY = "sk-fields-SECRET-0123456789"
@@ -76,6 +85,42 @@ def test_a_numeric_reference_answer_is_shown_as_text(openai_server: OpenAIServer
     out = asyncio.run(grader.aevaluate(query="q", response="r", reference_response=True))
     assert isinstance(out, GraderError)
     assert openai_server.n_requests == 1
+
+
+def test_judges_accept_content_parts_messages_as_the_messages_rule_reads_them(
+    openai_server: OpenAIServer,
+):
+    # the content-parts form (OpenAI's multimodal messages) that rlreward.messages reads
+    query = [
+        {"role": "system", "content": "Be brief."},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Capital of "},
+                {"type": "text", "text": "France?"},
+            ],
+        },
+    ]
+    response = [
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Paris."},
+                {"type": "image_url", "image_url": {"url": "u"}},
+            ],
+        }
+    ]
+    assert field_problem("query", query, TEXT) is None
+    assert field_problem("response", response, TEXT) is None
+    model = local_model(openai_server, KEY)
+    out = asyncio.run(RelevanceGrader(model=model).aevaluate(query=query, response=response))
+    assert isinstance(out, GraderScore)
+    prompt = openai_server.requests[0]["messages"][-1]["content"]
+    assert "<query>\nCapital of France?\n</query>" in prompt
+    assert "<response>\nParis.\n</response>" in prompt
+    # a parts list that is not a list of parts is still refused
+    for bad in ([{"role": "user", "content": ["Paris."]}], {"role": "user", "content": 3}):
+        assert field_problem("response", bad, TEXT) is not None
 
 
 def test_function_grader_types_come_from_annotations_or_are_given():
@@ -144,9 +189,51 @@ def test_grader_protocol_and_the_one_guard_for_protocol_only_graders():
     assert duck.calls == 2  # the bad-typed row never reached it
 
 
+class Loud:
+    """A protocol-only grader that returns a fixed score (outside its range when asked)."""
+
+    def __init__(self, score: float, score_range: Any = "undeclared") -> None:
+        self.name, self.score = "loud", score
+        if score_range != "undeclared":
+            self.score_range = score_range
+
+    async def aevaluate(self, **fields: Any) -> float:
+        return self.score
+
+
+def test_a_protocol_graders_declared_range_is_enforced():
+    from rlreward.aggregators import WeightedSumAggregator
+
+    half = FunctionGrader(lambda response: 0.5, name="half")
+    agg = WeightedSumAggregator("reward", on_error="renormalize")
+    runner = GradingRunner([Loud(5.0, (0.0, 1.0)), half], aggregators=[agg], show_progress=False)
+    res = runner.run([{"response": "x"}])
+    (loud,), (reward,) = res["loud"], res["reward"]
+    assert isinstance(loud, GraderError) and loud.metadata["out_of_range_score"] == 5.0
+    assert "score 5.0 is outside the range [0.0, 1.0] it declares" in loud.error
+    assert "declare score_range" in loud.error  # the fix
+    assert isinstance(reward, GraderScore) and reward.score == 0.5  # not (5.0 + 0.5) / 2
+    # no declared range: the (0, 1) the aggregators assume is enforced, and said so
+    out = asyncio.run(ProtocolGrader(Loud(5.0)).aevaluate(response="x"))
+    assert isinstance(out, GraderError) and "assumed for a grader declaring none" in out.error
+    # inside the range, or declared unbounded: the score passes
+    assert asyncio.run(ProtocolGrader(Loud(1.0, (0.0, 1.0))).aevaluate(response="x")).score == 1.0
+    assert asyncio.run(ProtocolGrader(Loud(5.0, None)).aevaluate(response="x")).score == 5.0
+
+
 def test_base_graders_are_not_wrapped_again():
     grader = FunctionGrader(lambda response: 1.0, name="f")
     runner = GradingRunner(
         {"f": GraderConfig(grader, mapper={"response": "text"})}, show_progress=False
     )
     assert runner._guarded["f"] is grader
+
+
+def test_an_unusable_value_is_refused_by_every_field_type_with_its_reason():
+    bad = Unusable("ground_truth is nan, not an answer; fix the dataset row")
+    for kind in (ANY, NUMBER, STR, TEXT, TEXT_OR_NUMBER):
+        problem = field_problem("reference_response", bad, kind)
+        assert problem == (
+            "field 'reference_response' is unusable: ground_truth is nan, not an answer; "
+            "fix the dataset row"
+        )

@@ -243,6 +243,25 @@ def test_unwritable_cache_is_a_config_error_before_any_call(tmp_path):
     assert spec.graders["r"].grader.cache is None
 
 
+def test_cache_override_reaches_every_judge_before_a_cache_is_opened(tmp_path):
+    judged = {"judge_model": JUDGE, "graders": {"r": {"type": "relevance"}}}
+    (tmp_path / "inner.yaml").write_text(json.dumps({**judged, "cache": str(tmp_path / "c1")}))
+    outer = {
+        **judged,
+        "cache": str(tmp_path / "c2"),
+        "graders": {
+            "r": {"type": "relevance", "cache": str(tmp_path / "c3")},
+            "inner": {"type": "reward", "spec": "inner.yaml"},
+        },
+    }
+    path = _write(tmp_path, json.dumps(outer))
+    spec = RewardSpec.from_yaml(path, cache_override=False)  # rlreward grade --no-cache
+    assert spec.graders["r"].grader.cache is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inner.yaml", "spec.yaml"]
+    RewardSpec.from_yaml(path)  # without it, each setting opens its cache file
+    assert {"c1", "c3"} <= {p.name for p in tmp_path.iterdir()}
+
+
 def test_duplicate_yaml_keys_are_refused(tmp_path):
     twice = "graders:\n  r: {callable: 'json:dumps'}\n  r: {type: relevance}\n"
     with pytest.raises(ConfigError, match=r"line 3: key 'r' is given twice .*first on line 2"):

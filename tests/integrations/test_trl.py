@@ -239,6 +239,30 @@ def test_a_missing_reference_is_an_abstention_not_a_zero():
         call_all(per, ["q", "q"], ["x", "fail"], ground_truth=[None, "fail"])
 
 
+def test_ground_truth_follows_the_one_rule_numpy_is_text_and_nan_is_refused():
+    import numpy as np
+
+    spec = {
+        "graders": {"match": {"callable": f"{H.__name__}:exact_match"}},
+        "aggregators": [{"name": "reward", "on_error": "error"}],
+    }
+    (reward,), _ = make_reward_funcs(spec, mode="combined")
+    cb = RewardLoggingCallback([reward])
+    cb.pop_metrics()
+    # np.int64(4) is the answer "4" (as VERL reads it); a NaN answer is refused, never
+    # the reference text "nan" (which "it is nan" would match)
+    got = call_all(
+        [reward],
+        ["q"] * 3,
+        ["it is 4", "it is nan", "it is 4"],
+        ground_truth=[np.int64(4), math.nan, np.float64("nan")],
+    )
+    assert got == [[1.0, None, None]]
+    m = cb.pop_metrics()
+    assert m["rlreward/match/error_rate"] == pytest.approx(2 / 3)  # failures, not skips
+    assert "rlreward/match/skip_rate" not in m
+
+
 def test_logged_names_say_what_the_value_is():
     """A grader's bare name carries its raw score; <grader>__aligned what the reward weighed."""
     spec = H.spec_dict(on_error="zero")

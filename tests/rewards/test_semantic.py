@@ -96,3 +96,24 @@ def test_grader_batches_concurrent_calls(relevance):
     # a second event loop works (the batcher is per loop)
     again = asyncio.run(grader.aevaluate(query=rows[0]["query"], response=rows[0]["response"]))
     assert again.score == pytest.approx(direct[0], abs=1e-5)
+
+
+def test_loaded_embedders_are_bounded_least_recently_used_first(monkeypatch, tmp_path):
+    from collections import OrderedDict
+
+    import rlreward.rewards.semantic as semantic
+    from rlreward.embedded import embedded_model_path
+
+    monkeypatch.setattr(semantic, "_MODELS", OrderedDict())
+    paths = []
+    for name in "abc":  # three distinct model paths (links to the embedded MiniLM)
+        link = tmp_path / name
+        link.symlink_to(embedded_model_path(), target_is_directory=True)
+        paths.append(str(link))
+    a, b, c = paths
+    first_a = semantic.load_embedder(a)
+    semantic.load_embedder(b)
+    assert semantic.load_embedder(a) is first_a  # cached, and now the most recent
+    semantic.load_embedder(c)  # over MAX_EMBEDDERS: b, the least recently used, goes
+    assert semantic.MAX_EMBEDDERS == 2 and list(semantic._MODELS) == [a, c]
+    assert semantic.load_embedder(b) is not None and list(semantic._MODELS) == [c, b]

@@ -165,3 +165,12 @@ def test_a_failed_reward_row_stops_the_step_with_the_reason() -> None:
     )
     with pytest.raises(RuntimeError, match=r"failed for 1 of 4 responses \(row 2: .*idk"):
         SpecScorer(spec)(RESPONSES)
+
+
+@pytest.mark.parametrize("bad", [0, True, 16.0, "16"])
+def test_context_length_is_checked_by_the_one_number_rule(bad):
+    from rlreward.errors import ConfigError
+    from rlreward.rl.reward_adapter import TextRewardModel
+
+    with pytest.raises(ConfigError, match=r"context_length=.* is not allowed; use an integer >= 1"):
+        TextRewardModel(lambda texts, prompts: [0.0] * len(texts), None, bad)

@@ -33,7 +33,9 @@ def test_weights_count_must_match_functions():
 
 @pytest.mark.parametrize("bad", [0, -0.5, math.nan, math.inf, True, "1"])
 def test_weights_must_be_finite_and_positive(bad):
-    with pytest.raises(ConfigError, match=r"weights\[1\]=.* for reward function 'sentiment'"):
+    with pytest.raises(
+        ConfigError, match=r"weights\[1\] = .* \(reward function 'sentiment'\) is not allowed"
+    ):
         CompositeReward(["length", "sentiment"], [1.0, bad])
 
 

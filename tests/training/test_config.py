@@ -84,7 +84,7 @@ def test_valid_config_keeps_values():
             {"objective": "listwise"},
             r"objective = 'listwise' is not allowed; use one of \['regression', 'pairwise'\]",
         ),
-        ({"eval_fraction": 1.0}, r"eval_fraction = 1.0 is not allowed; use 0 <= x < 1"),
+        ({"eval_fraction": 1.0}, r"eval_fraction = 1.0 is not allowed; use a number >= 0 and < 1"),
         ({"min_spearman": 2}, r"min_spearman = 2 is not allowed"),
     ],
 )

@@ -27,17 +27,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
+from rlreward.checks import number_rule, short_repr
 from rlreward.errors import ConfigError
 from rlreward.integrations._rows import VerlRow, verl_row
 from rlreward.integrations._runtime import RewardHandle, RewardSource, get_handle, run_sync
 from rlreward.integrations.verl._columns import SCORE, SCORE_ERROR, Columns, columns_for
-from rlreward.schema import GraderError
+from rlreward.schema import GraderAbstention, GraderError
 
 __all__ = [
     "DEFAULT_SAMPLE_TIMEOUT",
@@ -51,6 +51,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_GROUND_TRUTH_FIELDS = ("ground_truth", "reference_response")
 
 #: environment variable read for the spec path when no ``spec`` kwarg is given
 ENV_SPEC = "RLREWARD_SPEC"
@@ -88,11 +90,11 @@ def resolve_source(spec: Any = None, aggregator: str | None = None) -> RewardSou
 def _check_timeout(timeout: Any) -> float | None:
     if timeout is None:
         return None
-    ok = isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
-    if not ok or not math.isfinite(timeout) or timeout <= 0:
+    allowed = number_rule(timeout, low=0, low_inclusive=False)
+    if allowed is not None:
         raise ConfigError(
-            f"rlreward VERL adapter: timeout={timeout!r}; give a positive number of seconds "
-            "(reward_kwargs.timeout) or null for no limit"
+            f"rlreward VERL adapter: timeout={short_repr(timeout)} is not allowed; use {allowed} "
+            "(seconds, reward_kwargs.timeout) or null for no limit"
         )
     return float(timeout)
 
@@ -119,11 +121,14 @@ async def _grade(handle: RewardHandle, cols: Columns, rows: Sequence[VerlRow]) -
             hit = [
                 n
                 for n in cols.graders
-                if isinstance(results[n][i], GraderError)
-                and results[n][i].metadata.get("not_applicable")
+                if isinstance(results[n][i], GraderAbstention)
+                or (
+                    isinstance(results[n][i], GraderError)
+                    and results[n][i].metadata.get("invalid_field") in _GROUND_TRUTH_FIELDS
+                )
             ]
             if hit:
-                log.warning("sample %d: %s; graders %s get an error value", i, problem, hit)
+                log.warning("sample %d: %s; graders %s abstain or fail", i, problem, hit)
     dicts = cols.score_dicts(results)
     for d, reward in zip(dicts, results[cols.reward], strict=True):
         if d[SCORE_ERROR]:
