@@ -41,6 +41,7 @@ from rlreward.integrations.verl import (
 )
 from rlreward.reward import Reward
 from rlreward.schema import GraderAbstention, GraderError, GraderResult, GraderScore
+from tests import reward_cases as RC
 from tests.integrations import adapter_helpers as H
 from tests.integrations import verl_helpers as V
 
@@ -81,17 +82,24 @@ def data(tok):
     return H.make_dataproto(tok, SAMPLES, response_len=48)
 
 
-def rows() -> list[dict[str, Any]]:
-    """The rows the adapters build for SAMPLES (decoded responses equal the texts)."""
+def rows(samples: list[dict[str, Any]] = SAMPLES, tok: Any = None) -> list[dict[str, Any]]:
+    """The rows the adapters build for ``samples``: the response as verl decodes it from
+    the token ids (``tok``; SAMPLES decode to their own text)."""
+
+    def decoded(text: str) -> str:
+        if tok is None:
+            return text
+        return tok.decode(tok.encode(text, add_special_tokens=False), skip_special_tokens=True)
+
     return [
         verl_row(
             data_source="unit",
-            solution_str=s["response"],
+            solution_str=decoded(s["response"]),
             ground_truth=s["ground_truth"],
             extra_info={},
             prompt=s["prompt"],
         ).row
-        for s in SAMPLES
+        for s in samples
     ]
 
 
@@ -195,13 +203,11 @@ def check_column(info: dict[str, Any], name: str, result: GraderResult) -> None:
     assert info[f"{name}__abstained"] == int(isinstance(result, GraderAbstention)), (name, result)
 
 
-@pytest.mark.parametrize("entrance", ENTRANCES)
-@pytest.mark.parametrize("case", list(CASES))
-def test_the_written_value_is_the_rewards_value(tok, data, tmp_path, case, entrance):
-    reward = reference_reward(case)
-    expected = [asyncio.run(reward.aevaluate(**row)) for row in rows()]
-    results = reward.grade(rows())
-    tokens, infos = run_entrance(entrance, tok, data, spec_arg(case, tmp_path), CASES[case][1])
+def check_written(reward: Reward, rows: list[dict[str, Any]], tokens, infos) -> None:
+    """What an entrance wrote (token-level scores and score dicts) is ``reward``'s value
+    on each row, and every other column is the reward's own result."""
+    expected = [asyncio.run(reward.aevaluate(**row)) for row in rows]
+    results = reward.grade(rows)
     keys = set(infos[0])
     assert all(set(info) == keys for info in infos)  # the same keys for every sample
     for i, (want, info) in enumerate(zip(expected, infos, strict=True)):
@@ -217,6 +223,32 @@ def test_the_written_value_is_the_rewards_value(tok, data, tmp_path, case, entra
     assert {k for k in keys if k.endswith("__aligned")} == {
         f"{g}__aligned" for g in getattr(reward.aggregator, "grader_weights", {})
     }
+
+
+@pytest.mark.parametrize("entrance", ENTRANCES)
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_written_value_is_the_rewards_value(tok, data, tmp_path, case, entrance):
+    tokens, infos = run_entrance(entrance, tok, data, spec_arg(case, tmp_path), CASES[case][1])
+    check_written(reference_reward(case), rows(), tokens, infos)
+
+
+@pytest.fixture(scope="module")
+def shared_samples() -> list[dict[str, Any]]:
+    return [
+        {"prompt": r["query"], "response": r["response"], "ground_truth": r.get("ground_truth")}
+        for r in RC.ROWS
+    ]
+
+
+@pytest.mark.parametrize("entrance", ENTRANCES)
+@pytest.mark.parametrize("case", RC.CASE_NAMES)
+def test_the_shared_hard_cases(tok, shared_samples, tmp_path, case, entrance):
+    """tests/reward_cases.py (every entrance is checked against it; ``nested`` nests a
+    spec with ``{type: reward, spec: inner.yaml}``), given to verl as a YAML path."""
+    path = RC.write_case(case, tmp_path)
+    data = H.make_dataproto(tok, shared_samples, response_len=48)
+    tokens, infos = run_entrance(entrance, tok, data, str(path), None)
+    check_written(load_spec(path).reward, rows(shared_samples, tok), tokens, infos)
 
 
 def test_the_cases_cover_each_outcome():
@@ -263,6 +295,28 @@ def test_an_abstaining_graders_aligned_column_is_the_samples_score(tok, data, tm
         assert (2 * info["match__aligned"] + info["brevity__aligned"]) / 3 == pytest.approx(
             info["score"]
         )
+
+
+def test_with_a_gate_the_aligned_columns_average_to_the_ungated_mean():
+    """A gate changes the reward, not the weighted mean it gates: an abstaining grader's
+    aligned value is that mean (``metadata["ungated"]``), so the aligned columns keep
+    averaging to what the weights say."""
+    spec = V.abstaining_spec()
+    spec["graders"]["tox"] = {
+        "callable": f"{V.H}:toxicity",
+        "score_range": [0, 10],
+        "higher_is_better": False,
+    }
+    spec["aggregators"][0]["gates"] = {"tox": {"mode": "cap"}}
+    reward = load_spec(spec).reward
+    sample = {"prompt": "p", "response": "bad bad hello", "ground_truth": None}
+    want = asyncio.run(reward.aevaluate(**rows([sample])[0]))
+    assert want.score == 0.0 and want.metadata["ungated"] == pytest.approx(0.94)  # capped
+    out = compute_score_sync("unit", sample["response"], None, {}, spec=spec)
+    assert out["score"] == 0.0 and out["tox"] == 10.0 and "tox__aligned" not in out
+    assert out["match__abstained"] == 1
+    assert out["match__aligned"] == pytest.approx(0.94)  # the mean, not the gated 0.0
+    assert (2 * out["match__aligned"] + out["brevity__aligned"]) / 3 == pytest.approx(0.94)
 
 
 # -- monitors -------------------------------------------------------------------------

@@ -24,11 +24,13 @@ with ``__abstained`` = 1 (and ``__error`` = 0), a score a number with both flags
 ``<grader>__aligned`` columns are what GDPO (``algorithm.adv_estimator=gdpo``) should
 name in ``gdpo_reward_keys``. They stay finite whenever ``score`` is:
 
-- an abstaining grader: the sample's ``score``. The aggregator weighs the graders that
-  applied, so the aligned columns weighted by its weights still average to ``score``;
+- an abstaining grader: the sample's ``score`` (before any gate: the aggregator's
+  ``metadata["ungated"]``). The aggregator weighs the graders that applied, so the
+  aligned columns weighted by its weights still average to that weighted mean, which is
+  ``score`` when the aggregator has no gates;
 - a failed grader follows the aggregator's ``on_error``: ``zero`` gives 0.0, the worst
   aligned value (what the aggregator counted); ``renormalize`` gives the sample's
-  ``score`` (as for an abstention: the failed grader adds nothing the others did not
+  weighted mean (as for an abstention: the failed grader adds nothing the others did not
   say, and in GDPO its column judges the sample by its other graders instead of by a
   made-up worst or best score); ``error`` gives NaN (the reward itself is NaN).
 
@@ -133,24 +135,25 @@ class Columns:
             meta: Mapping[str, Any] = reward.metadata or {}
             components: Mapping[str, float] = meta.get("components") or {}
             abstained = set(meta.get("abstained") or ())
-            score = float(d[SCORE])
+            # the weighted mean of the graders that applied: the score before any gate
+            mean = float(meta.get("ungated", d[SCORE])) if math.isfinite(d[SCORE]) else math.nan
             for g in self.aligned:
-                d[aligned_key(g)] = self._aligned(g, components, abstained, score)
+                d[aligned_key(g)] = self._aligned(g, components, abstained, mean)
             for a in self.others:
                 _put(d, a, results[a][i])
             out.append(d)
         return out
 
     def _aligned(
-        self, grader: str, components: Mapping[str, float], abstained: set[str], score: float
+        self, grader: str, components: Mapping[str, float], abstained: set[str], mean: float
     ) -> float:
         value = components.get(grader)
         if isinstance(value, (int, float)) and math.isfinite(value):
             return float(value)
         if grader in abstained or self.policy == "renormalize":
-            return score  # weighed as the graders that applied weigh it (NaN if none did)
+            return mean  # weighed as the graders that applied weigh it (NaN if none did)
         if self.policy == "zero":
-            return 0.0 if math.isfinite(score) else math.nan
+            return 0.0 if math.isfinite(mean) else math.nan
         return math.nan
 
 
