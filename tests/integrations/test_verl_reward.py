@@ -382,3 +382,24 @@ def test_entry_points_with_a_reward_in_reward_kwargs_grade_the_same_in_a_spawned
     # and they are the Reward's values
     want = [asyncio.run(nested.aevaluate(**row)) for row in rows()]
     assert here["scalar"] == V.comparable([w.score for w in want])
+
+
+def test_a_reward_object_is_held_as_it_is_and_a_derived_one_is_shared():
+    """A Reward given as an object is the Reward graded with; one derived from an object
+    (another aggregator, a GradingRunner) is built once while the object lives, so every
+    call shares its runner (one concurrency limit, one client, one cache)."""
+    import gc
+
+    from rlreward.integrations.verl import _score, resolve_reward
+
+    reward = load_spec(V.rules_spec()).reward
+    assert resolve_reward(reward) is reward
+    style = resolve_reward(reward, "style")
+    assert style.name == "style" and resolve_reward(reward, "style") is style
+    runner = load_spec(V.rules_spec()).build_runner()
+    held = resolve_reward(runner)
+    assert resolve_reward(runner) is held and held.runner is not runner
+    before = len(_score._derived)
+    del runner, held
+    gc.collect()
+    assert len(_score._derived) == before - 1  # dropped with the object it came from
