@@ -399,7 +399,8 @@ def test_a_reward_object_is_held_as_it_is_and_a_derived_one_is_shared():
     runner = load_spec(V.rules_spec()).build_runner()
     held = resolve_reward(runner)
     assert resolve_reward(runner) is held and held.runner is not runner
-    before = len(_score._derived)
+    key = (id(runner), None)
+    assert _score._derived[key][1] is held
     del runner, held
     gc.collect()
-    assert len(_score._derived) == before - 1  # dropped with the object it came from
+    assert key not in _score._derived  # dropped with the object it came from
