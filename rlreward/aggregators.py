@@ -33,6 +33,7 @@ from rlreward.schema import (
 )
 
 __all__ = [
+    "ABSTAINED_SUFFIX",
     "ALIGNED_SUFFIX",
     "ERROR_SUFFIX",
     "GATE_MODES",
@@ -46,10 +47,12 @@ __all__ = [
 
 #: The naming rule for every logged or written value: a grader's bare name carries its
 #: RAW score (its own range and direction); ``<grader>__aligned`` carries the value the
-#: aggregator weighs (on [0, 1], higher = better); ``<name>__error`` flags a failure
-#: (VERL's columns). The one home of these suffixes: names ending so are reserved.
+#: aggregator weighs (on [0, 1], higher = better); ``<name>__error`` flags a failure and
+#: ``<name>__abstained`` a row the grader did not apply to (VERL's columns). The one home
+#: of these suffixes: names ending so are reserved.
 ALIGNED_SUFFIX = "__aligned"
 ERROR_SUFFIX = "__error"
+ABSTAINED_SUFFIX = "__abstained"
 
 OnError = Literal["error", "renormalize", "zero"]
 ON_ERROR_CHOICES: tuple[str, ...] = ("error", "renormalize", "zero")

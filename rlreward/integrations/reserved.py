@@ -12,7 +12,7 @@ runners built in Python.
 
 from __future__ import annotations
 
-from rlreward.aggregators import ALIGNED_SUFFIX, ERROR_SUFFIX
+from rlreward.aggregators import ABSTAINED_SUFFIX, ALIGNED_SUFFIX, ERROR_SUFFIX
 
 __all__ = ["RESERVED_NAMES", "RESERVED_SUFFIXES", "reserved_reason"]
 
@@ -60,7 +60,7 @@ RESERVED_NAMES: frozenset[str] = frozenset(
     }
 )
 #: suffixes the adapters append to a grader's name for its extra columns
-RESERVED_SUFFIXES: tuple[str, ...] = (ERROR_SUFFIX, ALIGNED_SUFFIX)
+RESERVED_SUFFIXES: tuple[str, ...] = (ERROR_SUFFIX, ALIGNED_SUFFIX, ABSTAINED_SUFFIX)
 
 
 def reserved_reason(name: str) -> str | None:

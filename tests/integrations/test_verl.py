@@ -17,8 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from rlreward.embedded import embedded_model_path
 from rlreward.errors import ConfigError, MissingFieldsError
-from rlreward.integrations._runtime import get_handle
-from rlreward.integrations.verl import LegacyRLRewardManager, compute_score, resolve_source
+from rlreward.integrations.verl import LegacyRLRewardManager, compute_score, resolve_reward
 from tests.integrations import adapter_helpers as H
 from tests.integrations import verl_helpers as V
 
@@ -91,8 +90,8 @@ def check_token_level(rm_scores, data, expected):
 
 
 def check_extra(infos):
-    keys = {"score", "score__error"}
-    keys |= {k for g in GRADERS for k in (g, f"{g}__error", f"{g}__aligned")}
+    keys = {"score", "score__error", "score__abstained"}
+    keys |= {k for g in GRADERS for k in (g, f"{g}__error", f"{g}__abstained", f"{g}__aligned")}
     assert all(set(info) == keys for info in infos)  # the same keys for every sample
     flaky_failed = [info["flaky__error"] for info in infos]
     assert flaky_failed == [0, 1, 0] and math.isnan(infos[1]["flaky"])
@@ -197,7 +196,15 @@ def test_every_entrance_grades_many_samples_concurrently(tok, tmp_path, entrance
 def test_compute_score_reads_spec_from_env_and_prompt_from_extra_info(specs, monkeypatch):
     monkeypatch.setenv("RLREWARD_SPEC", specs["query"])
     out = asyncio.run(compute_score("src", "purple things", "x", {"question": "purple elephants"}))
-    assert out == {"score": 0.5, "score__error": 0, "q": 0.5, "q__error": 0, "q__aligned": 0.5}
+    assert out == {
+        "score": 0.5,
+        "score__error": 0,
+        "score__abstained": 0,
+        "q": 0.5,
+        "q__error": 0,
+        "q__abstained": 0,
+        "q__aligned": 0.5,
+    }
     # an explicit prompt kwarg wins over extra_info; a chat-message raw_prompt works too
     out = asyncio.run(
         compute_score("src", "purple things", "x", {"question": "x"}, prompt="purple hats")
@@ -292,7 +299,7 @@ def test_llm_judge_calls_run_concurrently_through_one_runner(tok, openai_server,
         for i in range(64)
     ]
     data = H.make_dataproto(tok, samples)
-    get_handle(resolve_source(str(path)))
+    resolve_reward(str(path))  # built once, as a worker does at its first call
     _, rm_scores, infos, _ = reward_loop(H.verl_config(str(embedded_model_path()), str(path)), data)
     assert [i["relevance"] for i in infos] == [
         0.75
@@ -313,12 +320,16 @@ def test_example_spec_grades_with_registry_reward_functions():
     assert out == {
         "score": 1.0,
         "score__error": 0,
+        "score__abstained": 0,
         "correct": 1.0,
         "correct__error": 0,
+        "correct__abstained": 0,
         "formatted": 1.0,
         "formatted__error": 0,
+        "formatted__abstained": 0,
         "repetition": 0.0,  # raw: no repeated 3-grams (lower is better)
         "repetition__error": 0,
+        "repetition__abstained": 0,
         "correct__aligned": 1.0,
         "formatted__aligned": 1.0,
         "repetition__aligned": 1.0,  # turned around for the reward

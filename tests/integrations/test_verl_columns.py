@@ -16,6 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from rlreward.embedded import embedded_model_path
 from rlreward.errors import ConfigError, MissingFieldsError
+from rlreward.integrations._rows import ground_truth_fields
 from rlreward.integrations.reserved import RESERVED_NAMES
 from rlreward.integrations.verl import compute_score
 from rlreward.runner import GradingRunner
@@ -102,7 +103,9 @@ def test_gdpo_on_raw_columns_is_what_went_wrong(tok, tmp_path):
 # -- reserved names -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["uid", "data_source", "acc", "error", "x__aligned", "y__error"])
+@pytest.mark.parametrize(
+    "name", ["uid", "data_source", "acc", "error", "x__aligned", "y__error", "z__abstained"]
+)
 def test_grader_names_that_are_verl_keys_are_refused(name):
     runner = GradingRunner({name: H.brevity}, show_progress=False)
     with pytest.raises(ConfigError, match="reserved") as info:
@@ -163,6 +166,15 @@ def test_numeric_ground_truth_is_text(ground_truth, answer):
     assert out["ref"] == 1.0 and out["ref__error"] == 0
 
 
+def _reference_outcome(ground_truth):
+    """What the one rule in ``_rows.ground_truth_fields`` makes of a ground truth for a
+    grader that needs ``reference_response``: no field -> it abstains; a refused value
+    in the field -> it fails."""
+    fields, problem = ground_truth_fields(ground_truth)
+    assert problem is not None
+    return "error" if "reference_response" in fields else "abstained"
+
+
 @pytest.mark.parametrize(
     "ground_truth", [math.nan, np.float64("nan"), math.inf, None, [1, 2], np.array(["4"]), True]
 )
@@ -170,8 +182,25 @@ def test_unusable_ground_truth_flags_the_sample_and_never_raises(ground_truth):
     good = asyncio.run(compute_score("s", "it is 4", "4", {}, spec=REF_SPEC))
     out = asyncio.run(compute_score("s", "it is 4", ground_truth, {}, spec=REF_SPEC))
     assert set(out) == set(good)
-    assert out["ref__error"] == 1 and math.isnan(out["ref"])  # not a 0.0 "wrong answer"
-    assert out["score"] == pytest.approx(out["brev"])  # renormalize: the other grader
+    outcome = _reference_outcome(ground_truth)
+    assert out[f"ref__{outcome}"] == 1 and math.isnan(out["ref"])  # not a 0.0 "wrong answer"
+    other = "abstained" if outcome == "error" else "error"
+    assert out[f"ref__{other}"] == 0  # a failure and an abstention are never both
+    assert out["score"] == pytest.approx(out["brev"])  # the other grader decides
+    assert out["score__error"] == 0 and out["score__abstained"] == 0
+    assert out["ref__aligned"] == out["score"]  # weighed as the graders that applied
+
+
+def test_no_ground_truth_abstains_and_is_never_a_failure():
+    """None is "this row has no answer": the reference grader abstains (its own flag,
+    error 0), and with no other weighted grader the reward itself abstains."""
+    out = asyncio.run(compute_score("s", "it is 4", None, {}, spec=REF_SPEC))
+    assert out["ref__abstained"] == 1 and out["ref__error"] == 0 and math.isnan(out["ref"])
+    only_ref = {**REF_SPEC, "aggregators": [{"type": "weighted_sum", "weights": {"ref": 1}}]}
+    out = asyncio.run(compute_score("s", "it is 4", None, {}, spec=only_ref))
+    assert math.isnan(out["score"])  # VERL has no mask: no made-up number either
+    assert out["score__abstained"] == 1 and out["score__error"] == 0
+    assert out["brev"] == pytest.approx(0.94)  # unweighted graders still report
 
 
 def test_a_list_ground_truth_can_be_mapped():
@@ -194,7 +223,9 @@ def test_mixed_ground_truths_in_one_reward_loop_batch(tok, tmp_path):
     samples = [{"prompt": "2+2", "response": "it is 4", "ground_truth": g} for g in gts]
     data = H.make_dataproto(tok, samples)
     _, _, _, cols = V.reward_loop(H.verl_config(str(embedded_model_path()), str(spec)), data)
-    assert cols["ref__error"].tolist() == [0, 1, 1, 1, 0]
+    outcomes = [None, *(_reference_outcome(g) for g in gts[1:4]), None]
+    assert cols["ref__error"].tolist() == [int(o == "error") for o in outcomes]
+    assert cols["ref__abstained"].tolist() == [int(o == "abstained") for o in outcomes]
     assert cols["ref"][0] == 1.0 and cols["ref"][4] == 1.0
     assert np.isfinite(cols["score"]).all()
 

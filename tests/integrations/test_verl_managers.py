@@ -34,11 +34,13 @@ EXPECTED = [(2 + 0.94 + 1 + 1) / 5, (2 + 0.92 + 1) / 4, (0.94 + 1) / 5]
 KEYS = {
     "score",
     "score__error",
-    *(k for g in ("match", "brevity", "tox", "flaky") for k in (g, f"{g}__error", f"{g}__aligned")),
-    "extra",
-    "extra__error",
-    "style",
-    "style__error",
+    "score__abstained",
+    *(
+        k
+        for g in ("match", "brevity", "tox", "flaky")
+        for k in (g, f"{g}__error", f"{g}__abstained", f"{g}__aligned")
+    ),
+    *(k for g in ("extra", "style") for k in (g, f"{g}__error", f"{g}__abstained")),
 }
 
 

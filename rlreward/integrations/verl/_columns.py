@@ -2,50 +2,66 @@
 
 VERL stacks ``reward_extra_info`` per key across the batch (a key missing from one
 sample is a KeyError there) and merges the columns into its batch, so every sample gets
-exactly the same keys, on every path (graded, failed, timed out)::
+exactly the same keys, on every path (graded, failed, abstained, timed out)::
 
-    score                 the reward: the reward aggregator's value (NaN when it failed)
-    score__error          1 when the reward failed for this sample, else 0
-    <grader>              the grader's RAW score, in its own range and direction
-    <grader>__error       1 when the grader failed for this sample, else 0
-    <grader>__aligned     the grader's value as the reward aggregator used it: on [0, 1],
-                          higher = better, read from its ``metadata["components"]``;
-                          only for graders the reward aggregator weighs
-    <aggregator>          other aggregators' values, with ``<aggregator>__error``
+    score                   the reward: the Reward's value (NaN when it has none)
+    score__error            1 when the reward failed for this sample, else 0
+    score__abstained        1 when the reward did not apply (every weighted grader
+                            abstained), else 0
+    <grader>                the grader's RAW score, in its own range and direction
+    <grader>__error         1 when the grader failed for this sample, else 0
+    <grader>__abstained     1 when the grader did not apply to this sample, else 0
+    <grader>__aligned       the grader's value as the reward aggregator used it: on
+                            [0, 1], higher = better, read from its
+                            ``metadata["components"]``; only for graders it weighs
+    <monitor>               a monitor's raw score (with ``__error`` / ``__abstained``):
+                            reported, never weighed into ``score``
+    <aggregator>            other aggregators' values (with ``__error`` / ``__abstained``)
+
+Three outcomes stay apart: a failure is NaN with ``__error`` = 1, an abstention NaN
+with ``__abstained`` = 1 (and ``__error`` = 0), a score a number with both flags 0.
 
 ``<grader>__aligned`` columns are what GDPO (``algorithm.adv_estimator=gdpo``) should
-name in ``gdpo_reward_keys``. For a failed grader they follow the aggregator's
-``on_error`` policy, so they stay finite whenever ``score`` is:
+name in ``gdpo_reward_keys``. They stay finite whenever ``score`` is:
 
-- ``zero``: 0.0, the worst aligned value (what the aggregator counted);
-- ``renormalize``: the sample's ``score``, the weighted mean of the graders that
-  succeeded. Then the aligned columns, weighted by the aggregator's weights, still
-  average to ``score`` (a failed grader adds nothing the other graders did not say),
-  and in GDPO the failed grader's column judges the sample by its other graders
-  instead of by a made-up worst or best score;
-- ``error``: NaN (the reward itself is NaN; an evaluation setting, not for training).
+- an abstaining grader: the sample's ``score`` (before any gate: the aggregator's
+  ``metadata["ungated"]``). The aggregator weighs the graders that applied, so the
+  aligned columns weighted by its weights still average to that weighted mean, which is
+  ``score`` when the aggregator has no gates;
+- a failed grader follows the aggregator's ``on_error``: ``zero`` gives 0.0, the worst
+  aligned value (what the aggregator counted); ``renormalize`` gives the sample's
+  weighted mean (as for an abstention: the failed grader adds nothing the others did not
+  say, and in GDPO its column judges the sample by its other graders instead of by a
+  made-up worst or best score); ``error`` gives NaN (the reward itself is NaN).
 
-A sample whose whole reward failed (every weighted grader failed, or our time limit
-expired) has NaN in ``score`` and in every aligned column: there is no honest number.
+A sample whose whole reward failed or abstained has NaN in ``score`` and in every
+aligned column: there is no honest number.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rlreward.aggregators import ERROR_SUFFIX, WeightedSumAggregator, aligned_key
+from rlreward.aggregators import (
+    ABSTAINED_SUFFIX,
+    ERROR_SUFFIX,
+    WeightedSumAggregator,
+    aligned_key,
+)
 from rlreward.errors import ConfigError
-from rlreward.integrations._runtime import RewardHandle
 from rlreward.integrations.reserved import reserved_reason
 from rlreward.results import GradingResults
-from rlreward.schema import GraderScore
+from rlreward.reward import Reward
+from rlreward.schema import GraderAbstention, GraderResult, GraderScore
 
 __all__ = [
     "SCORE",
+    "SCORE_ABSTAINED",
     "SCORE_ERROR",
     "Columns",
     "columns_for",
@@ -55,6 +71,7 @@ log = logging.getLogger(__name__)
 
 SCORE = "score"
 SCORE_ERROR = SCORE + ERROR_SUFFIX
+SCORE_ABSTAINED = SCORE + ABSTAINED_SUFFIX
 #: VERL's validation loop writes the reward under this key and then appends every
 #: reward_extra_info key to the same dict: a column named so would double its list
 _VALIDATION_KEY = "reward"
@@ -62,60 +79,81 @@ _VALIDATION_KEY = "reward"
 ScoreDict = dict[str, float | int]
 
 
-def _value(result: Any) -> tuple[float, int]:
+def _value(result: GraderResult | None) -> tuple[float, int, int]:
+    """(value, error flag, abstained flag) of one result."""
     if isinstance(result, GraderScore):
-        return result.score, 0
-    return math.nan, 1
+        return result.score, 0, 0
+    if isinstance(result, GraderAbstention):
+        return math.nan, 0, 1
+    return math.nan, 1, 0
+
+
+def _put(d: ScoreDict, name: str, result: GraderResult | None) -> None:
+    d[name], d[name + ERROR_SUFFIX], d[name + ABSTAINED_SUFFIX] = _value(result)
 
 
 @dataclass(frozen=True)
 class Columns:
-    """The score-dict layout of one reward (the same for every sample)."""
+    """The score-dict layout of one Reward (the same for every sample)."""
 
     reward: str
     graders: tuple[str, ...]
+    monitors: tuple[str, ...]
     aligned: tuple[str, ...]
     others: tuple[str, ...]
     policy: str | None
 
     def keys(self) -> list[str]:
-        keys = [SCORE, SCORE_ERROR]
-        for g in self.graders:
-            keys += [g, g + ERROR_SUFFIX]
+        keys = [SCORE, SCORE_ERROR, SCORE_ABSTAINED]
+        for g in (*self.graders, *self.monitors):
+            keys += [g, g + ERROR_SUFFIX, g + ABSTAINED_SUFFIX]
         keys += [aligned_key(g) for g in self.aligned]
         for a in self.others:
-            keys += [a, a + ERROR_SUFFIX]
+            keys += [a, a + ERROR_SUFFIX, a + ABSTAINED_SUFFIX]
         return keys
 
     def failed(self) -> ScoreDict:
-        """A sample with no result at all (time limit): NaN values, every flag 1."""
-        return {k: 1 if k.endswith(ERROR_SUFFIX) else math.nan for k in self.keys()}
+        """A sample with no result at all (time limit): NaN values, every error flag 1."""
+        out: ScoreDict = {}
+        for k in self.keys():
+            if k.endswith(ERROR_SUFFIX):
+                out[k] = 1
+            elif k.endswith(ABSTAINED_SUFFIX):
+                out[k] = 0
+            else:
+                out[k] = math.nan
+        return out
 
     def score_dicts(self, results: GradingResults) -> list[ScoreDict]:
         """One dict per row, with ``keys()`` in that order."""
         out: list[ScoreDict] = []
         for i, reward in enumerate(results[self.reward]):
-            score, failed = _value(reward)
-            d: ScoreDict = {SCORE: score, SCORE_ERROR: failed}
-            for g in self.graders:
-                d[g], d[g + ERROR_SUFFIX] = _value(results[g][i])
-            meta: Mapping[str, Any] = getattr(reward, "metadata", None) or {}
+            d: ScoreDict = {}
+            _put(d, SCORE, reward)
+            for g in (*self.graders, *self.monitors):
+                _put(d, g, results[g][i])
+            meta: Mapping[str, Any] = reward.metadata or {}
             components: Mapping[str, float] = meta.get("components") or {}
+            abstained = set(meta.get("abstained") or ())
+            # the weighted mean of the graders that applied: the score before any gate
+            mean = float(meta.get("ungated", d[SCORE])) if math.isfinite(d[SCORE]) else math.nan
             for g in self.aligned:
-                d[aligned_key(g)] = self._aligned(g, components, score)
+                d[aligned_key(g)] = self._aligned(g, components, abstained, mean)
             for a in self.others:
-                d[a], d[a + ERROR_SUFFIX] = _value(results[a][i])
+                _put(d, a, results[a][i])
             out.append(d)
         return out
 
-    def _aligned(self, grader: str, components: Mapping[str, float], score: float) -> float:
+    def _aligned(
+        self, grader: str, components: Mapping[str, float], abstained: set[str], mean: float
+    ) -> float:
         value = components.get(grader)
         if isinstance(value, (int, float)) and math.isfinite(value):
             return float(value)
+        if grader in abstained or self.policy == "renormalize":
+            return mean  # weighed as the graders that applied weigh it (NaN if none did)
         if self.policy == "zero":
-            return 0.0 if math.isfinite(score) else math.nan
-        if self.policy == "renormalize":
-            return score
+            return 0.0 if math.isfinite(mean) else math.nan
         return math.nan
 
 
@@ -123,12 +161,12 @@ def _weighted(agg: Any, graders: Sequence[str]) -> tuple[tuple[str, ...], str | 
     """The graders ``agg`` weighs (in grader order) and its on_error policy."""
     if not isinstance(agg, WeightedSumAggregator):
         return (), None  # a custom aggregator publishes no components to align
-    named = set(agg.weights) if agg.weights else set(graders)
+    named = set(agg.grader_weights)
     return tuple(g for g in graders if g in named), agg.on_error
 
 
 def check_names(names: Sequence[str]) -> None:
-    """Refuse grader/aggregator names that are VERL batch keys or score-dict keys."""
+    """Refuse grader/monitor/aggregator names that are VERL batch keys or score-dict keys."""
     for name in names:
         reason = reserved_reason(name)
         if reason is None and name == _VALIDATION_KEY:
@@ -138,18 +176,23 @@ def check_names(names: Sequence[str]) -> None:
                 "may be called 'reward': its value is the 'score' column)"
             )
         if reason is not None:
-            raise ConfigError(f"VERL adapter: grader/aggregator name {reason}")
+            raise ConfigError(f"VERL adapter: grader/monitor/aggregator name {reason}")
 
 
-def columns_for(handle: RewardHandle) -> Columns:
-    """The handle's column layout, checked once and kept in ``handle.notes``."""
-    cols = handle.notes.get("verl_columns")
-    if isinstance(cols, Columns):
+#: the layout of each Reward an adapter holds, checked once (dropped with the Reward)
+_layouts: weakref.WeakKeyDictionary[Reward, Columns] = weakref.WeakKeyDictionary()
+
+
+def columns_for(reward: Reward) -> Columns:
+    """The reward's column layout, its names checked once."""
+    cols = _layouts.get(reward)
+    if cols is not None:
         return cols
-    graders = tuple(handle.graders)
-    others = tuple(a for a in handle.aggregators if a != handle.reward)
-    check_names([*graders, *others])
-    aligned, policy = _weighted(handle.runner.aggregators[handle.reward], graders)
-    cols = Columns(handle.reward, graders, aligned, others, policy)
-    handle.notes["verl_columns"] = cols
+    graders = tuple(reward.graders)
+    monitors = tuple(reward.monitors)
+    others = tuple(a for a in reward.aggregators if a != reward.name)
+    check_names([*graders, *monitors, *others])
+    aligned, policy = _weighted(reward.aggregator, graders)
+    cols = Columns(reward.name, graders, monitors, aligned, others, policy)
+    _layouts[reward] = cols
     return cols

@@ -1,7 +1,8 @@
 """LegacyRLRewardManager: the ``reward_fn=`` manager for verl < 0.7.
 
 Older VERL trainers call ``reward_fn(batch, return_dict=True)`` synchronously on the
-driver. This manager decodes the batch, grades it in one ``runner.arun`` on the
+driver. This manager holds one ``Reward``, decodes the batch, grades it in one
+``Reward.agrade`` on the
 process's background event loop (so judge clients survive from batch to batch) and
 returns the token-level reward tensor, plus ``reward_extra_info`` when asked.
 It imports only ``torch`` (not a particular VERL module), so it runs on old releases.
@@ -14,7 +15,7 @@ from typing import Any
 from rlreward.integrations._runtime import run_sync
 from rlreward.integrations.verl._batch import item_row, token_level_scores
 from rlreward.integrations.verl._columns import SCORE
-from rlreward.integrations.verl._score import resolve_source, score_rows
+from rlreward.integrations.verl._score import resolve_reward, score_rows
 
 __all__ = ["LegacyRLRewardManager"]
 
@@ -27,9 +28,9 @@ class LegacyRLRewardManager:
         num_examine: accepted for VERL's constructor signature; nothing is printed.
         compute_score: accepted for VERL's signature and ignored (the spec grades).
         reward_fn_key: non-tensor key holding the data source.
-        spec: the reward spec (path, dict, RewardSpec or GradingRunner); default
-            ``$RLREWARD_SPEC``.
-        aggregator: which aggregator is the reward (default: the spec's first).
+        spec: the reward (a Reward, or a spec path, dict, RewardSpec or GradingRunner);
+            default ``$RLREWARD_SPEC``.
+        aggregator: which aggregator is the reward (default: the reward's own).
     """
 
     def __init__(
@@ -46,7 +47,7 @@ class LegacyRLRewardManager:
         self.tokenizer = tokenizer
         self.num_examine = num_examine
         self.reward_fn_key = reward_fn_key
-        self.source = resolve_source(spec, aggregator)
+        self.reward = resolve_reward(spec, aggregator)
 
     def __call__(self, data: Any, return_dict: bool = False) -> Any:
         # a reward model already scored it (VERL's rule); TensorDict wants .keys() here
@@ -59,7 +60,7 @@ class LegacyRLRewardManager:
                 "reward_extra_info": {k: data.non_tensor_batch[k] for k in keys},
             }
         rows = [item_row(data[i], self.tokenizer, self.reward_fn_key) for i in range(len(data))]
-        dicts = run_sync(score_rows(self.source, rows))
+        dicts = run_sync(score_rows(self.reward, rows))
         reward_tensor = token_level_scores(data, [d[SCORE] for d in dicts])
         if not return_dict:
             return reward_tensor

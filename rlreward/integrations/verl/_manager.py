@@ -1,4 +1,4 @@
-"""RLRewardManager: a verl 0.9 reward-loop manager that grades with an rlreward spec.
+"""RLRewardManager: a verl 0.9 reward-loop manager that grades with one rlreward ``Reward``.
 
 Select it with ``reward.reward_manager.source=importlib``,
 ``reward.reward_manager.name=RLRewardManager`` and
@@ -6,8 +6,9 @@ Select it with ``reward.reward_manager.source=importlib``,
 naive manager it decodes the prompt from the batch when the batch has ``prompts`` (it
 is optional, as for verl's own managers). VERL's reward loop calls ``run_single`` once
 per sample, concurrently; the manager collects the calls of one loop tick into one
-batch (``MicroBatcher``) and grades it with one ``runner.arun``. Options (constructor
-keywords, or ``reward.reward_kwargs``): ``spec``, ``aggregator``, ``max_batch_size``,
+batch (``MicroBatcher``) and grades it with one ``Reward.agrade``. Options (constructor
+keywords, or ``reward.reward_kwargs``): ``spec`` (a YAML path, a spec dict or a
+``Reward``), ``aggregator``, ``max_batch_size``,
 ``reward_fn_key``, ``timeout`` (seconds per batch before its samples end as failed).
 """
 
@@ -24,10 +25,9 @@ from rlreward.checks import number_rule
 from rlreward.errors import ConfigError
 from rlreward.graders.batching import MicroBatcher
 from rlreward.integrations._rows import VerlRow
-from rlreward.integrations._runtime import get_handle
 from rlreward.integrations.verl._batch import item_row, token_level_scores
 from rlreward.integrations.verl._columns import SCORE, columns_for
-from rlreward.integrations.verl._score import resolve_source, score_rows
+from rlreward.integrations.verl._score import resolve_reward, score_rows
 
 __all__ = ["RLRewardManager"]
 
@@ -52,7 +52,7 @@ def _options(config: Any) -> dict[str, Any]:
 
 
 class RLRewardManager(RewardManagerBase):
-    """Reward-loop manager: batch -> rows (decoded prompt) -> one runner.arun per batch."""
+    """Reward-loop manager: batch -> rows (decoded prompt) -> one Reward.agrade per batch."""
 
     def __init__(
         self,
@@ -70,7 +70,9 @@ class RLRewardManager(RewardManagerBase):
     ) -> None:
         super().__init__(config, tokenizer, compute_score)
         opts = _options(config)
-        self.source = resolve_source(spec or opts.get("spec"), aggregator or opts.get("aggregator"))
+        self.reward = resolve_reward(
+            spec if spec is not None else opts.get("spec"), aggregator or opts.get("aggregator")
+        )
         self.reward_fn_key = reward_fn_key or opts.get("reward_fn_key", "data_source")
         size = max_batch_size or opts.get("max_batch_size", 1024)
         rule = number_rule(size, integer=True, low=1)
@@ -78,13 +80,13 @@ class RLRewardManager(RewardManagerBase):
             raise ConfigError(f"RLRewardManager: max_batch_size must be {rule}, got {size!r}")
         self.timeout = timeout if timeout is not None else opts.get("timeout")
         # build the reward now: a bad spec or a reserved name fails at start-up, not mid-run
-        columns_for(get_handle(self.source))
+        columns_for(self.reward)
         self._batcher: MicroBatcher[VerlRow, dict[str, float | int]] = MicroBatcher(
             self._grade, max_batch_size=size, run_in_thread=False
         )
 
     async def _grade(self, rows: list[VerlRow]) -> list[dict[str, float | int]]:
-        return await score_rows(self.source, rows, self.timeout)
+        return await score_rows(self.reward, rows, self.timeout)
 
     @classmethod
     def assemble_rm_scores(cls, data: DataProto, scores: list[float]) -> torch.Tensor:
@@ -98,9 +100,9 @@ class RLRewardManager(RewardManagerBase):
         return {"reward_score": result[SCORE], "reward_extra_info": result}
 
     async def run_batch(self, data: DataProto) -> list[dict[str, Any]]:
-        """Grade a whole batch in one ``arun``: one ``run_single``-shaped dict per sample."""
+        """Grade a whole batch in one ``agrade``: one ``run_single``-shaped dict per sample."""
         rows = [item_row(data[i], self.tokenizer, self.reward_fn_key) for i in range(len(data))]
         return [
             {"reward_score": d[SCORE], "reward_extra_info": d}
-            for d in await score_rows(self.source, rows, self.timeout)
+            for d in await score_rows(self.reward, rows, self.timeout)
         ]

@@ -1,7 +1,10 @@
 """Rows -> VERL score dicts, and the ``compute_score`` entry points every VERL manager calls.
 
-One implementation, ``score_rows`` (rows -> one ``runner.arun`` -> score dicts with the
-same keys for every sample, see ``_columns``), behind four signatures:
+Every entry point holds one ``Reward`` (``resolve_reward``: ``as_reward(spec,
+aggregator)``) and writes its values: ``score`` is what ``Reward.aevaluate`` gives for
+the same row. One implementation, ``score_rows`` (rows -> one ``Reward.agrade`` ->
+score dicts with the same keys for every sample, see ``_columns``), behind four
+signatures:
 
 - ``compute_score`` (async): the reward-loop managers of verl >= 0.7 (naive, dapo,
   rate_limited, gdpo) await it;
@@ -12,15 +15,18 @@ same keys for every sample, see ``_columns``), behind four signatures:
   process pool);
 - ``compute_score_batch``: ``BatchRewardManager``'s batched signature.
 
-The sync entries run the coroutine on the process's background loop, so judge clients
-and the cache live as long as the process. None of them raises for one bad sample: a
-ground truth that cannot be an answer, a failed grader and our own time limit all end
-as NaN values with error flags. Only a wrong configuration (no spec, a reserved name, a
-field no sample has) raises, before any grading.
+They are module-level functions (they pickle by reference) and a ``Reward`` given as
+``spec=`` pickles with them; paths and dicts are built once per process. The sync
+entries run the coroutine on the process's background loop, so judge clients and the
+cache live as long as the process. None of them raises for one bad sample: a failed
+grader, an abstaining grader or reward and our own time limit all end as NaN values
+with their flags. Only a wrong configuration (no spec, a reserved name, a field no
+sample has) raises, before any grading.
 
-VERL has no per-sample mask: a NaN reward makes the GRPO group mean NaN, so that group's
-advantages, the loss and the grad norm are NaN and the actor skips the update. For
-training, give the aggregator ``on_error: renormalize`` (or ``zero``).
+VERL has no per-sample mask: a NaN reward (failed, or abstained because no weighted
+grader applied) makes the GRPO group mean NaN, so that group's advantages, the loss and
+the grad norm are NaN and the actor skips the update. For training, give the aggregator
+``on_error: renormalize`` (or ``zero``) and a weighted grader that applies to every row.
 """
 
 from __future__ import annotations
@@ -28,16 +34,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Sequence
-from functools import lru_cache
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from rlreward.checks import number_rule, short_repr
 from rlreward.errors import ConfigError
 from rlreward.integrations._rows import VerlRow, verl_row
-from rlreward.integrations._runtime import RewardHandle, RewardSource, get_handle, run_sync
-from rlreward.integrations.verl._columns import SCORE, SCORE_ERROR, Columns, columns_for
-from rlreward.schema import GraderAbstention, GraderError
+from rlreward.integrations._runtime import as_reward, run_sync
+from rlreward.integrations.verl._columns import (
+    SCORE,
+    SCORE_ABSTAINED,
+    SCORE_ERROR,
+    Columns,
+    columns_for,
+)
+from rlreward.results import GradingResults
+from rlreward.reward import Reward
 
 __all__ = [
     "DEFAULT_SAMPLE_TIMEOUT",
@@ -46,13 +60,11 @@ __all__ = [
     "compute_score_batch",
     "compute_score_scalar",
     "compute_score_sync",
-    "resolve_source",
+    "resolve_reward",
     "score_rows",
 ]
 
 log = logging.getLogger(__name__)
-
-_GROUND_TRUTH_FIELDS = ("ground_truth", "reference_response")
 
 #: environment variable read for the spec path when no ``spec`` kwarg is given
 ENV_SPEC = "RLREWARD_SPEC"
@@ -66,14 +78,30 @@ _VERL_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer"})
 
 ScoreDict = dict[str, float | int]
 
+#: Rewards derived from an object the caller passed (a GradingRunner, a RewardSpec, or a
+#: Reward with another ``aggregator``): ``as_reward`` builds a new one for each call, so
+#: the adapter keeps it for as long as the object lives and every call shares its runner
+_lock = threading.Lock()
+_derived: dict[tuple[int, str | None], tuple[weakref.ref[Any], Reward]] = {}
 
-@lru_cache(maxsize=64)
-def _source_for(spec: str, aggregator: str | None) -> RewardSource:
-    return RewardSource.coerce(spec, aggregator)
+
+def _derived_from(obj: Any, aggregator: str | None) -> Reward:
+    key = (id(obj), aggregator)
+    with _lock:
+        found = _derived.get(key)
+        if found is not None and found[0]() is obj:
+            return found[1]
+    reward = as_reward(obj, aggregator)
+    if reward is not obj:
+        with _lock:
+            _derived[key] = (weakref.ref(obj), reward)
+        weakref.finalize(obj, _derived.pop, key, None)
+    return reward
 
 
-def resolve_source(spec: Any = None, aggregator: str | None = None) -> RewardSource:
-    """The reward to grade with: ``spec`` (path / dict / object), else ``$RLREWARD_SPEC``."""
+def resolve_reward(spec: Any = None, aggregator: str | None = None) -> Reward:
+    """The Reward to grade with: ``spec`` (a Reward, RewardSpec, GradingRunner, YAML path
+    or spec dict), else ``$RLREWARD_SPEC``; ``aggregator`` picks the reward's aggregator."""
     if spec is None:
         spec = os.environ.get(ENV_SPEC) or None
     if spec is None:
@@ -82,9 +110,11 @@ def resolve_source(spec: Any = None, aggregator: str | None = None) -> RewardSou
             "+reward.custom_reward_function.reward_kwargs.spec=/abs/path/reward.yaml "
             f"(or +reward.reward_kwargs.spec=... for the reward manager), or set {ENV_SPEC}"
         )
-    if isinstance(spec, (str, os.PathLike)):
-        return _source_for(os.fspath(spec), aggregator)
-    return RewardSource.coerce(spec, aggregator)
+    if isinstance(spec, Reward) and aggregator in (None, spec.name):
+        return spec
+    if isinstance(spec, (str, os.PathLike, Mapping)):
+        return as_reward(spec, aggregator)  # built once per process by _runtime
+    return _derived_from(spec, aggregator)
 
 
 def _check_timeout(timeout: Any) -> float | None:
@@ -99,67 +129,90 @@ def _check_timeout(timeout: Any) -> float | None:
     return float(timeout)
 
 
-def _warn_once(handle: RewardHandle, key: str, msg: str, *args: Any) -> None:
-    if not handle.notes.get(key):
-        handle.notes[key] = True
-        log.warning(msg, *args)
+#: warnings already given, per Reward (once per process, not once per sample)
+_warned: weakref.WeakKeyDictionary[Reward, set[str]] = weakref.WeakKeyDictionary()
 
 
-async def _grade(handle: RewardHandle, cols: Columns, rows: Sequence[VerlRow]) -> list[ScoreDict]:
-    runner = handle.runner
+def _warn_once(reward: Reward, key: str, msg: str, *args: Any) -> None:
+    with _lock:
+        seen = _warned.setdefault(reward, set())
+        if key in seen:
+            return
+        seen.add(key)
+    log.warning(msg, *args)
+
+
+async def _results(reward: Reward, rows: Sequence[VerlRow]) -> GradingResults:
     plain = [r.row for r in rows]
     bad = {i: r.ground_truth_problem for i, r in enumerate(rows) if r.ground_truth_problem}
     if not bad:
-        results = await runner.arun(plain)
-    else:
-        good = [row for i, row in enumerate(plain) if i not in bad]
-        if good:  # a field every sample lacks is still a configuration error, raised now
-            runner.prepare(good)
-        # a grader that needs the missing ground truth fails for that sample only
-        results = await runner.arun(plain, on_missing="skip")
-        for i, problem in bad.items():
-            hit = [
-                n
-                for n in cols.graders
-                if isinstance(results[n][i], GraderAbstention)
-                or (
-                    isinstance(results[n][i], GraderError)
-                    and results[n][i].metadata.get("invalid_field") in _GROUND_TRUTH_FIELDS
-                )
-            ]
-            if hit:
-                log.warning("sample %d: %s; graders %s abstain or fail", i, problem, hit)
+        return await reward.agrade(plain, on_missing="raise")
+    good = [row for i, row in enumerate(plain) if i not in bad]
+    if good:  # a field every good sample lacks is still a configuration error, raised now
+        reward.runner.prepare(good)
+    # a sample whose ground truth is no answer: the graders that need one abstain (no
+    # field) or fail (a refused value), by the one rule in _rows.ground_truth_fields
+    results = await reward.agrade(plain, on_missing="skip")
+    i, problem = next(iter(bad.items()))
+    hit = {
+        n: "abstains" if i in results.abstentions(n) else "fails"
+        for n in reward.graders
+        if i in results.abstentions(n) or i in results.errors(n)
+    }
+    if hit:
+        _warn_once(
+            reward,
+            "ground_truth",
+            "rlreward: a sample's %s; on such samples the graders that need the answer "
+            "abstain or fail (%s), the others grade it (logged once)",
+            problem,
+            hit,
+        )
+    return results
+
+
+async def _grade(reward: Reward, cols: Columns, rows: Sequence[VerlRow]) -> list[ScoreDict]:
+    results = await _results(reward, rows)
     dicts = cols.score_dicts(results)
-    for d, reward in zip(dicts, results[cols.reward], strict=True):
+    for d, value in zip(dicts, reward.results(results), strict=True):
         if d[SCORE_ERROR]:
             _warn_once(
-                handle,
-                "nan_warned",
+                reward,
+                "failed",
                 "reward %r failed for a sample (%s); VERL gets score=NaN, score__error=1. A NaN "
                 "reward makes VERL skip the update of its mini-batch: set on_error: renormalize "
                 "(or zero) on the aggregator for training",
                 cols.reward,
-                getattr(reward, "error", "no result"),
+                getattr(value, "error", "no result"),
             )
-            break
+        elif d[SCORE_ABSTAINED]:
+            _warn_once(
+                reward,
+                "abstained",
+                "reward %r did not apply to a sample (%s); VERL gets score=NaN, "
+                "score__abstained=1. VERL has no per-sample mask: a NaN reward makes VERL skip "
+                "the update of its mini-batch; give the reward a weighted grader that applies "
+                "to every sample, or drop such samples from the data",
+                cols.reward,
+                getattr(value, "reason", ""),
+            )
     return dicts
 
 
 async def score_rows(
-    source: RewardSource, rows: Sequence[VerlRow], timeout: float | None = None
+    reward: Reward, rows: Sequence[VerlRow], timeout: float | None = None
 ) -> list[ScoreDict]:
-    """Grade rows through the process's shared runner for ``source``; one score dict per row.
+    """Grade rows with ``reward`` (one ``agrade``); one score dict per row.
 
     ``timeout``: seconds for the whole call; when it expires every row is a failed
     sample (same keys, NaN values, flags 1) instead of the host's own timeout value.
     """
     timeout = _check_timeout(timeout)
-    handle = get_handle(source)
-    cols = columns_for(handle)
+    cols = columns_for(reward)
     if timeout is None:
-        return await _grade(handle, cols, rows)
+        return await _grade(reward, cols, rows)
     try:
-        return await asyncio.wait_for(_grade(handle, cols, rows), timeout)
+        return await asyncio.wait_for(_grade(reward, cols, rows), timeout)
     except asyncio.TimeoutError:
         log.warning(
             "rlreward: grading %d sample(s) took over %s s; they get score=NaN and error flags "
@@ -206,21 +259,22 @@ async def compute_score(
 ) -> ScoreDict:
     """VERL ``custom_reward_function`` for the reward-loop managers: grade one sample.
 
-    Configure with ``reward_kwargs`` (``spec``: the YAML path, ``aggregator``: which
-    aggregator is the reward, ``timeout``: seconds before the sample ends as failed)
-    or ``$RLREWARD_SPEC``. The prompt comes from ``query`` / ``prompt`` when given, else
-    from ``extra_info`` (``query``, ``question``, ``prompt``, ``problem``,
-    ``raw_prompt``). Other keyword arguments become row fields (for mappers), except
-    VERL's reward-model routing arguments. Concurrent calls share one runner, so one
-    concurrency limit, HTTP client and cache per worker process.
+    Configure with ``reward_kwargs`` (``spec``: the YAML path, a spec dict or a
+    ``Reward``; ``aggregator``: which aggregator is the reward; ``timeout``: seconds
+    before the sample ends as failed) or ``$RLREWARD_SPEC``. The prompt comes from
+    ``query`` / ``prompt`` when given, else from ``extra_info`` (``query``, ``question``,
+    ``prompt``, ``problem``, ``raw_prompt``). Other keyword arguments become row fields
+    (for mappers), except VERL's reward-model routing arguments. Concurrent calls share
+    the Reward's one runner, so one concurrency limit, HTTP client and cache per worker
+    process.
     """
-    source = resolve_source(spec, aggregator)
+    reward = resolve_reward(spec, aggregator)
     row = _sample(data_source, solution_str, ground_truth, extra_info, query, prompt, kwargs)
-    return (await score_rows(source, [row], timeout))[0]
+    return (await score_rows(reward, [row], timeout))[0]
 
 
 def _run_blocking(
-    make: Callable[[], Awaitable[list[ScoreDict]]], source: RewardSource, n: int
+    make: Callable[[], Awaitable[list[ScoreDict]]], reward: Reward, n: int
 ) -> list[ScoreDict]:
     """Run ``make()`` on the background loop; if the host's SIGALRM timeout interrupts the
     wait (verl's NaiveRewardManager ``compute_score_timeout``), cancel the grading and
@@ -242,8 +296,7 @@ def _run_blocking(
             "score=NaN and error flags (set reward_kwargs.timeout below the host's limit)",
             n,
         )
-        cols = columns_for(get_handle(source))
-        return [cols.failed() for _ in range(n)]
+        return [columns_for(reward).failed() for _ in range(n)]
 
 
 def compute_score_sync(
@@ -261,9 +314,9 @@ def compute_score_sync(
 ) -> ScoreDict:
     """``compute_score`` for the pre-reward-loop managers (``verl.workers.reward_manager``
     naive, dapo): the same arguments and dict, returned synchronously."""
-    source = resolve_source(spec, aggregator)
+    reward = resolve_reward(spec, aggregator)
     row = _sample(data_source, solution_str, ground_truth, extra_info, query, prompt, kwargs)
-    return _run_blocking(lambda: score_rows(source, [row], timeout), source, 1)[0]
+    return _run_blocking(lambda: score_rows(reward, [row], timeout), reward, 1)[0]
 
 
 def compute_score_scalar(
@@ -273,7 +326,7 @@ def compute_score_scalar(
     extra_info: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> float:
-    """``compute_score_sync`` reduced to the reward (NaN when it failed), for
+    """``compute_score_sync`` reduced to the reward (NaN when it failed or did not apply), for
     ``PrimeRewardManager``, which keeps only numbers (a dict becomes an all-zero batch
     there). It is picklable, as prime's process pool needs."""
     out = compute_score_sync(data_source, solution_str, ground_truth, extra_info, **kwargs)
@@ -291,7 +344,7 @@ def compute_score_batch(
     timeout: float | None = None,
     **kwargs: Any,
 ) -> list[ScoreDict]:
-    """``BatchRewardManager``'s ``compute_score``: the whole batch in one ``runner.arun``.
+    """``BatchRewardManager``'s ``compute_score``: the whole batch in one ``Reward.agrade``.
 
     Keyword arguments become row fields, as in ``compute_score``: a list (or array) as
     long as the batch gives one value per sample, anything else the same value to all.
@@ -310,7 +363,7 @@ def compute_score_batch(
         for k, v in kwargs.items()
         if not isinstance(v, (str, bytes)) and hasattr(v, "__len__") and len(v) == n
     }
-    source = resolve_source(spec, aggregator)
+    reward = resolve_reward(spec, aggregator)
     rows = [
         _sample(
             data_sources[i],
@@ -323,4 +376,4 @@ def compute_score_batch(
         )
         for i in range(n)
     ]
-    return _run_blocking(lambda: score_rows(source, rows, timeout), source, n)
+    return _run_blocking(lambda: score_rows(reward, rows, timeout), reward, n)
