@@ -1,0 +1,7 @@
+"""Reward hacking seen while it happens: per-step records, detectors, the monitor, the audit.
+
+``RewardMonitor`` scores a bounded random subsample of every k-th step's rollouts with a
+reference reward and its monitors, logs ``monitor/...`` metrics and a per-step JSONL, and
+runs the detectors online; ``rlreward audit LOG`` runs the same detectors on any
+trainer's per-step JSONL after the fact. See docs/reward-hacking.md.
+"""
