@@ -53,6 +53,7 @@ Composite rewards from LLM judges, rule functions and reward models.
 commands:
   grade    grade a JSONL file with the graders of a reward spec
   schema   print the JSON Schema of reward spec files
+  audit    run the reward-hacking detectors on a per-step JSONL log
 
 exit status of `rlreward grade`:
   0    every row graded and written
@@ -414,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"rlreward {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{grade,schema}")
+    sub = parser.add_subparsers(dest="command", metavar="{grade,schema,audit}")
     g = sub.add_parser(
         "grade",
         help="grade a JSONL file with the graders of a reward spec",
@@ -450,6 +451,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=_grade)
     s = sub.add_parser("schema", help="print the JSON Schema of reward spec files")
     s.set_defaults(func=_schema)
+    from rlreward.monitoring.audit import add_audit_parser
+
+    add_audit_parser(sub)
     return parser
 
 
