@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,7 +245,7 @@ def write_png(path: Path, log: AuditLog, verdicts: Sequence[Verdict], title: str
         drawn = [s for s in expanded if series(s)[0]]
         if drawn:
             panels.append((name, drawn))
-    alerts = [v for v in verdicts if v.fired and v.step is not None]
+    alerts = [(v, v.step) for v in verdicts if v.fired and v.step is not None]
     cols = 2 if len(panels) > 1 else 1
     rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(6.4 * cols, 3.4 * rows), squeeze=False)
@@ -262,25 +263,35 @@ def write_png(path: Path, log: AuditLog, verdicts: Sequence[Verdict], title: str
         if "rank_corr" in signals:
             floor = FidelityFloor().floor
             ax.axhline(floor, color="grey", linestyle=":", label=f"floor {floor:g}")
-        for alert in alerts:
+        labelled = 0
+        middle = (records[0].step + records[-1].step) / 2
+        for alert, step in alerts:
+            late = step > middle  # label on the left of the line, inside the panel
             own = _owns(signals, alert)
             ax.axvline(
-                alert.step,
+                step,
                 color="red",
                 linestyle="-" if own else ":",
                 linewidth=1.2 if own else 0.8,
             )
             if own:
+                about = _ALERT_SIGNAL.get(alert.signal, alert.signal) in signals
+                text = alert.detector if about else f"{alert.detector} ({alert.signal})"
                 ax.annotate(
-                    f"{alert.name}\nstep {alert.step}",
-                    xy=(alert.step, 1.0),
+                    f"{text}, step {step}",
+                    xy=(step, 1.0),
                     xycoords=("data", "axes fraction"),
-                    xytext=(3, -3),
+                    xytext=(
+                        -3 if late else 3,
+                        -3 - 11 * labelled,
+                    ),  # stacked: alerts may share a step
                     textcoords="offset points",
+                    ha="right" if late else "left",
                     va="top",
                     fontsize=8,
                     color="red",
                 )
+                labelled += 1
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("step" if log.step_column else "line order")
         ax.grid(alpha=0.3)
@@ -291,7 +302,7 @@ def write_png(path: Path, log: AuditLog, verdicts: Sequence[Verdict], title: str
         ax.legend(handles, labels, fontsize=7, loc="best")
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
-    fig.suptitle(title, fontsize=11)
+    fig.suptitle(textwrap.fill(title, 70 * cols), fontsize=11)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -181,3 +181,15 @@ def test_divergence_in_a_log_written_by_hand(tmp_path, capsys):
     assert main([*args, "--reference", "gold", "--no-png"]) == 1
     out = capsys.readouterr().out
     assert "ALERT divergence:reference: at step" in out and "reference_mean <- gold" in out
+
+
+def test_the_docs_show_the_output_the_example_gives(capsys, monkeypatch):
+    """docs/reward-hacking.md prints the audit of examples/trl_grpo_log.jsonl: keep it true."""
+    text = (ROOT / "docs" / "reward-hacking.md").read_text()
+    shown = re.search(r"```text\n(examples/trl_grpo_log.jsonl: .*?)```", text, re.S)[1]
+    monkeypatch.chdir(ROOT)
+    args = ["audit", "examples/trl_grpo_log.jsonl", "--reward", "reward"]
+    args += ["--monitor", "rewards/relevance/mean", "--length", "completions/mean_length"]
+    args += ["--kl", "kl", "--zero-spread", "frac_reward_zero_std", "--no-png"]
+    assert main(args) == 1
+    assert capsys.readouterr().out == shown

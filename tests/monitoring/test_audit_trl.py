@@ -1,8 +1,11 @@
 """``rlreward audit`` on a real TRL log: GRPOTrainer's ``log_history`` written out as JSONL."""
 
+import importlib.util
 import json
 import os
+import sys
 import zlib
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +16,7 @@ from rlreward.cli import main
 from tests.integrations import adapter_helpers as H
 from tests.training.tiny import tiny_llama_config
 
+ROOT = Path(__file__).resolve().parents[2]
 STEPS = 10
 VARIED_STEPS = 4  # the trained reward tells completions apart for 4 steps, then collapses
 
@@ -39,7 +43,23 @@ def words(completions, **kwargs):
 
 
 @pytest.mark.slow
-def test_audit_reads_a_grpo_trainer_log_history(tmp_path, capsys):
+def docs_conversion_block() -> str:
+    """The docs' trainer_state.json -> JSONL block (docs/reward-hacking.md), as written."""
+    path = ROOT / "docs" / "_hooks" / "codeblocks.py"
+    spec = importlib.util.spec_from_file_location("rlreward_docs_codeblocks", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    name = f"{Path(__file__).relative_to(ROOT)}::test_audit_reads_a_grpo_trainer_log_history"
+    (block,) = [
+        b
+        for b in module.blocks(ROOT / "docs" / "reward-hacking.md")
+        if b.marker is not None and b.marker.reason == name
+    ]
+    return block.code
+
+
+def test_audit_reads_a_grpo_trainer_log_history(tmp_path, capsys, monkeypatch):
     import torch
     from datasets import Dataset
     from transformers import LlamaForCausalLM
@@ -58,7 +78,7 @@ def test_audit_reads_a_grpo_trainer_log_history(tmp_path, capsys):
         model=LlamaForCausalLM(config),
         reward_funcs=[reward, words],
         args=GRPOConfig(
-            output_dir=str(tmp_path / "run"),
+            output_dir=str(tmp_path / "outputs" / "grpo"),
             use_cpu=True,
             bf16=False,
             max_completion_length=8,
@@ -77,9 +97,12 @@ def test_audit_reads_a_grpo_trainer_log_history(tmp_path, capsys):
     )
     trainer.train()
     assert reward.calls == STEPS  # one generation per step: the log's steps are the calls
-    log = tmp_path / "log_history.jsonl"
-    log.write_text("".join(json.dumps(h) + "\n" for h in trainer.state.log_history))
-    history = trainer.state.log_history
+    trainer.save_state()  # output_dir/trainer_state.json, as a TRL run leaves it
+    monkeypatch.chdir(tmp_path)
+    exec(docs_conversion_block(), {})  # the docs' conversion, as written
+    log = tmp_path / "outputs" / "grpo" / "log_history.jsonl"
+    history = [json.loads(line) for line in log.read_text().splitlines()]
+    assert history == json.loads(json.dumps(trainer.state.log_history))
     assert "train_runtime" in history[-1] and "reward" not in history[-1]  # a summary line
 
     args = ["audit", str(log), "--reward", "reward", "--monitor", "rewards/words/mean"]
