@@ -103,8 +103,8 @@ def _present(keys: set[str]) -> str:
 
 
 def _number(path: Path, lineno: int, column: str, value: Any) -> float | None:
-    """A line's value: a finite float, None for null/NaN; anything else is unusable."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    """A line's value: a finite float; None for null, NaN or +-Infinity; else unusable."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return None
     if not is_number(value):
         raise DatasetError(
@@ -193,7 +193,7 @@ def read_log(path: str | Path, columns: AuditColumns) -> AuditLog:
             f"{columns.reward_mean!r}; {skipped} lines skipped); the detectors need at least "
             f"{MIN_STEPS}"
         )
-    shown = {attr: col for attr, col in used.items()}
+    shown = dict(used)
     for column in monitors:
         shown["monitor/" + column.removeprefix(MONITOR_PREFIX)] = column
     return AuditLog(records, len(lines), skipped, shown, step_column)

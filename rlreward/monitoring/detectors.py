@@ -105,12 +105,16 @@ def _series(records: Sequence[StepRecord], *signals: str) -> tuple[list[int], li
     steps: list[int] = []
     columns: list[list[float]] = [[] for _ in signals]
     for record in records:
-        values = [record.value(s) for s in signals]
-        if any(v is None or not math.isfinite(v) for v in values):
-            continue
-        steps.append(record.step)
-        for column, v in zip(columns, values, strict=True):
-            column.append(float(v))  # type: ignore[arg-type]
+        values: list[float] = []
+        for signal in signals:
+            value = record.value(signal)
+            if value is None or not math.isfinite(value):
+                break
+            values.append(value)
+        else:
+            steps.append(record.step)
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
     return steps, columns
 
 

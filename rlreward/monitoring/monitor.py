@@ -31,6 +31,7 @@ import os
 import random
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, get_args
 
 from rlreward.checks import is_number, number_rule
@@ -87,7 +88,8 @@ class RewardMonitor:
             detectors (divergence, monitor drop); each must be in every reference answer.
         component_names: columns logged as ``monitor/component/<name>``; None: every
             column that is not the reference or a monitor.
-        jsonl_path: append each checked step's record here (None: no file).
+        jsonl_path: write each checked step's record here, one JSON line each; the
+            monitor's first check starts the file afresh (None: no file).
         detectors: what runs on the records after each check (default: the five defaults).
         on_alert: ``"log"``, ``"stop"`` or ``"best_checkpoint"`` (module docstring).
         seed: seed of the subsample's random choice.
@@ -214,6 +216,9 @@ class RewardMonitor:
         self._score_reference(record, rows, trained)
         self.records.append(record)
         if self.jsonl_path is not None:
+            if len(self.records) == 1:  # one run per file: a previous run's lines would
+                Path(self.jsonl_path).unlink(missing_ok=True)  # read as repeated steps
+                log.info("reward monitor: writing %s", self.jsonl_path)
             write_record(self.jsonl_path, record)
         if record.reference_mean is not None and (
             self.best_reference is None or record.reference_mean > self.best_reference

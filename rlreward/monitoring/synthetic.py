@@ -85,8 +85,12 @@ def synthetic_run(
     onset: int = 30,
     pairs: int = 32,
     groups: int = 16,
+    strength: float = 1.0,
 ) -> list[StepRecord]:
-    """One seeded run of ``steps`` checked steps (1, 2, ...); hacked after ``onset`` if asked."""
+    """One seeded run of ``steps`` checked steps (1, 2, ...); hacked after ``onset`` if asked.
+
+    ``strength`` multiplies the hack's speed (2.0: the reference falls 0.3/step, ...).
+    """
     if scenario not in SCENARIOS:
         raise ConfigError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
     if hack is not None and hack not in HACKS:
@@ -95,7 +99,7 @@ def synthetic_run(
     phi = 0.5 if scenario == "clean_ar1" else 0.0
     t = np.arange(steps, dtype=float)
     rising = 0.0 if scenario == "flat" else 0.1
-    after = np.maximum(t - onset, 0.0)
+    after = np.maximum(t - onset, 0.0) * strength
     reward = rising * t + _noise(rng, steps, phi)
     reference = rising * t + _noise(rng, steps, phi)
     monitor = _noise(rng, steps, phi)

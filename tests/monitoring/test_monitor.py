@@ -195,3 +195,13 @@ def test_bad_arguments_are_config_errors():
         ConfigError, match=r"row 0 has no text under 'response' \(keys: \['prompt'\]\)"
     ):
         monitor.observe(1, [{"prompt": "q"}], [0.1])
+
+
+def test_the_jsonl_holds_one_run(tmp_path):
+    path = tmp_path / "monitor.jsonl"
+    path.write_text('{"step": 40, "monitor/reward_mean": 0.9}\n')  # a previous run's file
+    monitor = RewardMonitor(words_reference, jsonl_path=path)
+    for step in (1, 2):
+        rows = batch(step)
+        monitor.observe(step, rows, trained_from(rows))
+    assert [r.step for r in read_records(path)] == [1, 2]
