@@ -57,8 +57,15 @@ class MonitorCost:
     rows_scored: int
 
 
-def _words(text: str) -> int:
-    return len(text.split())
+def _words(response: Any) -> int | None:
+    """Words of a response: a string, or chat messages (the words of their contents)."""
+    if isinstance(response, str):
+        return len(response.split())
+    if isinstance(response, list) and all(
+        isinstance(m, Mapping) and isinstance(m.get("content"), str) for m in response
+    ):
+        return sum(len(m["content"].split()) for m in response)
+    return None
 
 
 def _value(value: Any) -> float | None:
@@ -93,7 +100,8 @@ class RewardMonitor:
         detectors: what runs on the records after each check (default: the five defaults).
         on_alert: ``"log"``, ``"stop"`` or ``"best_checkpoint"`` (module docstring).
         seed: seed of the subsample's random choice.
-        response_key: the row field whose words are counted as response length.
+        response_key: the row field whose words are counted as response length: a
+            string, or chat messages (``[{"role": ..., "content": ...}]``).
     """
 
     def __init__(
@@ -299,13 +307,14 @@ class RewardMonitor:
             ) from None
 
     def _length(self, row: Mapping[str, Any], index: int) -> int:
-        text = row.get(self.response_key)
-        if not isinstance(text, str):
+        words = _words(row.get(self.response_key))
+        if words is None:
             raise ConfigError(
                 f"RewardMonitor: row {index} has no text under {self.response_key!r} "
-                f"(keys: {sorted(row)}); pass response_key= naming the response field"
+                f"(keys: {sorted(row)}); give a string or chat messages with 'content' "
+                "there, or pass response_key= naming the response field"
             )
-        return _words(text)
+        return words
 
     def _detect(self) -> None:
         self.verdicts = run_detectors(self.records, self.detectors)

@@ -205,3 +205,16 @@ def test_the_jsonl_holds_one_run(tmp_path):
         rows = batch(step)
         monitor.observe(step, rows, trained_from(rows))
     assert [r.step for r in read_records(path)] == [1, 2]
+
+
+def test_length_counts_words_of_text_or_chat_messages():
+    monitor = RewardMonitor(
+        lambda rows: {"reference": [1.0] * len(rows)}, response_key="completion"
+    )
+    rows = [
+        {"completion": "one two three"},
+        {"completion": [{"role": "assistant", "content": "four five six seven eight"}]},
+    ]
+    assert monitor.observe(1, rows, [0.1, 0.2])["monitor/length_mean"] == 4.0
+    with pytest.raises(ConfigError, match=r"row 0 has no text under 'completion'"):
+        monitor.observe(2, [{"completion": [{"role": "assistant"}]}], [0.1])
