@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}\n")
     print(body)
     if not args.no_append:
-        title = "reward-hacking detectors: false alarms and detection"
+        title = "reward-hacking detectors: false alarms and detection (scripts/bench_detectors.py)"
         append_section(title if steps == 60 else f"{title}, {steps}-step runs", body)
     return 0
 
