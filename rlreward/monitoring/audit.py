@@ -12,6 +12,7 @@ judged (the message names the column, the line or the count that is missing).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import sys
@@ -23,7 +24,7 @@ from typing import Any
 
 from rlreward.checks import is_number
 from rlreward.dataset import iter_jsonl
-from rlreward.errors import DatasetError, DependencyError, require
+from rlreward.errors import DatasetError, DependencyError
 from rlreward.monitoring.detectors import FidelityFloor, Verdict, default_detectors, run_detectors
 from rlreward.monitoring.records import MONITOR_PREFIX, PREFIX, StepRecord
 
@@ -361,11 +362,11 @@ def run_audit(args: argparse.Namespace) -> int:
     """The ``audit`` command: 0 no detector fired, 1 one did; unusable input raises."""
     path = Path(args.log)
     png = None if args.no_png else Path(args.png) if args.png else Path(f"{path}.audit.png")
-    if png is not None:
-        try:
-            require("matplotlib", "train")
-        except DependencyError as exc:
-            raise DependencyError(f"{exc}; or pass --no-png") from None
+    if png is not None and importlib.util.find_spec("matplotlib") is None:
+        raise DependencyError(
+            "the plot needs matplotlib, which is not installed: pip install matplotlib "
+            "(or 'rlreward[train]'), or pass --no-png"
+        )
     log = read_log(path, _columns(args))
     verdicts = audit_records(log.records)
     if not any(v.checked for v in verdicts):
