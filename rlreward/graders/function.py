@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from rlreward.callables import (
@@ -167,11 +168,12 @@ class FunctionGrader(BaseGrader):
 
     def describe(self) -> dict[str, Any]:
         fn = self.fn
-        target = getattr(fn, "func", fn)  # a functools.partial names its function
+        target = fn.func if isinstance(fn, partial) else fn
         where = f"{getattr(target, '__module__', '?')}:{getattr(target, '__qualname__', '?')}"
         return {
             **super().describe(),
             "function": where,
+            "params": dict(fn.keywords) if isinstance(fn, partial) else {},
             "optional_fields": list(self.optional_fields),
             "accepts_any_fields": self.accepts_any_fields,
             "batched": self.batched,

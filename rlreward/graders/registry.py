@@ -31,12 +31,13 @@ from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from typing import Any
 
+from rlreward.callables import signature_params
 from rlreward.errors import ConfigError, UnknownNameError
 from rlreward.graders.function import FunctionGrader
 from rlreward.graders.reward_function import RewardFunctionGrader
 from rlreward.rewards.base import RewardFunction
 from rlreward.rewards.registry import RewardRegistry
-from rlreward.rewards.wrap import REWARD_FIELDS, CallableReward
+from rlreward.rewards.wrap import CallableReward
 
 __all__ = [
     "GRADER_CLASSES",
@@ -65,6 +66,7 @@ GRADER_CLASSES: dict[str, str] = {
     "listwise_judge": "rlreward.graders.group_judges:ListwiseJudgeGrader",
     "pairwise_judge": "rlreward.graders.group_judges:PairwiseJudgeGrader",
 }
+REF = "reference_response"
 #: what builds a rule-function type (``rule_function_grader`` below)
 RULE_FUNCTION_BUILDER = "rlreward.graders.registry:rule_function_grader"
 
@@ -138,24 +140,34 @@ def grader_class(kind: str) -> Callable[..., Any]:
 def function_grader(
     reward: CallableReward, name: str | None = None, max_batch_size: int | None = None
 ) -> FunctionGrader:
-    """The FunctionGrader of a user's function registered as a reward function: the same
-    function, fields (``response`` and the ``query`` / ``reference_response`` it takes or
-    needs), range, direction and batching; its ``params`` are bound with ``partial``."""
-    r = reward
-    needs = dict(zip(REWARD_FIELDS, (True, r.needs_prompt, r.needs_reference), strict=True))
-    uses = dict(zip(REWARD_FIELDS, (True, r.uses_prompt, r.uses_reference), strict=True))
-    fn = partial(reward.fn, **reward.params) if reward.params else reward.fn
-    options: dict[str, Any] = {} if max_batch_size is None else {"max_batch_size": max_batch_size}
-    return FunctionGrader(
-        fn,
+    """The FunctionGrader of a user's function registered as a reward function: the grader
+    ``FunctionGrader(fn)`` is (the same fields, from its signature), with the registered
+    range, direction and batching; ``params`` are bound with ``partial`` (they are no
+    longer fields), and ``needs_prompt`` / ``needs_reference`` make ``query`` /
+    ``reference_response`` required."""
+    sig = signature_params(reward.fn)
+    bound = set(reward.params)
+    required = [f for f in sig.required if f not in bound]
+    optional = [f for f in sig.optional if f not in bound]
+    for needed, field in ((reward.needs_prompt, "query"), (reward.needs_reference, REF)):
+        if needed and field not in required:
+            required.append(field)
+            optional = [f for f in optional if f != field]
+    fields: dict[str, Any] = {}
+    if bound or (required, optional) != (list(sig.required), list(sig.optional)):
+        fields = {"required_fields": required, "optional_fields": optional}
+    if max_batch_size is not None:
+        fields["max_batch_size"] = max_batch_size
+    grader = FunctionGrader(
+        partial(reward.fn, **reward.params) if bound else reward.fn,
         name=name or reward.name,
-        required_fields=[f for f in REWARD_FIELDS if needs[f]],
-        optional_fields=[f for f in REWARD_FIELDS if uses[f] and not needs[f]],
         score_range=reward.score_range,
         higher_is_better=reward.higher_is_better,
         batched=bool(reward.batched),
-        **options,
+        **fields,
     )
+    grader.accepts_any_fields = sig.var_keyword
+    return grader
 
 
 def rule_function_grader(
