@@ -187,3 +187,19 @@ def test_declaring_the_function_lets_a_field_have_an_old_name():
         FunctionGrader(first_words, batched=False)
     with pytest.raises(ConfigError, match="batched must be true or false"):
         FunctionGrader(f, batched="yes")  # type: ignore[arg-type]
+
+
+def test_a_spec_declares_a_callable_batched():
+    from rlreward import load_spec
+
+    def lengths(response):
+        return [min(1.0, len(r) / 10) for r in response]
+
+    spec = load_spec(
+        {"graders": {"n": {"callable": lengths, "batched": True, "max_batch_size": 2}}}
+    )
+    grader = spec.graders["n"].grader
+    assert isinstance(grader, FunctionGrader) and grader.batched and grader.max_batch_size == 2
+    rows = [{"response": "x" * k} for k in (1, 5, 20)]
+    assert spec.build_runner().run(rows).scores("n") == [0.1, 0.5, 1.0]
+    assert grader._batcher is not None and max(grader._batcher.batch_sizes) == 2
