@@ -146,3 +146,15 @@ def test_as_grader_gives_each_kind_of_reward_function_its_grader(registered):
         as_grader(42)
     result = asyncio.run(as_grader(exclaims, name="e").aevaluate(response="!!"))
     assert result.name == "e" and result.score == 1.0
+
+
+def test_a_floor_above_adds_its_grader_class_once():
+    from rlreward.graders.registry import register_grader_class
+
+    # the spec registers its nested reward type; it is one more type of the same table
+    assert GRADER_TYPES["reward"] == "rlreward.reward:Reward" and "reward" in GRADER_MODELS
+    register_grader_class("reward", "rlreward.reward:Reward")  # the same again: a no-op
+    with pytest.raises(ConfigError, match="'length' is already registered"):
+        register_grader_class("length", "my_pkg:Length")
+    with pytest.raises(ConfigError, match="'relevance' is already registered"):
+        register_grader_class("relevance", "my_pkg:Other")
