@@ -45,6 +45,7 @@ __all__ = [
     "RULE_FUNCTION_BUILDER",
     "as_grader",
     "check_type",
+    "function_grader",
     "grader_class",
     "is_rule_function",
     "register_grader_class",
@@ -66,7 +67,7 @@ GRADER_CLASSES: dict[str, str] = {
     "listwise_judge": "rlreward.graders.group_judges:ListwiseJudgeGrader",
     "pairwise_judge": "rlreward.graders.group_judges:PairwiseJudgeGrader",
 }
-REF = "reference_response"
+_REF = "reference_response"
 #: what builds a rule-function type (``rule_function_grader`` below)
 RULE_FUNCTION_BUILDER = "rlreward.graders.registry:rule_function_grader"
 
@@ -149,7 +150,7 @@ def function_grader(
     bound = set(reward.params)
     required = [f for f in sig.required if f not in bound]
     optional = [f for f in sig.optional if f not in bound]
-    for needed, field in ((reward.needs_prompt, "query"), (reward.needs_reference, REF)):
+    for needed, field in ((reward.needs_prompt, "query"), (reward.needs_reference, _REF)):
         if needed and field not in required:
             required.append(field)
             optional = [f for f in optional if f != field]
