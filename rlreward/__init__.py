@@ -20,6 +20,7 @@ _EXPORTS: dict[str, str] = {
     "Grader": "rlreward.graders.base",
     "BaseGrader": "rlreward.graders.base",
     "FunctionGrader": "rlreward.graders.function",
+    "batched": "rlreward.callables",
     "GraderConfig": "rlreward.runner",
     "GradingRunner": "rlreward.runner",
     "GradingResults": "rlreward.results",
@@ -89,6 +90,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - static import view for type checkers
     from rlreward.aggregators import WeightedSumAggregator
     from rlreward.cache import ResultCache
+    from rlreward.callables import batched
     from rlreward.errors import (
         BackendUnavailableError,
         ChatModelError,

@@ -54,8 +54,8 @@ def test_graders_and_adapters_read_messages_the_same_way():
 
     seen: list[tuple[str, str]] = []
 
-    def spy(text: str, prompt: str = "") -> float:
-        seen.append((text, prompt))
+    def spy(response: str, query: str = "") -> float:
+        seen.append((response, query))
         return 0.5
 
     grader = RewardFunctionGrader(spy)

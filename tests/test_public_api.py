@@ -56,6 +56,7 @@ EXPECTED_EXPORTS = {
     "RubricGrader",
     "UnknownNameError",
     "WeightedSumAggregator",
+    "batched",
     "check_model_family",
     "create_rl_trainer",
     "get_reward_function",

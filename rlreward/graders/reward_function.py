@@ -1,4 +1,10 @@
-"""RewardFunctionGrader: the one adapter that makes any reward function a Grader.
+"""RewardFunctionGrader: a rule function (a ``RewardFunction``) as a Grader.
+
+It is what a rule-function grader type builds (``{type: length}``, see
+``rlreward.graders.registry``). A user's own function is graded by a FunctionGrader,
+the grader every entrance builds from it (``rlreward.graders.registry.as_grader``);
+given here, it is seen through ``CallableReward``: the same calling convention and the
+same values.
 
 Fields: ``response`` (required), ``query`` (required when the function needs a prompt,
 passed when it uses one) and ``reference_response`` (required when it needs a

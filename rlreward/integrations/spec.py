@@ -7,10 +7,11 @@ Format (every key but ``graders`` optional)::
     graders:
       relevance: {type: relevance}                           # a built-in grader type
       correctness: {type: correctness, mapper: {reference_response: ground_truth}}
-      length: {type: reward_function, function: length, params: {target_min: 20}}
+      length: {type: length, params: {target_min: 20}}       # a rule function by name
       mine: {callable: "my_pkg.rewards:score", score_range: [0, 1], higher_is_better: true}
+      many: {callable: "my_pkg.rewards:score_batch", batched: true}  # fields as lists
     monitors:                            # graded and reported, never weighed
-      on_topic: {type: reward_function, function: semantic_relevance}
+      on_topic: {type: semantic_relevance}
     aggregators:
       - {type: weighted_sum, name: reward, weights: {relevance: 0.5, length: 0.5}}
       - {callable: "my_pkg.rewards:min_reward"}
@@ -23,16 +24,18 @@ Format (every key but ``graders`` optional)::
 The spec is checked whole against its typed schema (``spec_schema``: one pydantic model
 per grader ``type``, unknown keys refused, duplicate YAML keys refused) before anything
 is built; each problem is a ConfigError naming its path, the value and the fix.
-``type`` names map to classes in ``GRADER_TYPES`` (``"module:attr"``, imported on use,
-so a reward_model grader alone pulls in torch). ``callable`` is ``"module:attr"`` or
-``"path/to/file.py:attr"`` (relative to the spec).
+``type`` names a grader type of the one registry, ``rlreward.graders.registry.GRADER_TYPES``
+(``"module:attr"``, imported on use, so a reward_model grader alone pulls in torch): a
+grader class, or any registered rule function by its own name (``{type: length, params:
+{target_min: 20}}``, the canonical form; ``{type: reward_function, function: length}``
+says the same). ``callable`` is ``"module:attr"`` or ``"path/to/file.py:attr"``
+(relative to the spec).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-import inspect
 import json
 import os
 import re
@@ -46,6 +49,7 @@ from typing import Any
 from rlreward.cache import ResultCache, resolve_cache
 from rlreward.errors import ConfigError, UnknownNameError
 from rlreward.graders.function import FunctionGrader
+from rlreward.graders.registry import GRADER_TYPES, grader_class, rule_function_grader
 from rlreward.integrations import spec_schema as schema
 from rlreward.integrations.reserved import reserved_reason
 from rlreward.reward import Reward
@@ -61,23 +65,6 @@ __all__ = [
     "load_spec",
 ]
 
-#: grader ``type`` -> "module:attr" of a class or factory (extended by each grader family).
-GRADER_TYPES: dict[str, str] = {
-    "function": "rlreward.graders.function:FunctionGrader",
-    "reward_function": "rlreward.graders.reward_function:RewardFunctionGrader",
-    "reward_model": "rlreward.graders.reward_model:RewardModelGrader",
-    # LLM judges (issue 3): use the spec's judge_model and cache (on by default)
-    "harmfulness": "rlreward.graders.judges:HarmfulnessGrader",
-    "relevance": "rlreward.graders.judges:RelevanceGrader",
-    "correctness": "rlreward.graders.judges:CorrectnessGrader",
-    "instruction_following": "rlreward.graders.judges:InstructionFollowingGrader",
-    "hallucination": "rlreward.graders.judges:HallucinationGrader",
-    "rubric": "rlreward.graders.judges:RubricGrader",
-    "reward": "rlreward.reward:Reward",  # {type: reward, spec: other.yaml}: a nested reward
-    # group judges (issue 19): one group of rollouts per call; same judge_model and cache
-    "listwise_judge": "rlreward.graders.group_judges:ListwiseJudgeGrader",
-    "pairwise_judge": "rlreward.graders.group_judges:PairwiseJudgeGrader",
-}
 AGGREGATOR_TYPES: dict[str, str] = {
     "weighted_sum": "rlreward.aggregators:WeightedSumAggregator",
 }
@@ -191,20 +178,13 @@ def _check_params(function: str, params: Mapping[str, Any], where: str) -> None:
     from rlreward.rewards.registry import RewardRegistry
 
     try:
-        fn = RewardRegistry().get_reward_function(function)
+        allowed = RewardRegistry().parameters(function)
     except UnknownNameError as exc:
         raise UnknownNameError(
             f"reward function (in {where}.function)", function, exc.known
         ) from None
-    init = type(fn).__init__
-    if init is object.__init__:
-        return
-    sig = inspect.signature(init)
-    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-        return
-    allowed = [n for n in sig.parameters if n != "self"]
     for key in params:
-        if key not in allowed:
+        if allowed is not None and key not in allowed:
             raise ConfigError(
                 f"{where}.params.{key}: reward function {function!r} has no parameter {key!r}; "
                 f"its parameters: {', '.join(allowed) or '(none)'}"
@@ -253,11 +233,12 @@ def _build_grader(
             ref = entry.callable
             fn = load_callable(ref, ctx.base_dir) if isinstance(ref, str) else ref
             grader: Any = FunctionGrader(fn, name=name, **_options(entry, "callable"))
-        elif isinstance(entry, schema.RewardFunctionSpec):
-            _check_params(entry.function, entry.params, where)
+        elif isinstance(entry, (schema.RewardFunctionSpec, schema.RuleFunctionSpec)):
+            # `{type: length}` and `{type: reward_function, function: length}`: one builder
+            function = entry.function if isinstance(entry, schema.RewardFunctionSpec) else kind
+            _check_params(function, entry.params, where)
             opts = _options(entry, "function", "params")
-            cls = load_callable(GRADER_TYPES[kind])
-            grader = cls(entry.function, name=name, **opts, **entry.params)
+            grader = rule_function_grader(function, name=name, **opts, **entry.params)
         elif isinstance(entry, schema.NestedRewardSpec):
             grader = _nested_reward(entry.spec, ctx, where)
         elif isinstance(entry, schema.RewardModelSpec):
@@ -265,7 +246,7 @@ def _build_grader(
             model = entry.model
             if not os.path.isabs(model) and (ctx.base_dir / model).exists():
                 model = str(ctx.base_dir / model)
-            grader = load_callable(GRADER_TYPES[kind])(model, name=name, **opts)
+            grader = grader_class(kind)(model, name=name, **opts)
         else:  # an LLM judge
             opts = _options(entry, "model", "cache")
             model = _judge_model(_options(entry).get("model"), ctx, where)
@@ -273,7 +254,7 @@ def _build_grader(
             if ctx.cache_override is not None:  # decided before anything is opened
                 setting = ctx.cache_override
             cache = _cache(setting, f"{where}.cache" if "cache" in opts else "cache")
-            grader = load_callable(GRADER_TYPES[kind])(model, name=name, cache=cache, **opts)
+            grader = grader_class(kind)(model, name=name, cache=cache, **opts)
     except UnknownNameError as exc:
         if f"(in {where}" in str(exc):
             raise
@@ -283,7 +264,7 @@ def _build_grader(
         raise ConfigError(
             text if text.startswith((where, "cache")) else f"{where}: {text}"
         ) from None
-    except TypeError as exc:  # a custom class in GRADER_TYPES with other arguments
+    except TypeError as exc:  # a grader class with other arguments
         raise ConfigError(f"{where}: bad options for type {kind!r}: {exc}") from None
     mapper: Any = entry.mapper
     if isinstance(mapper, str):

@@ -1,8 +1,9 @@
 """The reward spec's typed schema: what a spec file may say, checked before anything is built.
 
-One pydantic model per grader type, joined by a discriminated union on ``type``; every
-model forbids unknown keys. ``parse_spec(data)`` validates a mapping and turns each
-pydantic error into one ConfigError line naming the path
+One pydantic model per grader class, plus one (``RuleFunctionSpec``) for every rule
+function named as a type (``{type: length}``), joined by a union discriminated on
+``type`` (``grader_model``); every model forbids unknown keys. ``parse_spec(data)``
+validates a mapping and turns each pydantic error into one ConfigError line naming the path
 (``graders.relevance.params.threshold``), the value and the fix. ``load_yaml(path)``
 reads a spec with a YAML loader that refuses duplicate keys. ``json_schema()`` is what
 ``rlreward schema`` prints and ``schemas/reward-spec.schema.json`` holds.
@@ -20,10 +21,21 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictStr,
+    Tag,
+    ValidationError,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from rlreward.errors import ConfigError, UnknownNameError
+from rlreward.graders.registry import GRADER_TYPES, check_type, register_grader_class
+from rlreward.rewards.registry import BUILTIN_REWARD_FUNCTIONS
 
 __all__ = [
     "AGGREGATOR_MODELS",
@@ -112,10 +124,27 @@ class FunctionGraderSpec(_GraderBase):
     required_fields: FieldNames | None = None
     optional_fields: FieldNames | None = None
     run_in_thread: StrictBool | None = None
+    batched: StrictBool | None = Field(
+        None, description="the function takes each field as a list and returns one score per row"
+    )
+    max_batch_size: Count | None = None
+
+
+class RuleFunctionSpec(_GraderBase):
+    """A registered rule function as its own type: ``{type: length, params: {...}}``."""
+
+    type: Name = Field(
+        description="a registered reward function's name",
+        # editors know the built-ins; a registered function is checked when the spec loads
+        json_schema_extra={"enum": list(sorted(BUILTIN_REWARD_FUNCTIONS))},
+    )
+    params: dict[Name, Any] = Field(default_factory=dict, description="parameters of the function")
+    max_batch_size: Count | None = None
 
 
 class RewardFunctionSpec(_GraderBase):
-    """A registered rule function by name: ``{type: reward_function, function: length}``."""
+    """A registered rule function by name: ``{type: reward_function, function: length}``
+    (the same grader as ``{type: length}``)."""
 
     type: Literal["reward_function"]
     function: Name = Field(description="a registered reward function name")
@@ -215,19 +244,12 @@ class PairwiseJudgeSpec(_GroupJudgeBase):
     )
 
 
-GraderSpec = Annotated[
-    FunctionGraderSpec
-    | RewardFunctionSpec
-    | RewardModelSpec
-    | JudgeSpec
-    | RubricSpec
-    | NestedRewardSpec
-    | ListwiseJudgeSpec
-    | PairwiseJudgeSpec,
-    Field(discriminator="type"),
-]
-#: grader ``type`` -> its model
-GRADER_MODELS: dict[str, type[_GraderBase]] = {
+# the one registry's grader classes live on the graders floor; a nested reward is built
+# by the spec (rlreward.reward sits above graders), so the spec adds its type here
+register_grader_class("reward", "rlreward.reward:Reward")
+
+#: grader class ``type`` -> its model (every other type is a rule function)
+_CLASS_MODELS: dict[str, type[_GraderBase]] = {
     "function": FunctionGraderSpec,
     "reward_function": RewardFunctionSpec,
     "reward_model": RewardModelSpec,
@@ -237,6 +259,51 @@ GRADER_MODELS: dict[str, type[_GraderBase]] = {
     "listwise_judge": ListwiseJudgeSpec,
     "pairwise_judge": PairwiseJudgeSpec,
 }
+_RULE_TAG = "rule_function"
+
+
+def grader_model(kind: Any) -> type[_GraderBase]:
+    """The model of a grader entry's ``type``: a grader class's, else RuleFunctionSpec."""
+    return _CLASS_MODELS.get(kind, RuleFunctionSpec) if isinstance(kind, str) else RuleFunctionSpec
+
+
+def _grader_tag(entry: Any) -> str:
+    kind = entry.get("type") if isinstance(entry, Mapping) else getattr(entry, "type", None)
+    model = grader_model(kind)
+    return _RULE_TAG if model is RuleFunctionSpec else model.__name__
+
+
+GraderSpec = Annotated[
+    Annotated[FunctionGraderSpec, Tag("FunctionGraderSpec")]
+    | Annotated[RewardFunctionSpec, Tag("RewardFunctionSpec")]
+    | Annotated[RewardModelSpec, Tag("RewardModelSpec")]
+    | Annotated[JudgeSpec, Tag("JudgeSpec")]
+    | Annotated[RubricSpec, Tag("RubricSpec")]
+    | Annotated[NestedRewardSpec, Tag("NestedRewardSpec")]
+    | Annotated[ListwiseJudgeSpec, Tag("ListwiseJudgeSpec")]
+    | Annotated[PairwiseJudgeSpec, Tag("PairwiseJudgeSpec")]
+    | Annotated[RuleFunctionSpec, Tag(_RULE_TAG)],
+    Discriminator(_grader_tag),
+]
+
+
+class _GraderModels(Mapping[str, type[_GraderBase]]):
+    """grader ``type`` -> its model, for every type of the one registry."""
+
+    def __getitem__(self, kind: str) -> type[_GraderBase]:
+        if kind not in GRADER_TYPES:
+            raise KeyError(kind)
+        return grader_model(kind)
+
+    def __iter__(self) -> typing.Iterator[str]:
+        return iter(GRADER_TYPES)
+
+    def __len__(self) -> int:
+        return len(GRADER_TYPES)
+
+
+#: grader ``type`` -> its model
+GRADER_MODELS: Mapping[str, type[_GraderBase]] = _GraderModels()
 
 
 # -- aggregators and runner --------------------------------------------------------------
@@ -381,7 +448,9 @@ def _model_at(path: tuple[Any, ...], data: Any) -> type[BaseModel] | None:
                 nxt.extend(_unwrap(typing.get_args(tp)[0]))
         current = [t for t in nxt if t is not type(None)]
         models = [t for t in current if isinstance(t, type) and issubclass(t, BaseModel)]
-        if len(models) > 1 and isinstance(node, Mapping):  # a discriminated union
+        if len(models) > 1 and isinstance(node, Mapping) and RuleFunctionSpec in models:
+            current = [grader_model(node.get("type"))]  # the graders' union
+        elif len(models) > 1 and isinstance(node, Mapping):  # a discriminated union
             tagged = [m for m in models if "type" in m.model_fields]
             chosen = [
                 m
@@ -466,7 +535,7 @@ def _describe(path: tuple[Any, ...], errs: list[Any], data: Any) -> str:
         msg = f"unknown options {sorted(str(e['loc'][-1]) for e in errs)}"
         if parent is not None:
             msg += f"; allowed: {', '.join(sorted(parent.model_fields))}"
-            if parent is RewardFunctionSpec:
+            if parent in (RewardFunctionSpec, RuleFunctionSpec):
                 msg += " (the function's parameters go under 'params')"
         return msg
     if kind == "missing":
@@ -515,8 +584,8 @@ def _fix_graders(graders: Mapping[Any, Any], section: str) -> dict[Any, Any]:
             has_type, has_callable = "type" in entry, "callable" in entry
             if not has_type and not has_callable:
                 raise ConfigError(
-                    f"{where}: give exactly one of 'type' (a built-in grader: "
-                    f"{', '.join(sorted(GRADER_MODELS))}) or 'callable' ('module:function')"
+                    f"{where}: give exactly one of 'type' (a grader type or a reward function: "
+                    f"{', '.join(sorted(GRADER_TYPES))}) or 'callable' ('module:function')"
                 )
             if has_callable and not has_type:
                 entry = {"type": "function", **entry}
@@ -525,9 +594,7 @@ def _fix_graders(graders: Mapping[Any, Any], section: str) -> dict[Any, Any]:
                     f"{where}: give exactly one of 'type' ({entry['type']!r}) or 'callable' "
                     f"({entry['callable']!r}); 'callable' goes with `type: function` only"
                 )
-            kind = entry["type"]
-            if not isinstance(kind, str) or kind not in GRADER_MODELS:
-                raise UnknownNameError(f"grader type (in {where}.type)", str(kind), GRADER_MODELS)
+            check_type(entry["type"], f"{where}.type")  # one type of the one registry
         fixed[name] = entry
     return fixed
 

@@ -1,8 +1,13 @@
 """RewardRegistry: reward functions by name, built-ins plus the user's own.
 
-Every ``RewardRegistry()`` shares one process-wide table, so a function registered
-anywhere (``@register_reward_function("mine")``) is visible to every registry, to
-``CompositeReward(["mine", ...])``, to reward-model training and to reward specs.
+This table is where the rule functions of the one grader registry live
+(``rlreward.graders.registry.GRADER_TYPES`` lists every grader type: the grader classes
+plus every name here), and ``RewardRegistry`` is its seed-compatible view: a name gives a
+batch-first ``RewardFunction`` (``get_reward_function("length")``). Every
+``RewardRegistry()`` shares one process-wide table, so a function registered anywhere
+(``@register_reward_function("mine")``) is visible to every registry, to
+``CompositeReward(["mine", ...])``, to reward-model training, to ``create_rl_trainer``
+and to reward specs (``{type: mine}``).
 ``RewardRegistry(shared=False)`` is a private table holding the built-ins only (what
 tests use to stay isolated). Built-ins are stored as ``"module:Class"`` strings and
 imported on first use, so listing names imports nothing heavy.
@@ -18,9 +23,10 @@ import importlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from rlreward.callables import signature_params
 from rlreward.errors import ConfigError, UnknownNameError
 from rlreward.rewards.base import RewardFunction
-from rlreward.rewards.wrap import CallableReward
+from rlreward.rewards.wrap import REWARD_FIELDS, CallableReward
 
 __all__ = [
     "BUILTIN_REWARD_FUNCTIONS",
@@ -86,17 +92,22 @@ class RewardRegistry:
     def __contains__(self, name: object) -> bool:
         return name in self._table
 
+    def _entry(self, name: str) -> Entry:
+        """The table's entry for ``name``, a built-in's class imported now."""
+        if name not in self._table:
+            raise UnknownNameError("reward function", name, self._table)
+        entry = self._table[name]
+        if isinstance(entry, str):
+            entry = self._table[name] = _load(entry)
+        return entry
+
     def get_reward_function(self, name: str, **params: Any) -> RewardFunction:
         """A ready reward function; ``params`` configure it (unknown ones are an error)."""
         if not isinstance(name, str):
             raise ConfigError(
                 f"reward function name must be a str, got {type(name).__name__} {name!r}"
             )
-        if name not in self._table:
-            raise UnknownNameError("reward function", name, self._table)
-        entry = self._table[name]
-        if isinstance(entry, str):
-            entry = self._table[name] = _load(entry)
+        entry = self._entry(name)
         if isinstance(entry, type) and issubclass(entry, RewardFunction):
             allowed = _init_params(entry)
             if allowed is not None:
@@ -136,10 +147,11 @@ class RewardRegistry:
         """Register ``fn`` under ``name``; without ``fn``, return a decorator.
 
         ``fn`` is a RewardFunction subclass (built with the params given to
-        ``get_reward_function``), a RewardFunction instance, or a plain callable --
-        batched ``fn(texts, *, prompts=None, references=None)`` or single-text
-        ``fn(text)``; see ``rlreward.rewards.wrap`` for how the two are told apart
-        (``batched=`` declares it). The keyword options describe a plain callable.
+        ``get_reward_function``), a RewardFunction instance, or a user's function by the
+        one calling convention: ``fn(response, query=None, reference_response=None)``
+        receiving the fields it names, called once per text unless declared batched
+        (``batched=True`` or ``@rlreward.batched``: each field is then a list). The
+        keyword options describe a plain function (see ``rlreward.rewards.wrap``).
         """
         if not isinstance(name, str) or not name.strip() or name != name.strip():
             raise ConfigError(
@@ -178,6 +190,18 @@ class RewardRegistry:
             )
         self._table[name] = entry
         return fn
+
+    def parameters(self, name: str) -> list[str] | None:
+        """The parameters ``get_reward_function(name, **params)`` accepts; None when any
+        keyword is accepted (a class or function taking ``**kwargs``)."""
+        entry = self._entry(name)
+        if isinstance(entry, type):
+            sig = signature_params(entry)
+        elif isinstance(entry, CallableReward):
+            sig = signature_params(entry.fn)
+        else:
+            return []  # a ready instance
+        return None if sig.var_keyword else [n for n in sig.names if n not in REWARD_FIELDS]
 
     def unregister(self, name: str) -> None:
         """Remove ``name`` (built-ins included); unknown names raise UnknownNameError."""

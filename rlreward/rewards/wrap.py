@@ -1,15 +1,19 @@
-"""CallableReward: a plain user function as a RewardFunction.
+"""CallableReward: a user's function, written by the one calling convention, seen as a
+RewardFunction (the batch-first ``fn(texts, *, prompts=None, references=None)`` API
+that reward-model training and the seed's ``RewardRegistry`` hand out).
 
-Two shapes are accepted:
+The convention is the one every entrance uses (``rlreward.callables``; docs/grading.md,
+"Your own function"): the function receives the fields ``response`` (the text),
+``query`` (its prompt) and ``reference_response`` (its reference) by name, the ones its
+signature names; a function declared batched (``@rlreward.batched`` or
+``batched=True``) receives each as a list and returns one score per text, any other is
+called once per text. A parameter of the old convention (``text``, ``texts``,
+``prompts``...) in an undeclared function is a ConfigError naming the renames. Scores
+the function returns are checked (count, finite, inside the declared range).
 
-- batched: ``fn(texts, *, prompts=None, references=None) -> list[float]``;
-- single-text: ``fn(text) -> float`` (optionally ``fn(text, prompt=..., reference=...)``),
-  called once per text.
-
-Which one a function is comes from ``batched=True/False`` when given; otherwise from its
-signature: it is batched when its first parameter is named ``texts`` / ``completions``
-or it has a ``prompts`` or ``references`` parameter, and single-text otherwise. Scores
-a user function returns are checked (count, finite, inside the declared range).
+As a grader the same function is a ``FunctionGrader`` (``rlreward.graders.registry``
+builds one from a CallableReward), so a spec, ``create_rl_trainer`` and a registry name
+all grade with the same object.
 """
 
 from __future__ import annotations
@@ -19,34 +23,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlreward.callables import signature_params
+from rlreward.callables import resolve_batched, signature_params
 from rlreward.errors import ConfigError
 from rlreward.rewards.base import RewardFunction
 from rlreward.schema import check_score_range
 
-__all__ = ["CallableReward", "as_reward_function"]
+__all__ = ["REWARD_FIELDS", "CallableReward", "as_reward_function"]
 
-_BATCH_FIRST = ("texts", "completions")
-
-
-def _params(fn: Callable[..., Any]) -> tuple[list[str], bool]:
-    """(parameter names, accepts **kwargs), by ``rlreward.callables``."""
-    sig = signature_params(fn)
-    return list(sig.names), sig.var_keyword
-
-
-def detect_batched(fn: Callable[..., Any]) -> bool:
-    """True if ``fn`` looks like ``fn(texts, *, prompts=None, references=None)``."""
-    names, _ = _params(fn)
-    return bool(names) and (names[0] in _BATCH_FIRST or "prompts" in names or "references" in names)
+#: the fields a reward function receives: (text, prompt, reference) by their row names
+REWARD_FIELDS = ("response", "query", "reference_response")
 
 
 @dataclass
 class CallableReward(RewardFunction):
-    """Wrap ``fn`` (batched or single-text, see the module docstring) as a RewardFunction.
+    """Wrap a user's function (see the module docstring) as a RewardFunction.
 
     ``params`` are passed to ``fn`` as keyword arguments on every call. The wrapper
     pickles when ``fn`` does (a module-level function does; a lambda does not).
+    ``needs_prompt`` / ``needs_reference`` make an optional ``query`` /
+    ``reference_response`` parameter required.
     """
 
     fn: Callable[..., Any]
@@ -65,57 +60,60 @@ class CallableReward(RewardFunction):
             self.name = getattr(self.fn, "__name__", None) or type(self.fn).__name__
         if not isinstance(self.name, str) or not self.name.strip():
             raise ConfigError(f"reward function name must be a non-empty string, got {self.name!r}")
-        rng = check_score_range(self.score_range, f"reward function {self.name!r}")
+        owner = f"reward function {self.name!r}"
+        rng = check_score_range(self.score_range, owner)
         if rng is None:
             raise ConfigError(
-                f"reward function {self.name!r}: score_range must be a bounded (low, high) "
-                "pair (composites normalise by it)"
+                f"{owner}: score_range must be a bounded (low, high) pair (composites "
+                "normalise by it)"
             )
         self.score_range = rng
-        if self.batched is None:
-            self.batched = detect_batched(self.fn)
-        names, var_kw = _params(self.fn)
-        unknown = sorted(k for k in self.params if k not in names)
-        if unknown and not var_kw:
-            raise ConfigError(
-                f"reward function {self.name!r}: unknown parameters {unknown}; "
-                f"{getattr(self.fn, '__name__', 'the function')} takes {names}"
+        self.batched = resolve_batched(self.fn, self.batched, owner)
+        sig = signature_params(self.fn)
+        names, var_kw = set(sig.names), sig.var_keyword
+        fields = sorted(k for k in self.params if k in REWARD_FIELDS)
+        unknown = sorted(k for k in self.params if k not in names and not var_kw)
+        if fields or unknown:
+            what = (
+                f"fields {fields} come from each row" if fields else f"unknown parameters {unknown}"
             )
-        self._accepts = {
-            k: var_kw or k in names for k in ("prompts", "references", "prompt", "reference")
-        }
-        self.uses_prompt = (
-            self.needs_prompt or self._accepts["prompts" if self.batched else "prompt"]
-        )
-        self.uses_reference = (
-            self.needs_reference or self._accepts["references" if self.batched else "reference"]
-        )
+            takes = [n for n in sig.names if n not in REWARD_FIELDS]
+            raise ConfigError(
+                f"{owner}: {what}; {getattr(self.fn, '__name__', 'the function')} takes the "
+                f"parameters {takes}"
+            )
+        others = [n for n in sig.required if n not in REWARD_FIELDS and n not in self.params]
+        if others:
+            raise ConfigError(
+                f"{owner}: required parameter(s) {others} are not fields a reward function "
+                f"receives ({', '.join(REWARD_FIELDS)}); give them a default, pass them as "
+                "params, or grade other row fields with a FunctionGrader and a mapper"
+            )
+        if "response" not in names and not var_kw:
+            raise ConfigError(
+                f"{owner}: the function must take the text as its `response` parameter "
+                f"(it takes {list(sig.names)})"
+            )
+        self._accepts = {f: var_kw or f in names for f in REWARD_FIELDS}
+        self.needs_prompt = self.needs_prompt or "query" in sig.required
+        self.needs_reference = self.needs_reference or "reference_response" in sig.required
+        self.uses_prompt = self.needs_prompt or self._accepts["query"]
+        self.uses_reference = self.needs_reference or self._accepts["reference_response"]
 
     def _score_batch(
         self, texts: list[str], prompts: list[str] | None, references: list[str] | None
     ) -> list[float]:
-        kw = dict(self.params)
-        acc = self._accepts
+        columns: dict[str, list[str]] = {"response": texts}
+        for key, values in (("query", prompts), ("reference_response", references)):
+            if values is not None and self._accepts[key]:
+                columns[key] = values
         if self.batched:
-            if prompts is not None and acc["prompts"]:
-                kw["prompts"] = prompts
-            if references is not None and acc["references"]:
-                kw["references"] = references
-            out = self.fn(texts, **kw)
+            out = self.fn(**columns, **self.params)
         else:
-            fn = self.fn
-            use_p = prompts is not None and acc["prompt"]
-            use_r = references is not None and acc["reference"]
-            if not (use_p or use_r):
-                out = [fn(t, **kw) for t in texts]
-            else:
-                out = []
-                for i, t in enumerate(texts):
-                    if use_p:
-                        kw["prompt"] = prompts[i]  # type: ignore[index]
-                    if use_r:
-                        kw["reference"] = references[i]  # type: ignore[index]
-                    out.append(fn(t, **kw))
+            out = [
+                self.fn(**{k: v[i] for k, v in columns.items()}, **self.params)
+                for i in range(len(texts))
+            ]
         return self._check(out, len(texts))
 
     def _check(self, out: Any, n: int) -> list[float]:

@@ -40,7 +40,7 @@ def build_grpo_reward_spec(
     ``reward_model_weight``, and the spec's graders the weights of its first aggregator.
     """
     from rlreward.aggregators import WeightedSumAggregator
-    from rlreward.graders.reward_function import RewardFunctionGrader
+    from rlreward.graders.registry import as_grader
     from rlreward.integrations.spec import load_spec
     from rlreward.runner import GraderConfig
 
@@ -59,7 +59,7 @@ def build_grpo_reward_spec(
     funcs = list(reward_functions or [])
     fw = list(weights) if weights is not None else [1.0] * len(funcs)
     for fn, w in zip(funcs, fw, strict=True):
-        grader = RewardFunctionGrader(fn)
+        grader = as_grader(fn)  # the grader a spec builds from the same name or function
         if grader.name in graders:
             raise ConfigError(
                 f"two rewards are named {grader.name!r}; rename one in the reward spec"

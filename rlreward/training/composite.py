@@ -1,14 +1,15 @@
 """CompositeReward: several reward functions and positive weights -> one score per text.
 
-The composite is not computed here: each function becomes a ``RewardFunctionGrader``,
-a ``GradingRunner`` grades the texts, and the composite is the value of its
-``WeightedSumAggregator`` (range-normalised, lower-is-better functions turned around,
-weights normalised to sum 1), so reward-model labels are exactly what the same
-functions give as a reward spec. The normalised scores are the aggregator's published
-components. This is what reward-model training labels its texts with. Everything is
-validated at construction; a function that fails on a text raises
-``GradingFailedError`` naming the function, the text and the error (offline data
-generation must not invent scores).
+The composite is not computed here: each function becomes the grader a reward spec
+builds from it (``rlreward.graders.registry.as_grader``: a RewardFunctionGrader for a
+rule function, a FunctionGrader for a user's function), a ``GradingRunner`` grades the
+texts, and the composite is the value of its ``WeightedSumAggregator``
+(range-normalised, lower-is-better functions turned around, weights normalised to sum
+1), so reward-model labels are exactly what the same functions give as a reward spec.
+The normalised scores are the aggregator's published components. This is what
+reward-model training labels its texts with. Everything is validated at construction;
+a function that fails on a text raises ``GradingFailedError`` naming the function, the
+text and the error (offline data generation must not invent scores).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tqdm.auto import tqdm
 from rlreward.aggregators import WeightedSumAggregator
 from rlreward.checks import number_rule, weight_list_rule
 from rlreward.errors import ConfigError, GradingFailedError
-from rlreward.graders.reward_function import RewardFunctionGrader
+from rlreward.graders.registry import as_grader
 from rlreward.rewards.base import RewardFunction, as_text_batch
 from rlreward.rewards.registry import RewardRegistry
 from rlreward.rewards.wrap import as_reward_function
@@ -82,8 +83,8 @@ class CompositeReward:
     """Weighted mean of range-normalised reward functions.
 
     Args:
-        functions: registry names, RewardFunction instances or plain callables (see
-            ``rlreward.rewards.wrap`` for callables), or a ``{name: function}`` dict to
+        functions: registry names, RewardFunction instances or a user's functions (by the
+            one calling convention, docs/grading.md), or a ``{name: function}`` dict to
             choose result keys (e.g. two differently configured ``length`` functions).
         weights: one positive weight per function; ``None`` = equal weights.
         registry: where names are looked up (default: the process-wide registry).
@@ -132,7 +133,7 @@ class CompositeReward:
         self._key = "composite"  # the aggregate's result key; grader keys are the names
         while self._key in fns:
             self._key = f"_{self._key}"
-        graders = {k: RewardFunctionGrader(fn, name=k) for k, fn in fns.items()}
+        graders = {k: as_grader(fn, name=k) for k, fn in fns.items()}
         aggregator = WeightedSumAggregator(self._key, weights=self._weights, on_error="error")
         self._runner = GradingRunner(
             graders, aggregators=aggregator, max_concurrency=_CONCURRENCY, show_progress=False

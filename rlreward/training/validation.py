@@ -101,9 +101,16 @@ def validate_reward_functions(owner: str, name: str, functions: Any) -> list[Rew
         elif not callable(fn):
             raise ConfigError(
                 f"{owner}.{name}[{i}] must be a registry name or a callable "
-                "fn(texts, *, prompts=None, references=None) -> list[float], got "
+                "fn(response, ...) -> float (see docs/grading.md, 'Your own function'), got "
                 f"{type(fn).__name__}"
             )
+        else:  # the grader every entrance builds from it: its convention is checked now
+            from rlreward.graders.registry import as_grader
+
+            try:
+                as_grader(fn)
+            except ConfigError as exc:
+                raise ConfigError(f"{owner}.{name}[{i}]: {exc}") from None
     names = [
         fn if isinstance(fn, str) else getattr(fn, "name", getattr(fn, "__name__", ""))
         for fn in funcs

@@ -92,7 +92,7 @@ def test_missing_reference_is_reported_before_grading():
 def test_cheap_functions_run_inline_on_the_event_loop_thread():
     seen: list[int] = []
 
-    def where(text: str) -> float:
+    def where(response: str) -> float:
         seen.append(threading.get_ident())
         return 0.5
 
@@ -109,7 +109,7 @@ def test_cheap_functions_run_inline_on_the_event_loop_thread():
 
 
 def test_function_errors_become_grader_errors():
-    def boom(text: str) -> float:
+    def boom(response: str) -> float:
         raise RuntimeError("broken rule")
 
     g = RewardFunctionGrader(boom)

@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from rlreward import ConfigError, UnknownNameError
+from rlreward import ConfigError, UnknownNameError, batched
 from rlreward.rewards import (
     CallableReward,
     RewardFunction,
@@ -17,13 +17,14 @@ from rlreward.rewards import (
 )
 
 
-def shouty(text: str) -> float:
-    """A single-text user function (module level, so it pickles)."""
-    return 1.0 if text.isupper() else 0.0
+def shouty(response: str) -> float:
+    """A per-row user function (module level, so it pickles)."""
+    return 1.0 if response.isupper() else 0.0
 
 
-def batch_len(texts, *, prompts=None, references=None):
-    return [min(1.0, len(t) / 10) for t in texts]
+@batched
+def batch_len(response: list[str]) -> list[float]:
+    return [min(1.0, len(t) / 10) for t in response]
 
 
 def test_unknown_name_lists_known_names_and_does_not_guess():
@@ -58,7 +59,7 @@ def test_parameters_are_validated_with_the_allowed_values():
     assert get_reward_function("length").target_max == 200  # a fresh instance each time
 
 
-def test_register_single_text_and_batched_callables():
+def test_register_per_row_and_declared_batched_functions():
     reg = RewardRegistry(shared=False)
     reg.register("shouty", shouty)
     reg.register("batch_len", batch_len)
@@ -69,8 +70,8 @@ def test_register_single_text_and_batched_callables():
     assert s(["HEY", "hey"]) == [1.0, 0.0]
     assert b(["12345", "1234567890abc"]) == [0.5, 1.0]
     assert pickle.loads(pickle.dumps(s))(["HEY"]) == [1.0]
-    # declared explicitly: a batched function whose parameter is not called `texts`
-    reg.register("declared", lambda xs: [0.25] * len(xs), batched=True)
+    # declared where it is registered instead of by the decorator
+    reg.register("declared", lambda response: [0.25] * len(response), batched=True)
     assert reg.get_reward_function("declared")(["a", "b"]) == [0.25, 0.25]
 
 
@@ -78,8 +79,8 @@ def test_register_decorator_overwrite_and_duplicate_error():
     reg = RewardRegistry(shared=False)
 
     @reg.register("polite", score_range=(-1.0, 1.0))
-    def polite(text: str) -> float:
-        return 1.0 if "please" in text.lower() else -1.0
+    def polite(response: str) -> float:
+        return 1.0 if "please" in response.lower() else -1.0
 
     assert polite("please") == 1.0  # the decorator returns the function unchanged
     fn = reg.get_reward_function("polite")
@@ -123,9 +124,9 @@ def test_register_reward_function_classes_and_instances():
 
 def test_user_function_output_is_checked():
     reg = RewardRegistry(shared=False)
-    reg.register("short", lambda texts: [0.5])
-    reg.register("too_high", lambda text: 2.0)
-    reg.register("nan", lambda text: float("nan"))
+    reg.register("short", lambda response: [0.5], batched=True)
+    reg.register("too_high", lambda response: 2.0)
+    reg.register("nan", lambda response: float("nan"))
     with pytest.raises(ValueError, match="returned 1 scores for 2 texts"):
         reg.get_reward_function("short")(["a", "b"])
     with pytest.raises(ValueError, match=r"outside its declared range \[0.0, 1.0\]"):
@@ -135,8 +136,8 @@ def test_user_function_output_is_checked():
 
 
 def test_callable_params_and_prompt_reference_passing():
-    def overlap(text, reference=None, scale=1.0):
-        return scale * float(reference is not None and reference in text)
+    def overlap(response, reference_response=None, scale=1.0):
+        return scale * float(reference_response is not None and reference_response in response)
 
     reg = RewardRegistry(shared=False)
     reg.register("overlap", overlap, needs_reference=True)

@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from rlreward import ConfigError, UnknownNameError
+from rlreward import ConfigError, UnknownNameError, batched
 from rlreward.errors import GradingFailedError
 from rlreward.rewards import get_reward_function
 from rlreward.training.composite import CompositeReward, compute_composite
@@ -22,8 +22,8 @@ TEXTS = [
 SEED_FIVE = ["length", "sentiment", "safety", "coherence", "helpfulness"]
 
 
-def count_words(text: str) -> float:
-    return min(1.0, len(text.split()) / 10)
+def count_words(response: str) -> float:
+    return min(1.0, len(response.split()) / 10)
 
 
 def test_weights_count_must_match_functions():
@@ -78,7 +78,9 @@ def test_ranges_other_than_unit_are_normalised():
     from rlreward.rewards import RewardRegistry
 
     reg = RewardRegistry(shared=False)
-    reg.register("signed", lambda text: 1.0 if "good" in text else -1.0, score_range=(-1, 1))
+    reg.register(
+        "signed", lambda response: 1.0 if "good" in response else -1.0, score_range=(-1, 1)
+    )
     comp = CompositeReward(["signed"], registry=reg)
     assert comp(["good", "bad"]).composite == [1.0, 0.0]
 
@@ -97,9 +99,10 @@ def test_seed_five_equal_weights_and_batch_size_give_same_scores():
 def test_missing_references_fail_before_any_scoring():
     calls = []
 
-    def spy(texts):
-        calls.append(len(texts))
-        return [0.5] * len(texts)
+    @batched
+    def spy(response):
+        calls.append(len(response))
+        return [0.5] * len(response)
 
     comp = CompositeReward([spy, "math_answer"])
     with pytest.raises(ConfigError, match=r"\['math_answer'\] need references"):
@@ -111,7 +114,7 @@ def test_missing_references_fail_before_any_scoring():
 
 
 def test_function_errors_propagate_instead_of_becoming_scores():
-    def broken(texts):
+    def broken(response):
         raise RuntimeError("model not loaded")
 
     with pytest.raises(

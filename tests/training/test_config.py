@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+import rlreward
 from rlreward.errors import ConfigError
 from rlreward.training.config import RewardModelSourceConfig, RewardModelTrainingConfig
 
@@ -94,8 +95,9 @@ def test_training_config_rules(overrides, expected):
 
 
 def test_callable_reward_function_is_accepted():
-    def shout(texts, *, prompts=None, references=None):
-        return [min(1.0, t.count("!") / 3) for t in texts]
+    @rlreward.batched
+    def shout(response):
+        return [min(1.0, t.count("!") / 3) for t in response]
 
     assert cfg(reward_functions=["length", shout]).reward_functions[1] is shout
 

@@ -7,6 +7,8 @@ import os
 
 import pytest
 
+import rlreward
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from rlreward.data import load_reward_records
@@ -58,8 +60,9 @@ def test_reference_texts_reach_reference_functions():
 
 
 def test_callable_reward_function():
-    def exclaim(texts, *, prompts=None, references=None):
-        return [min(1.0, t.count("!") / 2) for t in texts]
+    @rlreward.batched
+    def exclaim(response):
+        return [min(1.0, t.count("!") / 2) for t in response]
 
     trainer = RewardModelTrainer(reward_functions=["length", exclaim])
     data = trainer.generate_training_data(TEXTS[:30], show_progress=False)
