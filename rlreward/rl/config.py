@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlreward.checks import number_rule
+from rlreward.checks import is_number, is_weight, number_rule
 from rlreward.errors import ConfigError, UnknownNameError
 from rlreward.training.config import (
     MIN_TRAINING_TEXTS,
@@ -86,10 +86,16 @@ class RLTrainingConfig:
     #: (at the PPO response length, labelled with the composite through the runner)
     reward_training_policy_samples: int = 0
     reward_training_max_length: int = 256
-    # a ready reward model, or (GRPO) a reward spec with LLM judges
+    # a ready reward model, and/or a reward spec (e.g. LLM judges); how they join
+    # (rlreward.rl.reward): the spec's Reward nested as "spec", weighted with the rest
     reward_model_name: str | None = None
     reward_model_path: str | None = None
     reward_spec: Any = None
+    reward_spec_weight: float = 1.0
+    reward_model_weight: float = 1.0
+    #: the reward model's scale when it joins bounded graders: "sigmoid" or (low, high)
+    reward_model_normalize: str | None = None
+    reward_model_bounds: Sequence[float] | None = None
     # the RL run
     num_epochs: float = 1
     batch_size: int = 8
@@ -172,6 +178,33 @@ class RLTrainingConfig:
                     "directory; give the output directory of a trained reward model, or use "
                     "reward_model_name=<hub id> for a model on the Hugging Face Hub"
                 )
+        for name in ("reward_spec_weight", "reward_model_weight"):
+            if not is_weight(getattr(self, name)):
+                raise ConfigError(
+                    f"{_OWNER}: {name}={_short(getattr(self, name))} is not allowed; use a "
+                    "finite number > 0 (the member's weight in the trainer's reward)"
+                )
+        if self.reward_model_normalize not in (None, "sigmoid"):
+            raise ConfigError(
+                f"{_OWNER}: reward_model_normalize={_short(self.reward_model_normalize)} is not "
+                "allowed; use 'sigmoid' (scores squashed to (0, 1)) or None (raw scores)"
+            )
+        if self.reward_model_bounds is not None:
+            b = self.reward_model_bounds
+            ok = isinstance(b, Sequence) and not isinstance(b, str) and len(b) == 2
+            ok = ok and all(is_number(v) for v in b) and b[0] < b[1]
+            if not ok:
+                raise ConfigError(
+                    f"{_OWNER}: reward_model_bounds={_short(b)} is not allowed; give (low, high), "
+                    "two finite numbers with low < high (the reward model's scores that count "
+                    "as worst and best; scores outside are clipped)"
+                )
+            if self.reward_model_normalize is not None:
+                raise ConfigError(
+                    f"{_OWNER}: give reward_model_normalize or reward_model_bounds, not both "
+                    "(a sigmoid-normalised model is already on (0, 1))"
+                )
+            self.reward_model_bounds = (float(b[0]), float(b[1]))
         if not given and self.reward_functions is None and self.reward_spec is None:
             raise ConfigError(
                 f"{_OWNER}: algorithm={self.algorithm!r} needs a reward: reward_functions=[...], "
@@ -290,9 +323,6 @@ class RLTrainingConfig:
             )
 
     def _check_options(self) -> None:
-        from rlreward.rl.ppo import PPOSettings
-
-        known = {f.name for f in fields(PPOSettings)}
         for name in ("ppo_options", "grpo_options"):
             value = getattr(self, name)
             if not isinstance(value, Mapping):
@@ -307,13 +337,6 @@ class RLTrainingConfig:
             from rlreward.rl.grpo import check_num_generations
 
             check_num_generations(self.batch_size, self.grpo_options.get("num_generations"))
-        unknown = sorted(set(self.ppo_options) - known)
-        if unknown:
-            raise ConfigError(
-                f"{_OWNER}: ppo_options has unknown keys {unknown}; known: "
-                f"{', '.join(sorted(known))} "
-                "(other PPOConfig fields go under ppo_options={'extra': {...}})"
-            )
 
     # -- derived ---------------------------------------------------------------------
     @property

@@ -82,6 +82,14 @@ def create_rl_trainer(model_name: str, dataset_name: Any = None, **kwargs: Any) 
         from rlreward.rl.unsloth import require_unsloth
 
         require_unsloth()  # before transformers/TRL load, so its patches apply
+    if config.algorithm == "ppo":
+        from rlreward.rl.options import check_ppo_options
+
+        check_ppo_options(config.ppo_options)
+    else:
+        from rlreward.rl.grpo import check_grpo_options
+
+        check_grpo_options(config.grpo_options)
     report = None
     reward_ref = config.reward_family_reference
     if config.algorithm == "ppo" and reward_ref is not None:

@@ -1,10 +1,12 @@
-"""GRPO through TRL's ``GRPOTrainer`` with rlreward rewards via the TRL adapter.
+"""GRPO through TRL's ``GRPOTrainer``, rewarded by the trainer's one ``Reward``.
 
-GRPO needs no value model and reads rewards from text, so any grader works: rule
-functions, LLM judges (a reward spec), and reward models (``RewardModelGrader``). They
-are combined into one ``RewardSpec`` and handed to TRL by
-``rlreward.integrations.trl.make_reward_funcs`` (one function per grader, weighted by
-``GRPOConfig.reward_weights``, so TRL logs ``rewards/<grader>/mean``).
+GRPO needs no value model and reads rewards from text, so any reward works: rule
+functions, LLM judges (a reward spec), reward models, or a mix (``rlreward.rl.reward``
+builds it). ``build_grpo_trainer`` hands that ``Reward`` to
+``rlreward.integrations.trl.make_reward_funcs(reward, mode="combined")``: ONE TRL reward
+function whose value per completion is the reward's value (None where it failed or did
+not apply), with weight 1.0, so what GRPO optimises is exactly ``reward.aevaluate``'s
+score; the graders' values are logged beside it.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from rlreward.errors import ConfigError
 from rlreward.training.arguments import run_args
 
 __all__ = [
-    "build_grpo_reward_spec",
     "build_grpo_trainer",
+    "check_grpo_options",
     "check_num_generations",
     "make_grpo_config",
 ]
@@ -26,59 +28,17 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def build_grpo_reward_spec(
-    *,
-    reward_functions: Sequence[Any] | None = None,
-    weights: Sequence[float] | None = None,
-    reward_model: str | None = None,
-    reward_model_weight: float = 1.0,
-    reward_spec: Any = None,
-) -> Any:
-    """One RewardSpec: the given spec's graders, plus rule functions and a reward model.
+def check_grpo_options(options: Mapping[str, Any], owner: str = "create_rl_trainer") -> None:
+    """Every key of ``grpo_options`` is a field of the installed TRL's ``GRPOConfig``
+    (imports TRL, loads no model); else a ConfigError naming it, with a close match."""
+    import dataclasses
 
-    Weights: the rule functions get ``weights`` (equal when None), the reward model
-    ``reward_model_weight``, and the spec's graders the weights of its first aggregator.
-    """
-    from rlreward.aggregators import WeightedSumAggregator
-    from rlreward.graders.registry import as_grader
-    from rlreward.integrations.spec import load_spec
-    from rlreward.runner import GraderConfig
+    from trl import GRPOConfig
 
-    graders: dict[str, GraderConfig] = {}
-    agg_weights: dict[str, float] = {}
-    runner_opts: dict[str, Any] = {}
-    if reward_spec is not None:
-        spec = load_spec(reward_spec)
-        graders.update(spec.graders)
-        first = spec.aggregators[0] if spec.aggregators else None
-        spec_weights = dict(getattr(first, "weights", None) or {}) or dict.fromkeys(
-            spec.graders, 1.0
-        )
-        agg_weights.update(spec_weights)
-        runner_opts = {"max_concurrency": spec.max_concurrency, "timeout": spec.timeout}
-    funcs = list(reward_functions or [])
-    fw = list(weights) if weights is not None else [1.0] * len(funcs)
-    for fn, w in zip(funcs, fw, strict=True):
-        grader = as_grader(fn)  # the grader a spec builds from the same name or function
-        if grader.name in graders:
-            raise ConfigError(
-                f"two rewards are named {grader.name!r}; rename one in the reward spec"
-            )
-        graders[grader.name] = GraderConfig(grader)
-        agg_weights[grader.name] = float(w)
-    if reward_model is not None:
-        from rlreward.graders.reward_model import RewardModelGrader
+    from rlreward.rl.options import check_option_names
 
-        graders["reward_model"] = GraderConfig(RewardModelGrader(reward_model, name="reward_model"))
-        agg_weights["reward_model"] = float(reward_model_weight)
-    if not graders:
-        raise ConfigError(
-            "GRPO needs at least one reward: rule functions, a reward model or a reward spec"
-        )
-    from rlreward.integrations.spec import RewardSpec
-
-    aggregator = WeightedSumAggregator("reward", weights=agg_weights, on_error="renormalize")
-    return RewardSpec(graders, [aggregator], **runner_opts)
+    known = {f.name for f in dataclasses.fields(GRPOConfig) if f.init}
+    check_option_names(owner, "grpo_options", options, known, "GRPOConfig")
 
 
 def check_num_generations(batch_size: int, num_generations: Any = None) -> int:
@@ -136,17 +96,18 @@ def build_grpo_trainer(
     policy: Any,
     tokenizer: Any,
     dataset: Any,
-    reward_spec: Any,
+    reward: Any,
     config_kwargs: Mapping[str, Any],
     callbacks: Sequence[Any] = (),
     peft_config: Any | None = None,
 ) -> tuple[Any, Any]:
-    """(GRPOTrainer, RewardLoggingCallback) over ``reward_spec`` through the TRL adapter."""
+    """(GRPOTrainer, RewardLoggingCallback): GRPO on ``reward`` (a ``Reward``) through the
+    TRL adapter's combined function (exact under every on_error and with abstentions)."""
     from trl import GRPOTrainer
 
     from rlreward.integrations.trl import RewardLoggingCallback, make_reward_funcs
 
-    funcs, weights = make_reward_funcs(reward_spec, mode="combined")  # exact under any on_error
+    funcs, weights = make_reward_funcs(reward, mode="combined")
     config = make_grpo_config(reward_weights=weights, **config_kwargs)
     logging_cb = RewardLoggingCallback(funcs)
     reward_funcs: list[Any] = list(funcs)  # async callables: TRL awaits them (its hint is sync)

@@ -1,9 +1,10 @@
 """PPO through TRL's ``PPOTrainer`` (``trl.experimental.ppo``; TRL 1.12 is its last release).
 
 What this module wires, and why:
-- the reward is a ``TextRewardModel`` (decode the policy's ids, score the texts with the
-  reward model's own tokenizer and forward), so TRL's rewards equal
-  ``RewardModelGrader.score_texts`` for the same text;
+- TRL's "reward model" is a ``TextRewardModel`` over a ``RewardScorer`` of the trainer's
+  one ``Reward`` (``rl/reward_adapter.py``): it decodes the policy's ids and grades the
+  texts, so the reward TRL reads for a (prompt, response) is that ``Reward``'s value for
+  it (a reward model, rule functions, judges, or any mix);
 - the value model is the reward model's network, causal and with its head on every
   token (``build_value_model``);
 - queries are left-padded to one fixed ``context_length`` (the text adapter splits
@@ -33,12 +34,13 @@ __all__ = [
     "build_ppo_trainer",
     "make_ppo_config",
     "quiet_trl_generation",
+    "trl_ppo",
 ]
 
 logger = logging.getLogger(__name__)
 
 
-def _trl_ppo() -> Any:
+def trl_ppo() -> Any:
     """``trl.experimental.ppo``, imported without TRL's "experimental API" warning.
 
     We pin TRL 1.12 because it is the last release with PPOTrainer; the warning would only
@@ -53,7 +55,8 @@ def _trl_ppo() -> Any:
 
 @dataclass
 class PPOSettings:
-    """PPO knobs that ``create_rl_trainer`` does not name (passed as ``ppo_options``)."""
+    """PPO knobs that ``create_rl_trainer`` does not name (passed as ``ppo_options``, with
+    any other ``PPOConfig`` field, which goes to ``extra``)."""
 
     total_episodes: int | None = None
     num_ppo_epochs: int = 4
@@ -101,7 +104,7 @@ def make_ppo_config(
     bf16: bool = False,
 ) -> Any:
     """A TRL ``PPOConfig`` with the settings that make PPO run on CPU and on one GPU."""
-    PPOConfig = _trl_ppo().PPOConfig
+    PPOConfig = trl_ppo().PPOConfig
 
     kwargs: dict[str, Any] = {
         "output_dir": output_dir,
@@ -139,7 +142,7 @@ def build_ppo_trainer(
     peft_config: Any | None = None,
 ) -> Any:
     """TRL's PPOTrainer over our pieces (policy eos/pad ids already on its generation_config)."""
-    PPOTrainer = _trl_ppo().PPOTrainer
+    PPOTrainer = trl_ppo().PPOTrainer
 
     policy.generation_config.eos_token_id = tokenizer.eos_token_id
     policy.generation_config.pad_token_id = tokenizer.pad_token_id

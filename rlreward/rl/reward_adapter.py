@@ -9,12 +9,13 @@ decodes the policy's ids and broadcasts each text's score over the sequence so t
 reads exactly the score the scorer returns. Queries are padded to a fixed
 ``context_length`` so the backbone knows where the prompt ends.
 
-The scorer PPO uses is ``SpecScorer``: the rows ``{"query": prompt, "response": text}``
-go through ``GradingRunner`` with the reward spec's graders (a reward model, rule
-functions, LLM judges, or any mix) and the value is the spec's first aggregator for each
-row, the same number ``runner.run`` returns for that text. A row whose aggregate is a
-GraderError stops the step with the reason (PPO has no way to skip one sample, and a
-made-up score would be trained on).
+The scorer PPO uses is ``RewardScorer``: the rows ``{"query": prompt, "response": text}``
+are graded by the trainer's one ``Reward`` (a reward model, rule functions, LLM judges, a
+spec, or any mix; ``rlreward.rl.reward``) and the value is that reward's value for each
+row, the same number ``reward.aevaluate(query=prompt, response=text)`` gives. PPO has
+no way to skip one sample and a made-up score would be trained on, so a row whose
+reward failed stops the step with the reason, and so does a row the reward does not
+apply to (every weighted grader abstained), with its own message.
 
 The value model must read the policy's ids token by token (it is trained, and TRL calls
 it inside the policy/value wrapper): it is a sequence-classification network with its
@@ -37,7 +38,7 @@ from rlreward.checks import RunningStats, number_rule, short_repr
 from rlreward.errors import ConfigError
 
 __all__ = [
-    "SpecScorer",
+    "RewardScorer",
     "TextRewardModel",
     "TextScorer",
     "build_value_model",
@@ -75,50 +76,54 @@ def split_and_decode(
     return prompts, responses
 
 
-class SpecScorer:
-    """``scorer(texts, prompts)``: a reward spec's first aggregate per text, via the runner.
+class RewardScorer:
+    """``scorer(texts, prompts)``: a ``Reward``'s value per text (what PPO trains on).
 
     Args:
-        spec: a ``RewardSpec`` (``rlreward.integrations.spec``) whose first aggregator is
-            the reward; a spec without aggregators must have exactly one grader.
+        reward: the ``Reward`` (``trainer.reward``); anything ``load_reward`` takes.
         show_progress: show the runner's progress bar (off: PPO calls it every step).
     """
 
-    def __init__(self, spec: Any, *, show_progress: bool = False) -> None:
-        self.spec = spec
-        self.reward_name = spec.reward_name
-        if self.reward_name is None:
-            if len(spec.graders) != 1:
-                raise ConfigError(
-                    f"the PPO reward spec has {len(spec.graders)} graders and no aggregator; "
-                    "add one (e.g. a weighted_sum) so that PPO gets one number per text"
-                )
-            self.reward_name = next(iter(spec.graders))
-        self.runner = spec.build_runner(show_progress=show_progress)
-        #: the runner's results of the last call (every grader's value per row)
+    def __init__(self, reward: Any, *, show_progress: bool = False) -> None:
+        from rlreward.integrations.spec import load_reward
+
+        self.reward = load_reward(reward)
+        self.reward_name = self.reward.name
+        self.show_progress = show_progress
+        #: the reward's results of the last call (every grader's and monitor's value per row)
         self.last_results: Any = None
 
     def rows(self, texts: Sequence[str], prompts: Sequence[str] | None) -> list[dict[str, Any]]:
-        """The rows the runner grades: ``response`` and, when known, ``query``."""
+        """The rows the reward grades: ``response`` and, when known, ``query``."""
         if prompts is None:
             return [{"response": t} for t in texts]
         return [{"query": p, "response": t} for t, p in zip(texts, prompts, strict=True)]
 
     def __call__(self, texts: list[str], prompts: list[str] | None = None) -> list[float]:
-        from rlreward.schema import GraderError
+        from rlreward.schema import GraderAbstention, GraderError
 
-        results = self.runner.run(self.rows(texts, prompts))
+        results = self.reward.grade(self.rows(texts, prompts), show_progress=self.show_progress)
         self.last_results = results
-        column = results[self.reward_name]
+        column = self.reward.results(results)
+        name, n = self.reward_name, len(texts)
         failed = {i: r.error for i, r in enumerate(column) if isinstance(r, GraderError)}
         if failed:
             first = next(iter(failed))
             raise RuntimeError(
-                f"the PPO reward {self.reward_name!r} failed for {len(failed)} of {len(texts)} "
-                f"responses (row {first}: {failed[first]}); PPO cannot skip a sample, so fix the "
-                "grader or give the spec's aggregator on_error='renormalize'"
+                f"the PPO reward {name!r} failed for {len(failed)} of {n} responses (row "
+                f"{first}: {failed[first]}); PPO cannot skip a sample and a made-up score "
+                "would be trained on, so fix the grader (or, in a reward spec, choose its "
+                "aggregator's on_error)"
             )
-        return [float(r.score) for r in column]
+        skipped = {i: r.reason for i, r in enumerate(column) if isinstance(r, GraderAbstention)}
+        if skipped:
+            first = next(iter(skipped))
+            raise RuntimeError(
+                f"the PPO reward {name!r} does not apply to {len(skipped)} of {n} responses "
+                f"(row {first}: {skipped[first]}); PPO cannot skip a sample, so give every "
+                "row the fields its graders need, or add a grader that applies to every row"
+            )
+        return [float(v) for v in self.reward.values(results)]  # type: ignore[arg-type]
 
 
 class _DecodeAndScore(nn.Module):

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rlreward.reward import Reward
 from rlreward.rl.config import RLTrainingConfig
 from rlreward.rl.history import StepLogger
 
@@ -33,6 +34,9 @@ POLICY_METADATA_FILE = "rlreward_policy.json"
 class RLTrainer:
     """Reward-model training then RL, as one object with ``train()`` and ``save_model()``.
 
+    ``reward`` is the one ``Reward`` PPO and GRPO optimise (``rlreward.rl.reward`` has the
+    rule), built here before any model loads; ``label_reward`` the rule functions'
+    ``Reward`` that labels a reward model trained in stage 1 (None without functions).
     Attributes filled as stages run: ``reward_model_path`` and ``reward_model_metrics``
     (held-out Spearman etc. of a model trained here), ``policy`` / ``tokenizer``,
     ``trl_trainer`` (TRL's PPOTrainer or GRPOTrainer), ``history`` (one dict per RL
@@ -46,6 +50,14 @@ class RLTrainer:
             None if config.train_custom_reward_model else config.reward_model_source
         )
         self.reward_model_metrics: dict[str, Any] | None = None
+        self.label_reward: Reward | None = None
+        if config.reward_functions:
+            from rlreward.training.labels import label_reward
+
+            self.label_reward = label_reward(
+                list(config.reward_functions), config.reward_function_weights
+            )
+        self.reward: Reward = self._build_reward()
         self.policy: Any = None
         self.tokenizer: Any = None
         self.trl_trainer: Any = None
@@ -141,27 +153,23 @@ class RLTrainer:
         logger.info("reward model trained in %.1f s: %s", self.timings["reward_model_s"], path)
         return path
 
-    def label_spec(self) -> Any:
-        """The rule functions' weighted sum as a reward spec: the reward model's target."""
-        from rlreward.rl.grpo import build_grpo_reward_spec
-
-        cfg = self.config
-        spec = build_grpo_reward_spec(
-            reward_functions=cfg.reward_functions, weights=cfg.reward_function_weights
-        )
-        spec.aggregators[0].on_error = "error"  # a label is never made up
-        return spec
-
     def label_texts(
         self, texts: Sequence[str], prompts: Sequence[str] | None = None
     ) -> list[float]:
-        """The true composite of ``texts`` (the aggregator's value through the runner)."""
-        from rlreward.rl.reward_adapter import SpecScorer
+        """The labels of ``texts``: ``label_reward``'s value per text (GradingFailedError
+        naming the function, text and error where a label cannot be computed)."""
+        from rlreward.errors import ConfigError
+        from rlreward.training.labels import label_rows, label_values
 
-        scorer = SpecScorer(self.label_spec())
+        if self.label_reward is None:
+            raise ConfigError(
+                "label_texts needs reward_functions: the labels are their weighted sum; pass "
+                "reward_functions=[...] to create_rl_trainer"
+            )
         if prompts is not None and not any(prompts):
             prompts = None
-        return scorer(list(texts), None if prompts is None else list(prompts))
+        _, labels = label_values(self.label_reward, label_rows(list(texts), prompts))
+        return labels
 
     # -- stage 2: policy, prompts, TRL trainer --------------------------------------------
     def load_policy(self) -> tuple[Any, Any]:
@@ -287,19 +295,33 @@ class RLTrainer:
         self.timings["setup_s"] = time.perf_counter() - start
         return self.trl_trainer
 
-    def reward_spec(self) -> Any:
-        """What RL optimises: the reward spec, rule functions and reward model as one spec."""
-        from rlreward.rl.grpo import build_grpo_reward_spec
+    def _build_reward(self) -> Reward:
+        """What RL optimises (the rule in ``rlreward.rl.reward``); loads no model."""
+        from rlreward.rl.reward import DeferredRewardModel, build_reward, measured_bounds
 
         cfg = self.config
-        return build_grpo_reward_spec(
-            reward_functions=None if cfg.train_custom_reward_model else cfg.reward_functions,
-            weights=None if cfg.train_custom_reward_model else cfg.reward_function_weights,
-            reward_model=self.reward_model_path,
-            reward_spec=cfg.reward_spec,
+        custom = bool(cfg.train_custom_reward_model)
+        model, known = None, None
+        source = cfg.reward_model_source
+        if source is not None:
+            model = DeferredRewardModel(source, normalize=cfg.reward_model_normalize)
+            if custom:  # it learns the label reward's values: their range is its scale
+                known = self.label_reward.score_range if self.label_reward else None
+            else:
+                known = measured_bounds(source)
+        return build_reward(
+            spec=cfg.reward_spec,
+            spec_weight=cfg.reward_spec_weight,
+            functions=None if custom else cfg.reward_functions,
+            function_weights=None if custom else cfg.reward_function_weights,
+            reward_model=model,
+            reward_model_weight=cfg.reward_model_weight,
+            reward_model_bounds=cfg.reward_model_bounds,
+            known_bounds=known,
         )
 
     def _build_ppo(self, policy: Any, tokenizer: Any, dataset: Any) -> Any:
+        from rlreward.rl.options import split_ppo_options
         from rlreward.rl.policy import policy_source
         from rlreward.rl.ppo import (
             PPOSettings,
@@ -307,17 +329,19 @@ class RLTrainer:
             build_ppo_trainer,
             make_ppo_config,
         )
-        from rlreward.rl.reward_adapter import SpecScorer, TextRewardModel, build_value_model
+        from rlreward.rl.reward_adapter import RewardScorer, TextRewardModel, build_value_model
 
         cfg = self.config
+        named, extra = split_ppo_options(cfg.ppo_options)
         settings = PPOSettings(
             **{
                 "response_length": cfg.max_new_tokens,
                 "max_prompt_length": self.prompt_length(),
-                **cfg.ppo_options,
-            }
+                **named,
+            },
+            extra=extra,
         )
-        self.scorer = SpecScorer(self.reward_spec())
+        self.scorer = RewardScorer(self.reward)
         queries, lookup = build_ppo_dataset(
             list(dataset["prompt"]), tokenizer, settings.max_prompt_length
         )
@@ -353,13 +377,12 @@ class RLTrainer:
         from rlreward.rl.grpo import build_grpo_trainer
 
         cfg = self.config
-        spec = self.reward_spec()
         self.step_logger = StepLogger()
         trainer, _ = build_grpo_trainer(
             policy=policy,
             tokenizer=tokenizer,
             dataset=dataset,
-            reward_spec=spec,
+            reward=self.reward,
             config_kwargs={
                 "output_dir": os.fspath(cfg.output_dir),
                 "batch_size": cfg.batch_size,

@@ -1,41 +1,31 @@
 """CompositeReward: several reward functions and positive weights -> one score per text.
 
-The composite is not computed here: each function becomes the grader a reward spec
-builds from it (``rlreward.graders.registry.as_grader``: a RewardFunctionGrader for a
-rule function, a FunctionGrader for a user's function), a ``GradingRunner`` grades the
-texts, and the composite is the value of its ``WeightedSumAggregator``
-(range-normalised, lower-is-better functions turned around, weights normalised to sum
-1), so reward-model labels are exactly what the same functions give as a reward spec.
-The normalised scores are the aggregator's published components. This is what
-reward-model training labels its texts with. Everything is validated at construction;
-a function that fails on a text raises ``GradingFailedError`` naming the function, the
-text and the error (offline data generation must not invent scores).
+The composite is not computed here: it is the value of the rule functions' ``Reward``
+(``rlreward.training.labels.label_reward``: each function the grader a spec builds from
+it, under one ``WeightedSumAggregator``, range-normalised, lower-is-better functions turned
+around, weights normalised to sum 1), so reward-model labels are exactly what
+``label_reward(functions, weights).aevaluate(response=text)`` gives. The normalised
+scores are the aggregator's published components. Everything is validated at
+construction; a function that fails on a text raises ``GradingFailedError`` naming the
+function, the text and the error (offline data generation must not invent scores).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from rlreward.aggregators import WeightedSumAggregator
-from rlreward.checks import number_rule, weight_list_rule
-from rlreward.errors import ConfigError, GradingFailedError
-from rlreward.graders.registry import as_grader
-from rlreward.rewards.base import RewardFunction, as_text_batch
+from rlreward.checks import number_rule
+from rlreward.errors import ConfigError
+from rlreward.reward import Reward
+from rlreward.rewards.base import as_text_batch
 from rlreward.rewards.registry import RewardRegistry
-from rlreward.rewards.wrap import as_reward_function
-from rlreward.runner import GradingRunner
-from rlreward.schema import GraderScore
+from rlreward.training.labels import FunctionLike, label_reward, label_rows, label_values
 
 __all__ = ["CompositeReward", "CompositeScores", "compute_composite"]
-
-FunctionLike = str | RewardFunction | Callable[..., Any]
-#: grader calls in flight per chunk: lets expensive functions batch, costs nothing for cheap ones
-_CONCURRENCY = 256
 
 
 @dataclass(frozen=True)
@@ -59,32 +49,13 @@ class CompositeScores:
         ]
 
 
-def _resolve(fn: FunctionLike, registry: RewardRegistry, index: int) -> RewardFunction:
-    if isinstance(fn, str):
-        return registry.get_reward_function(fn)
-    try:
-        return as_reward_function(fn)
-    except ConfigError as exc:
-        raise ConfigError(f"functions[{index}]: {exc}") from None
-
-
-def _check_weights(weights: Sequence[float] | None, names: list[str]) -> dict[str, float]:
-    if weights is None:
-        return {n: 1.0 / len(names) for n in names}
-    problem = weight_list_rule(weights, names)
-    if problem is not None:
-        raise ConfigError(problem)
-    total = math.fsum(weights)
-    return {n: float(w) / total for n, w in zip(names, weights, strict=False)}
-
-
 @dataclass
 class CompositeReward:
     """Weighted mean of range-normalised reward functions.
 
     Args:
-        functions: registry names, RewardFunction instances or a user's functions (by the
-            one calling convention, docs/grading.md), or a ``{name: function}`` dict to
+        functions: registry names, RewardFunction instances or plain callables (see
+            ``rlreward.rewards.wrap`` for callables), or a ``{name: function}`` dict to
             choose result keys (e.g. two differently configured ``length`` functions).
         weights: one positive weight per function; ``None`` = equal weights.
         registry: where names are looked up (default: the process-wide registry).
@@ -93,79 +64,63 @@ class CompositeReward:
     functions: Sequence[FunctionLike] | Mapping[str, FunctionLike]
     weights: Sequence[float] | None = None
     registry: RewardRegistry | None = field(default=None, repr=False, compare=False)
-    _fns: dict[str, RewardFunction] = field(init=False, repr=False, compare=False)
-    _weights: dict[str, float] = field(init=False, repr=False, compare=False)
-    _runner: GradingRunner = field(init=False, repr=False, compare=False)
-    _key: str = field(init=False, repr=False, compare=False)
+    _reward: Reward = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        registry = self.registry or RewardRegistry()
         funcs = self.functions
-        items: list[tuple[str | None, RewardFunction]]
-        if isinstance(funcs, Mapping):
-            items = [(str(k), _resolve(v, registry, i)) for i, (k, v) in enumerate(funcs.items())]
-        elif isinstance(funcs, (str, bytes)) or not isinstance(funcs, Sequence):
+        if not isinstance(funcs, Mapping) and (
+            isinstance(funcs, (str, bytes)) or not isinstance(funcs, Sequence)
+        ):
             raise ConfigError(
                 f"functions must be a list of reward function names/callables, got {funcs!r}; "
                 "e.g. CompositeReward(['length', 'safety'])"
             )
-        else:
-            items = [(None, _resolve(f, registry, i)) for i, f in enumerate(funcs)]
-        if not items:
+        if not funcs:
             raise ConfigError("CompositeReward needs at least one reward function")
-        fns: dict[str, RewardFunction] = {}
-        for key, fn in items:
-            name = key or fn.name
-            if name in fns:
-                raise ConfigError(
-                    f"two reward functions are named {name!r}; pass a dict {{name: function}} "
-                    "to give them distinct names"
-                )
-            rng = getattr(fn, "score_range", None)
-            if rng is None or len(rng) != 2 or not rng[0] < rng[1]:
-                raise ConfigError(
-                    f"reward function {name!r} needs a bounded score_range to be combined, "
-                    f"got {rng!r}"
-                )
-            fns[name] = fn
-        self._fns = fns
-        self._weights = _check_weights(self.weights, list(fns))
-        self._key = "composite"  # the aggregate's result key; grader keys are the names
-        while self._key in fns:
-            self._key = f"_{self._key}"
-        graders = {k: as_grader(fn, name=k) for k, fn in fns.items()}
-        aggregator = WeightedSumAggregator(self._key, weights=self._weights, on_error="error")
-        self._runner = GradingRunner(
-            graders, aggregators=aggregator, max_concurrency=_CONCURRENCY, show_progress=False
-        )
+        self._reward = label_reward(funcs, self.weights, registry=self.registry)
         self.registry = None  # resolved; keep the object small and picklable
 
     @property
-    def names(self) -> list[str]:
-        return list(self._fns)
+    def reward(self) -> Reward:
+        """The rule functions' Reward: its value is the composite (the label)."""
+        return self._reward
 
     @property
-    def reward_functions(self) -> dict[str, RewardFunction]:
-        return dict(self._fns)
+    def graders(self) -> dict[str, Any]:
+        """``{name: grader}``: each function as the grader a spec builds from it."""
+        return dict(self._reward.runner.graders)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._reward.runner.graders)
+
+    @property
+    def reward_functions(self) -> dict[str, Any]:
+        """``{name: function}``: the RewardFunction (rule functions) or the user's function."""
+        return {n: getattr(g, "function", getattr(g, "fn", g)) for n, g in self.graders.items()}
 
     @property
     def normalised_weights(self) -> dict[str, float]:
-        return dict(self._weights)
+        return dict(self._reward.weighted_sum().grader_weights)
+
+    def needing(self, field_name: str) -> list[str]:
+        """The functions that need ``field_name`` (``query``, ``reference_response``)."""
+        return [n for n, g in self.graders.items() if field_name in g.required_fields]
 
     @property
     def needs_prompt(self) -> bool:
-        return any(f.needs_prompt for f in self._fns.values())
+        return bool(self.needing("query"))
 
     @property
     def needs_reference(self) -> bool:
-        return any(f.needs_reference for f in self._fns.values())
+        return bool(self.needing("reference_response"))
 
     def _check_inputs(self, n: int, prompts: Any, references: Any) -> None:
-        for what, values, flag in (
-            ("prompts", prompts, "needs_prompt"),
-            ("references", references, "needs_reference"),
+        for what, values, field_name in (
+            ("prompts", prompts, "query"),
+            ("references", references, "reference_response"),
         ):
-            needing = [k for k, f in self._fns.items() if getattr(f, flag)]
+            needing = self.needing(field_name)
             if values is None and needing:
                 raise ConfigError(
                     f"reward functions {needing} need {what}; pass {what}=[...] (one per text)"
@@ -191,35 +146,20 @@ class CompositeReward:
         if batch_size is not None and number_rule(batch_size, integer=True, low=1) is not None:
             raise ConfigError(f"batch_size must be an int >= 1 or None, got {batch_size!r}")
         step = batch_size or max(n, 1)
-        raw: dict[str, list[float]] = {k: [] for k in self._fns}
-        normalised: dict[str, list[float]] = {k: [] for k in self._fns}
+        raw: dict[str, list[float]] = {k: [] for k in self.names}
+        normalised: dict[str, list[float]] = {k: [] for k in self.names}
         composite: list[float] = []
+        rows = label_rows(batch, p, r)
         starts = range(0, n, step)
         for s in tqdm(starts, desc="reward functions", unit="batch", disable=not show_progress):
-            rows: list[dict[str, str]] = [{"response": t} for t in batch[s : s + step]]
-            for field_name, values in (("query", p), ("reference_response", r)):
-                if values is not None:
-                    for row, value in zip(rows, values[s : s + step], strict=True):
-                        row[field_name] = value
-            results = self._runner.run(rows)
-            for i, agg in enumerate(results[self._key]):
-                if not isinstance(agg, GraderScore):
-                    raise GradingFailedError(self._failure(results, s + i, s))
+            results, labels = label_values(self._reward, rows[s : s + step], offset=s)
+            for i, agg in enumerate(self._reward.results(results)):
                 components = agg.metadata["components"]
-                for k in self._fns:
-                    raw[k].append(results[k][i].score)  # type: ignore[union-attr]
+                for k in self.names:
+                    raw[k].append(results[k][i].score)
                     normalised[k].append(components[k])
-                composite.append(agg.score)
-        return CompositeScores(self.names, dict(self._weights), raw, normalised, composite)
-
-    def _failure(self, results: Any, index: int, start: int) -> str:
-        failed = {
-            k: results[k][index - start].error
-            for k in self._fns
-            if not isinstance(results[k][index - start], GraderScore)
-        }
-        detail = "; ".join(f"reward function {k!r}: {e}" for k, e in failed.items())
-        return f"text {index}: {detail or results[self._key][index - start].error}"
+            composite.extend(labels)
+        return CompositeScores(self.names, self.normalised_weights, raw, normalised, composite)
 
     def score(self, text: str, *, prompt: str | None = None, reference: str | None = None) -> float:
         """The composite score of one text."""

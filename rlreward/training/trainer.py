@@ -1,6 +1,6 @@
 """RewardModelTrainer: train a neural reward model that reproduces a rule-based composite.
 
-    texts -> CompositeReward (rule functions) -> datasets.Dataset
+    texts -> CompositeReward (the rule functions' Reward, training/labels.py) -> datasets.Dataset
           -> Trainer (regression) | TRL RewardTrainer (pairwise), optional LoRA
           -> held-out Spearman / Pearson / MSE -> model dir + rlreward_reward_model.json
 
@@ -67,6 +67,10 @@ LOW_MINILM_LEARNING_RATE = 1e-4
 #: the seed's recommendation, the usual one for 0.5B+ bases
 LARGE_MODEL_LEARNING_RATE = 1e-5
 _RESERVED = ("text", "prompt", "reference", "composite")
+
+
+def _label_range(rng: tuple[float, float] | None) -> list[float] | None:
+    return None if rng is None else [float(rng[0]), float(rng[1])]
 
 
 def _describe(fn: Any) -> dict[str, Any]:
@@ -196,13 +200,12 @@ class RewardModelTrainer:
                     )
             aux[name] = values
         check_number(o, "batch_size", batch_size, integer=True, low=1, low_ok=True)
-        for fn in self.composite.reward_functions.values():
-            for flag, name in (("needs_prompt", "prompts"), ("needs_reference", "reference_texts")):
-                if getattr(fn, flag, False) and aux[name] is None:
-                    raise ConfigError(
-                        f"{o}: reward function {getattr(fn, 'name', fn)!r} needs {name}=[...] "
-                        "(one per text)"
-                    )
+        for field_name, name in (("query", "prompts"), ("reference_response", "reference_texts")):
+            needing = self.composite.needing(field_name)
+            if needing and aux[name] is None:
+                raise ConfigError(
+                    f"{o}: reward function {needing[0]!r} needs {name}=[...] (one per text)"
+                )
         per: dict[str, list[float]] = {name: [] for name in self.reward_function_names}
         composite: list[float] = []
         bar = tqdm(
@@ -433,7 +436,7 @@ class RewardModelTrainer:
         labels = run.train_rows[s.label_column] + (
             run.eval_rows[s.label_column] if run.eval_rows else []
         )
-        functions = self.composite.reward_functions.values()
+        functions = self.composite.graders.values()
         return {
             "rlreward_version": __version__,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -448,6 +451,9 @@ class RewardModelTrainer:
             "input_format": run.input_format,
             "max_length": s.max_length,
             "label_stats": summary_stats(labels),
+            # the range the labels lie in (the label reward's): the model's scale when it
+            # joins bounded graders in create_rl_trainer
+            "label_range": _label_range(self.composite.reward.score_range),
             "score_stats": metrics.pop("score_stats"),
             "metrics": metrics,
             "training": {
