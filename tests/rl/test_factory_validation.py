@@ -149,7 +149,11 @@ def test_unknown_argument_suggests_the_close_one() -> None:
 
 
 def test_ppo_options_are_checked() -> None:
-    _raises("ppo_options has unknown keys \\['kl'\\]", ppo_options={"kl": 0.1}, **CUSTOM)
+    _raises(
+        "ppo_options has unknown keys \\['kl'\\]; each must be a field of PPOSettings or PPOConfig",
+        ppo_options={"kl": 0.1},
+        **CUSTOM,
+    )
 
 
 def test_unsloth_4bit_needs_lora() -> None:

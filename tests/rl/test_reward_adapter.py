@@ -113,36 +113,38 @@ def test_value_model_is_causal_and_scores_every_token(minilm_reward_dir: Path) -
     assert not torch.allclose(full[:, -1], full2[:, -1])
 
 
-def test_trl_get_reward_equals_the_runner_for_a_combined_spec(minilm_reward_dir: Path) -> None:
-    """PPO's reward is any spec through the runner: a reward model plus rule functions here.
+def test_trl_get_reward_equals_the_reward_for_functions_and_a_reward_model(
+    minilm_reward_dir: Path,
+) -> None:
+    """PPO's reward is any Reward: a reward model plus rule functions here.
 
-    What TRL's ``get_reward`` reads through the adapter is, row by row, the aggregator's
-    value that ``GradingRunner.run`` returns for the same (prompt, response).
+    What TRL's ``get_reward`` reads through the adapter is, row by row, the reward's value
+    for the same (prompt, response).
     """
     from trl.experimental.utils import get_reward
 
-    from rlreward.rl.grpo import build_grpo_reward_spec
-    from rlreward.rl.reward_adapter import SpecScorer, TextRewardModel
+    from rlreward.rl.reward import DeferredRewardModel, build_reward
+    from rlreward.rl.reward_adapter import RewardScorer, TextRewardModel
 
-    spec = build_grpo_reward_spec(
-        reward_functions=["length", "safety"],
-        weights=[0.5, 0.25],
-        reward_model=str(minilm_reward_dir),
+    reward = build_reward(
+        functions=["length", "safety"],
+        function_weights=[0.5, 0.25],
+        reward_model=DeferredRewardModel(str(minilm_reward_dir), normalize="sigmoid"),
         reward_model_weight=0.25,
     )
-    scorer = SpecScorer(spec)
+    scorer = RewardScorer(reward)
     tok = _policy_tokenizer()
     ids, lookup = _query_responses(tok, PROMPTS[:4], RESPONSES, 16)
     adapter = TextRewardModel(scorer, tok, 16, prompt_lookup=lookup)
     with torch.no_grad():
         _, scores, _ = get_reward(adapter, ids, tok.pad_token_id, 16)
-    # the adapter decodes the policy's uncased ids: the runner gets that same text
+    # the adapter decodes the policy's uncased ids: the reward gets that same text
     texts = [tok.decode(tok(r, add_special_tokens=False)["input_ids"]) for r in RESPONSES]
     rows = [{"query": p, "response": t} for p, t in zip(PROMPTS[:4], texts, strict=True)]
-    results = spec.build_runner(show_progress=False).run(rows)
-    expected = [r.score for r in results["reward"]]
+    results = reward.grade(rows)
+    expected = reward.values(results)
     assert scores.tolist() == pytest.approx(expected, abs=1e-6)
-    assert max(expected) - min(expected) > 1e-3
+    assert max(expected) - min(expected) > 1e-3  # type: ignore[operator]
     # every grader took part: the value is not the reward model's alone
     assert expected != pytest.approx([r.score for r in results["reward_model"]], abs=1e-3)
 
@@ -150,21 +152,36 @@ def test_trl_get_reward_equals_the_runner_for_a_combined_spec(minilm_reward_dir:
 def test_a_failed_reward_row_stops_the_step_with_the_reason() -> None:
     from rlreward.aggregators import WeightedSumAggregator
     from rlreward.graders.function import FunctionGrader
-    from rlreward.integrations.spec import RewardSpec
-    from rlreward.rl.reward_adapter import SpecScorer
-    from rlreward.runner import GraderConfig
+    from rlreward.reward import Reward
+    from rlreward.rl.reward_adapter import RewardScorer
 
     def picky(response: str) -> float:
         if "idk" in response:
             raise ValueError("cannot grade 'idk'")
         return 1.0
 
-    spec = RewardSpec(
-        {"picky": GraderConfig(FunctionGrader(picky, name="picky"))},
-        [WeightedSumAggregator("reward", on_error="error")],
+    reward = Reward(
+        {"picky": FunctionGrader(picky, name="picky")},
+        WeightedSumAggregator("reward", on_error="error"),
     )
     with pytest.raises(RuntimeError, match=r"failed for 1 of 4 responses \(row 2: .*idk"):
-        SpecScorer(spec)(RESPONSES)
+        RewardScorer(reward)(RESPONSES)
+
+
+def test_an_abstaining_reward_row_stops_the_step_with_its_own_message() -> None:
+    from rlreward.graders.function import FunctionGrader
+    from rlreward.reward import Reward
+    from rlreward.rl.reward_adapter import RewardScorer
+    from rlreward.schema import GraderAbstention
+
+    def only_long(response: str) -> float | GraderAbstention:
+        if len(response) < 5:
+            return GraderAbstention("only_long", "too short to judge")
+        return 1.0
+
+    scorer = RewardScorer(Reward({"only_long": FunctionGrader(only_long, name="only_long")}))
+    with pytest.raises(RuntimeError, match=r"does not apply to 1 of 4 responses \(row 2: .*"):
+        scorer(RESPONSES)
 
 
 @pytest.mark.parametrize("bad", [0, True, 16.0, "16"])
