@@ -1,12 +1,13 @@
 """GRPO with TRL, rewarded by rule functions and, given a judge endpoint, LLM judges.
 
-The reward functions reach TRL through rlreward's TRL adapter: one reward function per
-grader, weighted by GRPOConfig.reward_weights, logged as ``rewards/<name>/mean``. With
-``OPENAI_API_KEY`` set, or only ``OPENAI_BASE_URL`` for a keyless local server (vLLM,
-SGLang; a ``.env`` file in the working directory works too), two LLM judges join:
-relevance and harmfulness (lower is better; turned around). With neither it says so and
-uses the rule functions alone. With no flags: the embedded tiny policy
-(warmed up on the shipped texts) on the shipped questions, offline on CPU.
+``create_rl_trainer`` builds one reward (``trainer.reward``) and hands it to TRL through
+rlreward's TRL adapter as ONE combined reward function, logged as ``reward``, with each
+member's value logged beside it. With ``OPENAI_API_KEY`` set, or only
+``OPENAI_BASE_URL`` for a keyless local server (vLLM, SGLang; a ``.env`` file in the
+working directory works too), a judge spec (relevance and harmfulness, lower is better;
+turned around) joins the rule functions as one member named ``spec``. With neither it
+says so and uses the rule functions alone. With no flags: the embedded tiny policy on
+the shipped questions, offline on CPU, without a warm-up unless ``--warmup-steps`` asks.
 
     python recipes/grpo_trl.py
     python recipes/grpo_trl.py --model-name Qwen/Qwen3-0.6B --max-steps 200 --batch-size 8
@@ -78,8 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--warmup-steps",
         type=int,
         default=None,
-        help="supervised policy warm-up steps before GRPO (default: 300 for the embedded "
-        "policy, 0 for real models)",
+        help="supervised policy warm-up steps before GRPO (default: none; --quick: 5)",
     )
     p.add_argument(
         "--judge-model",

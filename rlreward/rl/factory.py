@@ -34,9 +34,11 @@ def create_rl_trainer(model_name: str, dataset_name: Any = None, **kwargs: Any) 
             everyday questions). Prompts come from ``prompt_column`` (default: the first
             of prompt, query, question, instruction, input); ``dataset_split`` picks a
             split; ``max_samples`` keeps the first N rows.
-        algorithm: ``"ppo"`` or ``"grpo"``; both take their reward through the runner
-            from rule functions, a reward model and/or a reward spec (combined by one
-            weighted-sum aggregator).
+        algorithm: ``"ppo"`` or ``"grpo"``; both optimise ``trainer.reward``, the one
+            ``Reward`` built here from a reward spec, rule functions and/or a reward model
+            (the rule: ``rlreward.rl.reward``): a spec alone is its own Reward; functions
+            or a reward model beside it join it as members ``"spec"``, ``<function
+            names>``, ``"reward_model"`` of one weighted sum with ``on_error="error"``.
         backend: ``"trl"`` or ``"unsloth"`` (CUDA GPU only: 4-bit + LoRA policy; on a
             machine without one this raises instead of switching).
         train_custom_reward_model: train the reward model first from
@@ -50,8 +52,14 @@ def create_rl_trainer(model_name: str, dataset_name: Any = None, **kwargs: Any) 
             (None: the trainer's default) / ``_batch_size`` / ``_max_length``, and
             ``reward_training_use_lora`` (+ ``reward_training_lora_config``).
         reward_model_name / reward_model_path: a ready reward model (hub id / directory).
-        reward_spec: a reward spec (YAML path, dict or RewardSpec), e.g. LLM judges,
-            combined with ``reward_functions`` and any reward model.
+        reward_spec: a reward (a ``Reward``, a RewardSpec, a spec dict or YAML path), e.g.
+            LLM judges; ``reward_spec_weight`` (default 1) is its weight when functions or
+            a reward model join it.
+        reward_model_weight: the reward model's weight beside other members (default 1).
+        reward_model_normalize / reward_model_bounds: the reward model's scale when it
+            joins bounded graders: ``"sigmoid"`` or ``(low, high)`` (clipped). Not needed
+            for a model trained by rlreward (its label range is known) nor for a reward
+            model alone; otherwise a ConfigError says to give one.
         num_epochs, batch_size, learning_rate, output_dir, seed: the RL run.
         max_prompt_length / max_new_tokens: query and response lengths in tokens
             (``max_prompt_length=None``: the longest prompt as the tokenizer and its chat
@@ -60,8 +68,10 @@ def create_rl_trainer(model_name: str, dataset_name: Any = None, **kwargs: Any) 
         use_lora, load_in_4bit, lora_r, lora_alpha, max_seq_length: the policy's
             adapters (LoRA defaults on with unsloth and for PPO, off for GRPO with TRL).
         ppo_options: ``PPOSettings`` fields (total_episodes, num_ppo_epochs, kl_coef,
-            temperature, ..., ``extra`` for any other PPOConfig field).
-        grpo_options: GRPOConfig fields (num_generations, beta, max_steps, ...).
+            temperature, ...) or any other field of the installed TRL's PPOConfig.
+        grpo_options: fields of the installed TRL's GRPOConfig (num_generations, beta,
+            max_steps, ...). Both are checked here, before any model loads: an unknown
+            key is a ConfigError naming it with the closest field.
 
     Raises:
         ConfigError (and its subclasses UnknownNameError, FamilyMismatchError,
