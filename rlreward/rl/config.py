@@ -7,8 +7,13 @@ The rules (each failure is a ConfigError naming the argument, the value and the 
   a reward spec (LLM judges), with at most one reward model source
   (``train_custom_reward_model``: trained here from ``reward_functions``, which then only
   label its training texts; ``reward_model_name``: hub; ``reward_model_path``: directory);
-- training a reward model needs known ``reward_functions``, at least 10
-  ``reward_training_texts`` and positive weights, one per function;
+- training a reward model needs known ``reward_functions``, at least 10 training texts
+  and positive weights, one per function; its config is ONE typed object,
+  ``reward_model_training`` (a ``RewardModelTrainingConfig``: data fields plus the
+  hyperparameters declared once in ``RewardModelHyperparameters``). The seed's flat
+  keywords (``reward_training_texts``, ``reward_training_epochs``, ...; the table is
+  ``FLAT_REWARD_TRAINING``) keep working: ``create_rl_trainer`` maps them into it, and
+  its errors name the keyword that was given;
 - numbers are positive, counts are integers, local paths exist.
 
 The policy/reward-model family check loads tokenizers, so it runs in
@@ -18,8 +23,9 @@ The policy/reward-model family check loads tokenizers, so it runs in
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +33,51 @@ from rlreward.checks import is_number, is_weight, number_rule
 from rlreward.errors import ConfigError, UnknownNameError
 from rlreward.training.config import (
     MIN_TRAINING_TEXTS,
+    RewardModelTrainingConfig,
     validate_reward_functions,
-    validate_texts,
     validate_weights,
 )
 
-__all__ = ["ALGORITHMS", "BACKENDS", "RLTrainingConfig"]
+__all__ = ["ALGORITHMS", "BACKENDS", "FLAT_REWARD_TRAINING", "RLTrainingConfig"]
 
 ALGORITHMS = ("ppo", "grpo")
 BACKENDS = ("trl", "unsloth")
 _OWNER = "create_rl_trainer"
 _LOCAL_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".txt", ".arrow")
+
+
+DEFAULT_REWARD_MODEL_DIR = "./reward_models/custom"
+#: the seed's flat keywords of create_rl_trainer -> fields of reward_model_training
+FLAT_REWARD_TRAINING = {
+    "reward_training_texts": "training_texts",
+    "reward_training_prompts": "prompts",
+    "reward_training_base_model": "base_model_name",
+    "reward_training_output_dir": "output_dir",
+    "reward_training_epochs": "num_epochs",
+    "reward_training_lr": "learning_rate",
+    "reward_training_batch_size": "batch_size",
+    "reward_training_max_length": "max_length",
+    "reward_training_use_lora": "use_lora",
+    "reward_training_lora_config": "lora_config",
+    "reward_training_policy_samples": "policy_samples",
+}
+_FIELD_TO_FLAT = {v: k for k, v in FLAT_REWARD_TRAINING.items()}
+_TRAINING_FIELDS = tuple(f.name for f in fields(RewardModelTrainingConfig))
+
+
+def _flat_names(given: Mapping[str, Any]) -> list[str]:
+    return [_FIELD_TO_FLAT.get(k, f"reward_model_training.{k}") for k in given]
+
+
+def _flat_message(message: str) -> str:
+    """A RewardModelTrainingConfig message with each field named as create_rl_trainer's
+    keyword (``reward_training_epochs``), or ``reward_model_training.<field>``."""
+
+    def name(match: re.Match[str]) -> str:
+        field_ = match.group(1)
+        return _FIELD_TO_FLAT.get(field_, f"reward_model_training.{field_}")
+
+    return f"{_OWNER}: " + re.sub(r"RewardModelTrainingConfig\.(\w+)", name, message)
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -69,23 +109,14 @@ class RLTrainingConfig:
     dataset_name: Any = None
     algorithm: str = "ppo"
     backend: str = "trl"
-    # a reward model trained here from rule-based reward functions
-    train_custom_reward_model: bool = False
-    reward_training_texts: Sequence[str] | None = None
-    reward_training_prompts: Sequence[str] | None = None
+    # rule-based reward functions: the reward (no reward model trained here), or the
+    # labels of a reward model trained here
     reward_functions: Sequence[Any] | None = None
     reward_function_weights: Sequence[float] | None = None
-    reward_training_base_model: str | None = None
-    reward_training_output_dir: str = "./reward_models/custom"
-    reward_training_epochs: float = 3
-    reward_training_lr: float | None = None
-    reward_training_batch_size: int = 8
-    reward_training_use_lora: bool = False
-    reward_training_lora_config: Mapping[str, Any] | None = None
-    #: policy samples per training prompt added to the reward model's training texts
-    #: (at the PPO response length, labelled with the composite through the runner)
-    reward_training_policy_samples: int = 0
-    reward_training_max_length: int = 256
+    # a reward model trained here: one typed object (a dict of its fields, or the seed's
+    # flat reward_training_* keywords, is turned into one; see FLAT_REWARD_TRAINING)
+    train_custom_reward_model: bool = False
+    reward_model_training: RewardModelTrainingConfig | Mapping[str, Any] | None = None
     # a ready reward model, and/or a reward spec (e.g. LLM judges); how they join
     # (rlreward.rl.reward): the spec's Reward nested as "spec", weighted with the rest
     reward_model_name: str | None = None
@@ -130,13 +161,15 @@ class RLTrainingConfig:
                 "SmolLM2-135M-Instruct"
             )
         self.model_name = os.fspath(self.model_name)
+        if isinstance(self.reward_model_training, RewardModelTrainingConfig):
+            self.train_custom_reward_model = True  # given whole: it says what to train
         if self.algorithm not in ALGORITHMS:
             raise UnknownNameError("algorithm", str(self.algorithm), ALGORITHMS)
         if self.backend not in BACKENDS:
             raise UnknownNameError("backend", str(self.backend), BACKENDS)
         self._check_reward_sources()
-        self._check_reward_training()
         self._check_numbers()
+        self._check_reward_training()
         self._check_dataset()
         self._check_options()
 
@@ -214,6 +247,19 @@ class RLTrainingConfig:
 
     def _check_reward_training(self) -> None:
         funcs = self.reward_functions
+        rmt = self.reward_model_training
+        if isinstance(rmt, RewardModelTrainingConfig):  # given whole: it says what to train
+            self.train_custom_reward_model = True
+            if funcs is None:
+                funcs = self.reward_functions = list(rmt.reward_functions)
+                if self.reward_function_weights is None:
+                    self.reward_function_weights = rmt.reward_weights
+            elif list(funcs) != list(rmt.reward_functions):
+                raise ConfigError(
+                    f"{_OWNER}: reward_functions={_short(funcs)} differ from "
+                    f"reward_model_training.reward_functions={_short(rmt.reward_functions)}; "
+                    "give the label functions once (in reward_model_training)"
+                )
         if funcs is not None:
             self.reward_functions = validate_reward_functions(_OWNER, "reward_functions", funcs)
         if self.reward_function_weights is not None:
@@ -229,58 +275,61 @@ class RLTrainingConfig:
                 self.reward_function_weights,
                 len(self.reward_functions or []),
             )
+        if rmt is not None and not isinstance(rmt, (Mapping, RewardModelTrainingConfig)):
+            raise ConfigError(
+                f"{_OWNER}: reward_model_training must be a RewardModelTrainingConfig or a dict "
+                f"of its fields, got {type(rmt).__name__}"
+            )
         if not self.train_custom_reward_model:
+            if isinstance(rmt, Mapping) and rmt:
+                given = ", ".join(_flat_names(rmt))
+                raise ConfigError(
+                    f"{_OWNER}: {given} given without train_custom_reward_model=True; set it to "
+                    "train a reward model here, or drop them"
+                )
+            self.reward_model_training = None
             return
         if funcs is None:
             raise ConfigError(
                 f"{_OWNER}: train_custom_reward_model=True needs reward_functions, e.g. "
                 "['length', 'sentiment', 'safety'] (the reward model learns their composite)"
             )
-        if self.reward_training_texts is None:
+        if isinstance(rmt, RewardModelTrainingConfig):
+            return
+        self.reward_model_training = self._training_config(dict(rmt or {}))
+
+    def _training_config(self, given: dict[str, Any]) -> RewardModelTrainingConfig:
+        """The typed reward-model training config from a dict of its fields (the flat
+        keywords mapped), with the RL defaults; its errors name the keyword given."""
+        if given.get("training_texts") is None:
             raise ConfigError(
                 f"{_OWNER}: train_custom_reward_model=True needs reward_training_texts (at least "
                 f"{MIN_TRAINING_TEXTS}); e.g. rlreward.data.load_reward_texts()"
             )
-        self.reward_training_texts = validate_texts(
-            _OWNER,
-            "reward_training_texts",
-            self.reward_training_texts,
-            min_count=MIN_TRAINING_TEXTS,
-        )
-        if self.reward_training_prompts is not None:
-            prompts = validate_texts(
-                _OWNER, "reward_training_prompts", self.reward_training_prompts
-            )
-            if len(prompts) != len(self.reward_training_texts):
-                raise ConfigError(
-                    f"{_OWNER}: got {len(prompts)} reward_training_prompts for "
-                    f"{len(self.reward_training_texts)} reward_training_texts; give one per "
-                    "text or None"
-                )
-            self.reward_training_prompts = prompts
-        if not isinstance(self.reward_training_output_dir, (str, os.PathLike)) or not os.fspath(
-            self.reward_training_output_dir
-        ):
+        fields_: dict[str, Any] = {
+            "output_dir": DEFAULT_REWARD_MODEL_DIR,
+            **given,
+            "reward_functions": list(self.reward_functions or []),
+            "reward_weights": self.reward_function_weights,
+        }
+        if fields_.get("base_model_name") is None:
+            fields_["base_model_name"] = self._policy_family()
+        fields_.setdefault("seed", self.seed)
+        unknown = sorted(set(fields_) - set(_TRAINING_FIELDS))
+        if unknown:
             raise ConfigError(
-                f"{_OWNER}: reward_training_output_dir={_short(self.reward_training_output_dir)} "
-                "must be a directory path"
+                f"{_OWNER}: reward_model_training has unknown fields {unknown}; known: "
+                f"{', '.join(_TRAINING_FIELDS)}"
             )
-        _number("reward_training_epochs", self.reward_training_epochs)
-        _number("reward_training_lr", self.reward_training_lr, allow_none=True)
-        _number("reward_training_batch_size", self.reward_training_batch_size, integer=True)
-        _number("reward_training_max_length", self.reward_training_max_length, integer=True)
-        n = self.reward_training_policy_samples
-        allowed = number_rule(n, integer=True, low=0)
-        if allowed is not None:
-            raise ConfigError(
-                f"{_OWNER}: reward_training_policy_samples={_short(n)} is not allowed; use "
-                f"{allowed} (0 = train on reward_training_texts only)"
-            )
-        if self.reward_training_lora_config is not None and not self.reward_training_use_lora:
-            raise ConfigError(
-                f"{_OWNER}: reward_training_lora_config is given but reward_training_use_lora="
-                "False; set reward_training_use_lora=True or drop the config"
-            )
+        try:
+            return RewardModelTrainingConfig(**fields_)
+        except ConfigError as exc:
+            raise ConfigError(_flat_message(str(exc))) from None
+
+    def _policy_family(self) -> str:
+        from rlreward.rl.policy import is_embedded_policy
+
+        return "embedded-smollm2" if is_embedded_policy(self.model_name) else self.model_name
 
     def _check_numbers(self) -> None:
         _number("num_epochs", self.num_epochs)
@@ -349,20 +398,26 @@ class RLTrainingConfig:
         return self.backend == "unsloth" or self.algorithm == "ppo"
 
     @property
+    def training(self) -> RewardModelTrainingConfig | None:
+        """The reward-model training config (None: no reward model is trained here)."""
+        rmt = self.reward_model_training
+        return rmt if isinstance(rmt, RewardModelTrainingConfig) else None
+
+    @property
     def reward_base_model(self) -> str:
         """The base of a reward model trained here: given, else the policy's own family
         (the embedded SmolLM2 for the embedded policy), so PPO's family check passes."""
-        if self.reward_training_base_model is not None:
-            return self.reward_training_base_model
-        from rlreward.rl.policy import is_embedded_policy
-
-        return "embedded-smollm2" if is_embedded_policy(self.model_name) else self.model_name
+        rmt = self.reward_model_training
+        if isinstance(rmt, RewardModelTrainingConfig):
+            return rmt.base_model_name
+        return self._policy_family()
 
     @property
     def reward_model_source(self) -> str | None:
         """What the PPO value model / reward grader load once any training is done."""
-        if self.train_custom_reward_model:
-            return os.fspath(self.reward_training_output_dir)
+        rmt = self.reward_model_training
+        if isinstance(rmt, RewardModelTrainingConfig):
+            return os.fspath(rmt.output_dir)
         if self.reward_model_path is not None:
             return os.fspath(self.reward_model_path)
         return self.reward_model_name

@@ -14,7 +14,7 @@ from difflib import get_close_matches
 from typing import Any
 
 from rlreward.errors import ConfigError
-from rlreward.rl.config import RLTrainingConfig
+from rlreward.rl.config import FLAT_REWARD_TRAINING, RLTrainingConfig
 from rlreward.rl.trainer import RLTrainer
 
 __all__ = ["create_rl_trainer"]
@@ -41,16 +41,19 @@ def create_rl_trainer(model_name: str, dataset_name: Any = None, **kwargs: Any) 
             names>``, ``"reward_model"`` of one weighted sum with ``on_error="error"``.
         backend: ``"trl"`` or ``"unsloth"`` (CUDA GPU only: 4-bit + LoRA policy; on a
             machine without one this raises instead of switching).
-        train_custom_reward_model: train the reward model first from
-            ``reward_functions`` (registry names or callables) weighted by
-            ``reward_function_weights`` on ``reward_training_texts`` (>= 10; optional
-            ``reward_training_prompts``) plus ``reward_training_policy_samples`` samples
-            of the policy per training prompt (at the RL response length, labelled with the
-            composite through the runner), from ``reward_training_base_model`` (None: the
-            policy's family; the embedded SmolLM2 for the embedded policy) into
-            ``reward_training_output_dir`` with ``reward_training_epochs`` / ``_lr``
-            (None: the trainer's default) / ``_batch_size`` / ``_max_length``, and
-            ``reward_training_use_lora`` (+ ``reward_training_lora_config``).
+        train_custom_reward_model: train the reward model first, as
+            ``reward_model_training`` says (a ``RewardModelTrainingConfig``, or a dict of
+            its fields; given whole, it implies this flag): labelled by
+            ``reward_functions`` weighted by ``reward_function_weights`` (the label
+            reward, ``trainer.label_reward``), on its ``training_texts`` (>= 10; optional
+            ``prompts``) plus ``policy_samples`` samples of the policy per training prompt,
+            from ``base_model_name`` (default: the policy's family; the embedded SmolLM2 for
+            the embedded policy) into ``output_dir`` (default ./reward_models/custom), with
+            the hyperparameters of ``RewardModelHyperparameters``. The seed's flat
+            keywords keep working and are mapped into it: ``reward_training_texts`` /
+            ``_prompts`` / ``_base_model`` / ``_output_dir`` / ``_epochs`` / ``_lr`` /
+            ``_batch_size`` / ``_max_length`` / ``_use_lora`` / ``_lora_config`` /
+            ``_policy_samples``.
         reward_model_name / reward_model_path: a ready reward model (hub id / directory).
         reward_spec: a reward (a ``Reward``, a RewardSpec, a spec dict or YAML path), e.g.
             LLM judges; ``reward_spec_weight`` (default 1) is its weight when functions or
@@ -77,7 +80,7 @@ def create_rl_trainer(model_name: str, dataset_name: Any = None, **kwargs: Any) 
         ConfigError (and its subclasses UnknownNameError, FamilyMismatchError,
         BackendUnavailableError): a bad argument, with the fix in the message.
     """
-    known = {f.name for f in fields(RLTrainingConfig)}
+    known = {f.name for f in fields(RLTrainingConfig)} | set(FLAT_REWARD_TRAINING)
     unknown = sorted(set(kwargs) - known)
     if unknown:
         close = {u: get_close_matches(u, known, n=1) for u in unknown}
@@ -87,6 +90,16 @@ def create_rl_trainer(model_name: str, dataset_name: Any = None, **kwargs: Any) 
         raise ConfigError(
             f"create_rl_trainer: unknown arguments {hints}; known: {', '.join(sorted(known))}"
         )
+    flat = {
+        FLAT_REWARD_TRAINING[k]: kwargs.pop(k) for k in list(kwargs) if k in FLAT_REWARD_TRAINING
+    }
+    if flat:
+        if kwargs.get("reward_model_training") is not None:
+            raise ConfigError(
+                f"create_rl_trainer: give reward_model_training or the flat keywords "
+                f"{sorted(k for k, v in FLAT_REWARD_TRAINING.items() if v in flat)}, not both"
+            )
+        kwargs["reward_model_training"] = flat
     config = RLTrainingConfig(model_name=model_name, dataset_name=dataset_name, **kwargs)
     if config.backend == "unsloth":
         from rlreward.rl.unsloth import require_unsloth

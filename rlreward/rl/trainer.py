@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,13 +91,14 @@ class RLTrainer:
     def train_reward_model(self) -> str | None:
         """Train the reward model from the rule functions (train_custom_reward_model=True).
 
-        Its training texts are ``reward_training_texts`` plus, with
-        ``reward_training_policy_samples=k``, k samples of the policy per training prompt at
-        the RL response length (what PPO will score), every text labelled with the
-        functions' weighted sum through the runner (``label_texts``).
+        As ``config.reward_model_training`` says: its ``training_texts`` plus, with
+        ``policy_samples=k``, k samples of the policy per training prompt at the RL
+        response length (what PPO will score), every text labelled by ``label_texts``
+        (the label reward's values), trained with its hyperparameters.
         """
         cfg = self.config
-        if not cfg.train_custom_reward_model or self.reward_model_path is not None:
+        rmt = cfg.training
+        if rmt is None or self.reward_model_path is not None:
             return self.reward_model_path
         from datasets import Dataset
 
@@ -105,14 +106,12 @@ class RLTrainer:
         from rlreward.training.trainer import RewardModelTrainer
 
         start = time.perf_counter()
-        texts = list(cfg.reward_training_texts or [])
-        prompts = list(cfg.reward_training_prompts) if cfg.reward_training_prompts else None
+        texts = list(rmt.training_texts)
+        prompts = list(rmt.prompts) if rmt.prompts else None
         sampled: list[str] = []
         sampled_prompts: list[str] = []
-        if cfg.reward_training_policy_samples:
-            asked = [
-                p for p in self.train_prompts() for _ in range(cfg.reward_training_policy_samples)
-            ]
+        if rmt.policy_samples:
+            asked = [p for p in self.train_prompts() for _ in range(rmt.policy_samples)]
             sampled = self.generate(
                 asked, seed=cfg.seed + 1, desc="policy samples for the reward model"
             )
@@ -127,22 +126,20 @@ class RLTrainer:
         if all_prompts is not None:
             columns["prompt"] = all_prompts
         rm = RewardModelTrainer(
-            base_model_name=cfg.reward_base_model,
-            reward_functions=list(cfg.reward_functions or []),
-            composite_weights=cfg.reward_function_weights,
-            use_lora=cfg.reward_training_use_lora,
-            lora_config=dict(cfg.reward_training_lora_config)
-            if cfg.reward_training_lora_config is not None
-            else None,
-            seed=cfg.seed,
+            base_model_name=rmt.base_model_name,
+            reward_functions=list(rmt.reward_functions),
+            composite_weights=rmt.reward_weights,
+            objective=rmt.objective,
+            use_lora=rmt.use_lora,
+            lora_config=dict(rmt.lora_config)
+            if isinstance(rmt.lora_config, Mapping)
+            else rmt.lora_config,
+            seed=rmt.seed,
         )
         path = rm.train_reward_model(
             Dataset.from_dict(columns),
-            output_dir=os.fspath(cfg.reward_training_output_dir),
-            num_epochs=cfg.reward_training_epochs,
-            learning_rate=cfg.reward_training_lr,
-            batch_size=cfg.reward_training_batch_size,
-            max_length=cfg.reward_training_max_length,
+            os.fspath(rmt.output_dir),
+            **rmt.hyperparameters(),
             show_progress=cfg.show_progress,
         )
         self.reward_model_path = path
@@ -259,8 +256,9 @@ class RLTrainer:
         """(answers, their prompts) to warm up on: the user's prompted reward texts, else
         the shipped question/answer records, so that the policy learns to answer queries."""
         cfg = self.config
-        if cfg.reward_training_texts and cfg.reward_training_prompts:
-            return list(cfg.reward_training_texts), list(cfg.reward_training_prompts)
+        rmt = cfg.training
+        if rmt is not None and rmt.prompts:
+            return list(rmt.training_texts), list(rmt.prompts)
         from rlreward.data import load_reward_records
 
         records = load_reward_records()

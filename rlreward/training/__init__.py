@@ -12,6 +12,7 @@ _EXPORTS = {
     "RewardModelTrainer": "rlreward.training.trainer",
     "RewardModelFidelityError": "rlreward.errors",
     "RewardModelTrainingConfig": "rlreward.training.config",
+    "RewardModelHyperparameters": "rlreward.training.settings",
     "RewardModelSourceConfig": "rlreward.training.config",
     "check_model_family": "rlreward.training.family",
     "require_same_family": "rlreward.training.family",

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from rlreward.checks import number_rule, short_repr
 from rlreward.errors import ConfigError
+from rlreward.training.settings import RewardModelHyperparameters
 from rlreward.training.validation import (
     MIN_TRAINING_TEXTS,
-    SEED_HYPERPARAMETERS,
     RewardFunctionRef,
     check_hyperparameters,
     nonempty_str,
-    short_repr,
     validate_reward_functions,
     validate_texts,
     validate_weights,
@@ -47,8 +47,12 @@ MODEL_MARKERS = ("config.json", "adapter_config.json")
 
 
 @dataclass
-class RewardModelTrainingConfig:
+class RewardModelTrainingConfig(RewardModelHyperparameters):
     """How to train a reward model that learns a weighted composite of rule-based rewards.
+
+    The data and model fields are here; the hyperparameters (``num_epochs``,
+    ``learning_rate``, ``batch_size``, ``gradient_accumulation_steps``, ``max_length``,
+    ...) are ``RewardModelHyperparameters``, declared once there (keyword-only).
 
     ``base_model_name`` is a hub id, a local directory, or ``"embedded"`` for the MiniLM
     shipped with rlreward (offline). ``learning_rate=None`` picks 2e-4 for the embedded
@@ -57,6 +61,8 @@ class RewardModelTrainingConfig:
     for 0.5B+ models). ``head_learning_rate=None`` lets the fresh reward head learn at
     ``max(learning_rate, 1e-3)`` in a full fine-tune of the embedded MiniLM, and at
     ``learning_rate`` otherwise (LoRA, other bases); see ``RewardModelTrainer``.
+    ``policy_samples`` is read by ``create_rl_trainer`` only: samples of the policy per
+    training prompt added to the texts (at the RL response length), 0 = none.
     """
 
     base_model_name: str
@@ -64,20 +70,13 @@ class RewardModelTrainingConfig:
     reward_functions: list[RewardFunctionRef]
     output_dir: str
     reward_weights: list[float] | None = None
-    num_epochs: int = 3
-    learning_rate: float | None = None
-    head_learning_rate: float | None = None
-    batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    max_length: int = 512
     prompts: list[str] | None = None
     reference_texts: list[str] | None = None
     objective: Literal["regression", "pairwise"] = "regression"
     use_lora: bool = False
     lora_config: Any = None
-    eval_fraction: float = 0.2
     seed: int = 0
-    min_spearman: float | None = None
+    policy_samples: int = 0
 
     def __post_init__(self) -> None:
         o = "RewardModelTrainingConfig"
@@ -110,8 +109,21 @@ class RewardModelTrainingConfig:
         self.reward_weights = validate_weights(
             o, "reward_weights", self.reward_weights, len(self.reward_functions)
         )
-        names = (*SEED_HYPERPARAMETERS, "head_learning_rate", "objective", "min_spearman")
-        check_hyperparameters(o, {n: getattr(self, n) for n in names})
+        self.check_hyperparameters(o)
+        check_hyperparameters(o, {"objective": self.objective})
+        if self.lora_config is not None and not self.use_lora:
+            raise ConfigError(
+                f"{o}.lora_config is given but {o}.use_lora=False; set use_lora=True or drop "
+                "the config"
+            )
+        if number_rule(self.seed, integer=True) is not None:
+            raise ConfigError(f"{o}.seed = {short_repr(self.seed)} is not allowed; use an integer")
+        allowed = number_rule(self.policy_samples, integer=True, low=0)
+        if allowed is not None:
+            raise ConfigError(
+                f"{o}.policy_samples = {short_repr(self.policy_samples)} is not allowed; use "
+                f"{allowed} (0 = train on the training texts only)"
+            )
 
     def build_trainer(self) -> Any:
         """A RewardModelTrainer with this config's model, functions and weights."""
@@ -137,17 +149,7 @@ class RewardModelTrainingConfig:
             show_progress=show_progress,
         )
         return trainer.train_reward_model(
-            data,
-            self.output_dir,
-            num_epochs=self.num_epochs,
-            learning_rate=self.learning_rate,
-            head_learning_rate=self.head_learning_rate,
-            batch_size=self.batch_size,
-            gradient_accumulation_steps=self.gradient_accumulation_steps,
-            max_length=self.max_length,
-            eval_fraction=self.eval_fraction,
-            min_spearman=self.min_spearman,
-            show_progress=show_progress,
+            data, self.output_dir, **self.hyperparameters(), show_progress=show_progress
         )
 
 

@@ -1,13 +1,18 @@
-"""TrainSettings: the hyperparameters of one reward-model training run, validated.
+"""The hyperparameters of reward-model training, declared once, and one run's settings.
 
-``RewardModelTrainer.train_reward_model`` and ``prepare`` build one from their keyword
-arguments, so every option is checked (with the field, the value and the fix) before a
-model is loaded, and ``hf_kwargs`` turns it into CPU-safe ``TrainingArguments`` fields.
+``RewardModelHyperparameters`` is the one declaration (names, defaults, validation) of
+how a reward model is trained. ``RewardModelTrainingConfig`` (the seed's config),
+``RewardModelTrainer.train_reward_model(**options)`` and ``create_rl_trainer``'s
+``reward_model_training`` (and its flat ``reward_training_*`` keywords) all take these
+fields; ``TrainSettings`` adds what one run needs (its directory, the progress bar) with
+the learning rates resolved, and ``hf_kwargs`` turns it into CPU-safe
+``TrainingArguments`` fields.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from difflib import get_close_matches
 from typing import Any
 
 from rlreward.errors import ConfigError
@@ -19,49 +24,91 @@ from rlreward.training.validation import (
     nonempty_str,
 )
 
-__all__ = ["TrainSettings"]
+__all__ = ["HYPERPARAMETERS", "RewardModelHyperparameters", "TrainSettings", "check_options"]
 
 
-@dataclass
-class TrainSettings:
-    """Options of ``train_reward_model`` (see its docstring).
+@dataclass(kw_only=True)
+class RewardModelHyperparameters:
+    """How a reward model is trained (every field is validated at construction).
 
-    ``learning_rate`` and ``head_learning_rate`` are resolved (never None) by
-    ``RewardModelTrainer.settings``.
+    ``learning_rate=None`` / ``head_learning_rate=None``: the trainer's measured
+    defaults (``RewardModelTrainer.default_learning_rate`` /
+    ``default_head_learning_rate``). ``min_spearman``: raise RewardModelFidelityError
+    (after saving) when the held-out Spearman falls short. ``input_format``: "auto",
+    "text", "pair", "chat" or a template. ``lora_merge``: merge a LoRA adapter into the
+    saved model. ``training_args``: extra TrainingArguments fields.
     """
 
-    output_dir: str
-    learning_rate: float
-    head_learning_rate: float
     num_epochs: float = 3
+    learning_rate: float | None = None
+    head_learning_rate: float | None = None
     batch_size: int = 8
     gradient_accumulation_steps: int = 1
     max_length: int = 512
     eval_fraction: float = 0.2
-    label_column: str = "composite"
-    input_format: str = "auto"
     min_spearman: float | None = None
-    lora_merge: bool = True
-    freeze_embeddings: bool = False
-    save_checkpoints: bool = False
-    show_progress: bool = True
-    logging_steps: int = 10
     warmup_ratio: float = 0.0
     weight_decay: float = 0.0
+    logging_steps: int = 10
+    freeze_embeddings: bool = False
+    lora_merge: bool = True
+    save_checkpoints: bool = False
+    label_column: str = "composite"
+    input_format: str = "auto"
     training_args: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.check_hyperparameters(type(self).__name__)
+
+    def check_hyperparameters(self, owner: str) -> None:
+        check_hyperparameters(owner, self.hyperparameters())
+        if self.input_format != "auto":
+            check_input_format(self.input_format, owner)
+        if self.training_args is not None and not isinstance(self.training_args, dict):
+            raise ConfigError(
+                f"{owner}.training_args must be a dict of TrainingArguments fields, "
+                f"got {type(self.training_args).__name__}"
+            )
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """``{field: value}`` of the hyperparameters alone (not a subclass's other fields)."""
+        return {name: getattr(self, name) for name in HYPERPARAMETERS}
+
+
+#: the hyperparameter names, in declaration order
+HYPERPARAMETERS = tuple(f.name for f in fields(RewardModelHyperparameters))
+
+
+def check_options(owner: str, options: dict[str, Any], extra: tuple[str, ...] = ()) -> None:
+    """A ConfigError naming every option that is not a hyperparameter (or in ``extra``)."""
+    known = (*HYPERPARAMETERS, *extra)
+    unknown = [k for k in options if k not in known]
+    if unknown:
+        hints = []
+        for k in unknown:
+            close = get_close_matches(k, known, n=1)
+            hints.append(f"{k!r} (did you mean {close[0]!r}?)" if close else repr(k))
+        raise ConfigError(
+            f"{owner}: unknown options {', '.join(hints)}; the hyperparameters are "
+            f"{', '.join(known)}"
+        )
+
+
+@dataclass(kw_only=True)
+class TrainSettings(RewardModelHyperparameters):
+    """One run of ``train_reward_model``: the hyperparameters with both learning rates
+    resolved (by ``RewardModelTrainer.settings``), its directory and progress bar."""
+
+    output_dir: str
+    learning_rate: float
+    head_learning_rate: float
+    show_progress: bool = True
 
     def __post_init__(self) -> None:
         o = "train_reward_model"
         fix = "give a directory to save the model in"
         self.output_dir = nonempty_str(o, "output_dir", self.output_dir, fix)
-        check_hyperparameters(o, {f.name: getattr(self, f.name) for f in fields(self)})
-        if self.input_format != "auto":
-            check_input_format(self.input_format, o)
-        if self.training_args is not None and not isinstance(self.training_args, dict):
-            raise ConfigError(
-                f"{o}.training_args must be a dict of TrainingArguments fields, "
-                f"got {type(self.training_args).__name__}"
-            )
+        self.check_hyperparameters(o)
 
     def hf_kwargs(self, seed: int) -> dict[str, Any]:
         """TrainingArguments fields that run anywhere: CPU without CUDA, bf16 only on CUDA."""

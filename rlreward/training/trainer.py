@@ -31,7 +31,7 @@ from rlreward.training.metrics import (
     summary_stats,
 )
 from rlreward.training.rows import Rows, labelled_columns, split_rows
-from rlreward.training.settings import TrainSettings
+from rlreward.training.settings import TrainSettings, check_options
 from rlreward.training.validation import (
     check_hyperparameters,
     check_number,
@@ -259,6 +259,7 @@ class RewardModelTrainer:
         """Validated settings (``learning_rate=None`` -> ``default_learning_rate()``,
         ``head_learning_rate=None`` -> ``default_head_learning_rate(learning_rate)``)."""
         o = "train_reward_model"
+        check_options(o, options, extra=("show_progress",))
         if options.get("learning_rate") is None:
             options["learning_rate"] = self.default_learning_rate()
         check_hyperparameters(o, {"learning_rate": options["learning_rate"]})
@@ -269,10 +270,7 @@ class RewardModelTrainer:
         check_hyperparameters(o, {"head_learning_rate": options["head_learning_rate"]})
         if self.is_embedded:
             self._warn_about_rates(options["learning_rate"], options["head_learning_rate"])
-        try:
-            return TrainSettings(output_dir=output_dir, **options)
-        except TypeError as exc:
-            raise ConfigError(f"{o}: {exc}") from None
+        return TrainSettings(output_dir=output_dir, **options)
 
     def _warn_about_rates(self, lr: float, head_lr: float) -> None:
         """Warn where the embedded MiniLM was measured to fall short, or (full fine-tunes;
@@ -373,42 +371,20 @@ class RewardModelTrainer:
             hf, hf.model, tokenizer, fmt, s, train_rows, eval_rows, train_ids, eval_ids
         )
 
-    def train_reward_model(
-        self,
-        training_data: Any,
-        output_dir: str,
-        num_epochs: float = 3,
-        learning_rate: float | None = None,
-        batch_size: int = 8,
-        gradient_accumulation_steps: int = 1,
-        max_length: int = 512,
-        eval_fraction: float = 0.2,
-        head_learning_rate: float | None = None,
-        **options: Any,
-    ) -> str:
+    def train_reward_model(self, training_data: Any, output_dir: str, **options: Any) -> str:
         """Train, score the held-out split, save model + tokenizer + metadata; returns the dir.
 
-        ``learning_rate=None`` uses ``default_learning_rate()``; ``head_learning_rate`` is
-        the rate of the fresh reward head (None: ``default_head_learning_rate``). More options (see
-        ``TrainSettings``): ``label_column``, ``input_format`` ("auto", "text", "pair",
-        "chat" or a template), ``min_spearman`` (raise RewardModelFidelityError, after
-        saving, when the held-out Spearman falls short), ``lora_merge`` (merge a LoRA
-        adapter into the saved model, default True), ``freeze_embeddings``,
-        ``save_checkpoints``, ``show_progress``, ``logging_steps``, ``warmup_ratio``,
-        ``weight_decay`` and ``training_args`` (extra TrainingArguments fields).
+        ``options`` are the ``RewardModelHyperparameters`` fields (the seed's
+        ``num_epochs``, ``learning_rate``, ``batch_size``, ``gradient_accumulation_steps``,
+        ``max_length``, and ``eval_fraction``, ``head_learning_rate``, ``min_spearman``,
+        ``label_column``, ``input_format``, ``lora_merge``, ``freeze_embeddings``,
+        ``save_checkpoints``, ``logging_steps``, ``warmup_ratio``, ``weight_decay``,
+        ``training_args``; defaults and meanings there) and ``show_progress``; an unknown
+        one is a ConfigError naming it. ``learning_rate=None`` uses
+        ``default_learning_rate()``, ``head_learning_rate=None``
+        ``default_head_learning_rate``.
         """
-        run = self.prepare(
-            training_data,
-            output_dir,
-            num_epochs=num_epochs,
-            learning_rate=learning_rate,
-            batch_size=batch_size,
-            gradient_accumulation_steps=gradient_accumulation_steps,
-            max_length=max_length,
-            eval_fraction=eval_fraction,
-            head_learning_rate=head_learning_rate,
-            **options,
-        )
+        run = self.prepare(training_data, output_dir, **options)
         s = run.settings
         started = time.perf_counter()
         result = run.trainer.train()

@@ -131,8 +131,10 @@ def test_reward_model_path_must_exist(tmp_path: Path) -> None:
         ("learning_rate", -1e-5, "learning_rate=-1e-05 is not allowed; use a number > 0"),
         ("num_epochs", 0, "num_epochs=0 is not allowed"),
         ("max_samples", 0, r"max_samples=0 is not allowed; use an integer >= 1 \(or None\)"),
-        ("reward_training_epochs", 0, "reward_training_epochs=0 is not allowed"),
-        ("reward_training_lr", 0.0, "reward_training_lr=0.0 is not allowed"),
+        ("reward_training_epochs", 0, "reward_training_epochs = 0 is not allowed"),
+        ("reward_training_lr", 0.0, "reward_training_lr = 0.0 is not allowed"),
+        ("reward_training_batch_size", 0, "reward_training_batch_size = 0 is not allowed"),
+        ("reward_training_policy_samples", -1, "reward_training_policy_samples = -1 is not"),
         ("policy_warmup_steps", -1, "policy_warmup_steps=-1 is not allowed"),
     ],
 )
@@ -209,3 +211,65 @@ def test_unsloth_without_a_gpu_raises_and_names_the_alternative(
         msg = str(info.value)
         assert "needs a CUDA GPU" in msg and "torch.cuda.is_available() is False" in msg
         assert "use backend='trl'" in msg
+
+
+def test_reward_model_training_is_one_typed_object() -> None:
+    """The seed's flat keywords become one RewardModelTrainingConfig; hyperparameters are
+    declared once (RewardModelHyperparameters) and their defaults come from there."""
+    from rlreward.training.config import RewardModelTrainingConfig
+    from rlreward.training.settings import RewardModelHyperparameters
+
+    trainer = create_rl_trainer(
+        "embedded",
+        **CUSTOM,
+        reward_training_epochs=2,
+        reward_training_lr=1e-4,
+        reward_training_output_dir="out/rm",
+    )
+    rmt = trainer.config.reward_model_training
+    assert isinstance(rmt, RewardModelTrainingConfig)
+    assert (rmt.num_epochs, rmt.learning_rate, rmt.output_dir) == (2, 1e-4, "out/rm")
+    assert rmt.training_texts == TEXTS and rmt.reward_functions == ["length", "sentiment"]
+    assert rmt.base_model_name == "embedded-smollm2"  # the policy's family
+    assert rmt.batch_size == RewardModelHyperparameters().batch_size  # one default
+    assert trainer.config.reward_model_source == "out/rm"
+
+    typed = RewardModelTrainingConfig(
+        base_model_name="embedded-smollm2",
+        training_texts=TEXTS,
+        reward_functions=["length", "safety"],
+        output_dir="out/typed",
+        num_epochs=1,
+    )
+    trainer = create_rl_trainer("embedded", reward_model_training=typed)
+    assert trainer.config.train_custom_reward_model  # given whole, it says what to train
+    assert trainer.config.reward_functions == ["length", "safety"]
+    assert trainer.label_reward is not None and list(trainer.label_reward.graders) == [
+        "length",
+        "safety",
+    ]
+    _raises(
+        "give reward_model_training or the flat keywords",
+        reward_model_training=typed,
+        reward_training_epochs=1,
+    )
+    _raises(
+        "reward_training_epochs given without train_custom_reward_model=True",
+        reward_functions=["length"],
+        reward_training_epochs=1,
+    )
+    _raises(
+        "reward_model_training has unknown fields \\['epochs'\\]",
+        train_custom_reward_model=True,
+        reward_functions=["length"],
+        reward_model_training={"training_texts": TEXTS, "epochs": 1},
+    )
+
+
+def test_train_reward_model_options_are_the_hyperparameters() -> None:
+    from rlreward.training.trainer import RewardModelTrainer
+
+    trainer = RewardModelTrainer(reward_functions=["length"])
+    with pytest.raises(ConfigError, match="'num_epoch' \\(did you mean 'num_epochs'\\?\\)"):
+        trainer.settings("/tmp/unused", num_epoch=2)
+    assert trainer.settings("/tmp/unused", num_epochs=2).num_epochs == 2
