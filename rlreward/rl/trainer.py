@@ -50,13 +50,7 @@ class RLTrainer:
             None if config.train_custom_reward_model else config.reward_model_source
         )
         self.reward_model_metrics: dict[str, Any] | None = None
-        self.label_reward: Reward | None = None
-        if config.reward_functions:
-            from rlreward.training.labels import label_reward
-
-            self.label_reward = label_reward(
-                list(config.reward_functions), config.reward_function_weights
-            )
+        self._label_reward: Reward | None = None
         self.reward: Reward = self._build_reward()
         self.policy: Any = None
         self.tokenizer: Any = None
@@ -86,6 +80,19 @@ class RLTrainer:
         import torch
 
         return not torch.cuda.is_available()
+
+    @property
+    def label_reward(self) -> Reward | None:
+        """The rule functions' Reward (``training.labels.label_reward``): the labels of a
+        reward model trained here; None without ``reward_functions``. Built once."""
+        cfg = self.config
+        if self._label_reward is None and cfg.reward_functions:
+            from rlreward.training.labels import label_reward
+
+            self._label_reward = label_reward(
+                list(cfg.reward_functions), cfg.reward_function_weights
+            )
+        return self._label_reward
 
     # -- stage 1: reward model ----------------------------------------------------------
     def train_reward_model(self) -> str | None:
