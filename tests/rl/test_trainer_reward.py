@@ -305,6 +305,31 @@ def test_spec_functions_and_reward_model_join_by_the_rule(
         assert "words" not in e.metadata["components"]
 
 
+@needs_trl_adapter
+def test_grpo_trains_on_spec_functions_and_reward_model(
+    minilm_reward_dir: Path, policy_dir: Path, tmp_path: Path
+) -> None:
+    trainer = create_rl_trainer(
+        str(policy_dir),
+        PROMPTS[:2],
+        algorithm="grpo",
+        reward_spec=judge_like(),
+        reward_functions=["safety"],
+        reward_model_path=str(minilm_reward_dir),
+        reward_model_normalize="sigmoid",
+        batch_size=4,
+        max_new_tokens=6,
+        output_dir=str(tmp_path / "grpo"),
+        grpo_options={"num_generations": 2, "max_steps": 1},
+        show_progress=False,
+    )
+    assert list(trainer.reward.graders) == ["spec", "safety", "reward_model"]
+    got = _grpo_rewards(trainer, RESPONSES)
+    prompts = [PROMPTS[i % 2] for i in range(len(RESPONSES))]
+    expected = _expected(trainer.reward, prompts, RESPONSES)
+    assert got == pytest.approx([e.score for e in expected], abs=1e-6)
+
+
 def _rlreward_model_dir(path: Path, meta: dict[str, Any]) -> Path:
     from rlreward.models.reward_model_io import write_metadata
 
