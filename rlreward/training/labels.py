@@ -23,7 +23,7 @@ from typing import Any
 
 from rlreward.aggregators import WeightedSumAggregator
 from rlreward.checks import weight_list_rule
-from rlreward.errors import ConfigError, GradingFailedError
+from rlreward.errors import ConfigError, GradingFailedError, UnknownNameError
 from rlreward.graders.registry import as_grader
 from rlreward.reward import Reward
 from rlreward.rewards.base import RewardFunction
@@ -71,6 +71,8 @@ def function_graders(
     for i, (key, fn) in enumerate(items):
         try:
             grader = as_grader(fn, name=key, registry=registry)
+        except UnknownNameError:
+            raise  # names the function and lists the known ones
         except ConfigError as exc:
             raise ConfigError(f"functions[{i}]: {exc}") from None
         if grader.name in out:

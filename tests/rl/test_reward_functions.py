@@ -3,7 +3,7 @@
 The one calling convention (docs/grading.md, "Your own function"): the same function,
 by ``reward_functions=[fn]`` or by a spec's ``callable:``, becomes the same
 FunctionGrader; batched is declared; the old convention is refused before any model
-loads. Checked by the reward spec the trainer builds, without loading a model.
+loads. Checked by the reward the trainer builds, without loading a model.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def brevity(response: list[str]) -> list[float]:
 def test_reward_list_and_spec_callable_build_the_same_grader(fn) -> None:
     name = fn.__name__
     trainer = create_rl_trainer("embedded", algorithm="grpo", reward_functions=["length", fn])
-    built = trainer.reward_spec().graders[name].grader
+    built = trainer.reward.graders[name].grader
     by_object = load_spec({"graders": {name: {"callable": fn}}}).graders[name].grader
     by_ref = load_spec({"graders": {name: {"callable": f"{__name__}:{name}"}}})
     assert type(built) is type(by_object) is FunctionGrader
@@ -44,7 +44,8 @@ def test_reward_list_and_spec_callable_build_the_same_grader(fn) -> None:
         reward_functions=["length", fn],
         train_custom_reward_model=True,
         reward_training_texts=[f"text {i}" for i in range(10)],
-    ).label_spec()
+    ).label_reward
+    assert labels is not None
     assert labels.graders[name].grader.describe() == built.describe()
 
 
@@ -54,11 +55,10 @@ def test_a_registered_function_by_name_is_the_same_grader_as_the_function() -> N
         trainer = create_rl_trainer(
             "embedded", algorithm="grpo", reward_functions=["on_topic_test"]
         )
-        by_name = trainer.reward_spec().graders["on_topic_test"].grader
+        by_name = trainer.reward.graders["on_topic_test"].grader
         direct = (
             create_rl_trainer("embedded", algorithm="grpo", reward_functions=[on_topic])
-            .reward_spec()
-            .graders["on_topic"]
+            .reward.graders["on_topic"]
             .grader
         )
         assert isinstance(by_name, FunctionGrader)
