@@ -409,7 +409,7 @@ def test_labels_are_the_label_rewards_values() -> None:
 def test_a_failing_label_function_raises_grading_failed_error() -> None:
     from rlreward.errors import GradingFailedError
 
-    def broken(texts: list[str]) -> list[float]:
+    def broken(response: str) -> float:
         raise RuntimeError("model not loaded")
 
     trainer = create_rl_trainer("embedded", algorithm="grpo", reward_functions=["length", broken])
