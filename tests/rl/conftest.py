@@ -34,20 +34,6 @@ def _free_cores_only():
     torch.set_num_threads(before)
 
 
-def _trl_adapter_ready() -> bool:
-    try:
-        from rlreward.integrations.trl import make_reward_funcs  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-#: GRPO runs through rlreward.integrations.trl, which the trl branch migrates to the Reward core
-needs_trl_adapter = pytest.mark.skipif(
-    not _trl_adapter_ready(),
-    reason="rlreward.integrations.trl is being migrated to the Reward core (trl branch)",
-)
-
 PROMPTS = [
     "How do I boil an egg?",
     "Why is the sky blue?",

@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 
 from rlreward.rl import create_rl_trainer
-from tests.rl.conftest import PROMPTS, needs_trl_adapter
+from tests.rl.conftest import PROMPTS
 
 
-@needs_trl_adapter
 def test_grpo_with_rule_functions_and_a_reward_model(
     policy_dir: Path, minilm_reward_dir: Path, tmp_path: Path
 ) -> None:
@@ -52,7 +51,6 @@ def test_grpo_with_rule_functions_and_a_reward_model(
     assert (Path(path) / "model.safetensors").is_file()
 
 
-@needs_trl_adapter
 def test_grpo_with_a_reward_spec(policy_dir: Path, tmp_path: Path) -> None:
     spec = {
         "graders": {

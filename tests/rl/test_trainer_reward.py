@@ -24,7 +24,7 @@ from rlreward.graders.function import FunctionGrader
 from rlreward.reward import Reward
 from rlreward.rl import create_rl_trainer
 from rlreward.schema import GraderAbstention, GraderError, GraderScore
-from tests.rl.conftest import PROMPTS, needs_trl_adapter
+from tests.rl.conftest import PROMPTS
 
 RESPONSES = [
     " ".join(["word"] * 40),
@@ -227,7 +227,6 @@ def _grpo_rewards(trainer: Any, responses: list[str]) -> list[float]:
     return per_func[:, 0].tolist()
 
 
-@needs_trl_adapter
 @pytest.mark.parametrize("case", [*sorted(REWARDS), "failing"])
 def test_grpo_trains_on_the_rewards_value(case: str, policy_dir: Path, tmp_path: Path) -> None:
     reward = (
@@ -305,7 +304,6 @@ def test_spec_functions_and_reward_model_join_by_the_rule(
         assert "words" not in e.metadata["components"]
 
 
-@needs_trl_adapter
 def test_grpo_trains_on_spec_functions_and_reward_model(
     minilm_reward_dir: Path, policy_dir: Path, tmp_path: Path
 ) -> None:
