@@ -281,9 +281,7 @@ def main(argv: list[str] | None = None) -> dict:
     if backend != "unsloth":
         from rlreward.rl.threads import set_cpu_threads
 
-        print(
-            f"CPU threads: {set_cpu_threads(args.threads)} (the cores other processes leave free)"
-        )
+        print(f"CPU threads: {set_cpu_threads(args.threads).describe()}")
     from rlreward.data import load_reward_records
     from rlreward.rl import create_rl_trainer
     from rlreward.rl.data import load_prompt_dataset
