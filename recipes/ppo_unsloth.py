@@ -257,7 +257,7 @@ def _bars(
     if higher_better is not None:
         diff = (vals[1] - vals[0]) * (1 if higher_better else -1)
         worse = diff < -math.hypot(errs[0], errs[1])
-    color = "tab:red" if worse else "tab:green"
+    color = "tab:red" if worse else ("tab:blue" if higher_better is None else "tab:green")
     ax.bar(["before PPO", "after PPO"], vals, yerr=errs, capsize=6, color=["tab:gray", color])
     if zero:
         top = max(v + e for v, e in zip(vals, errs, strict=True))
