@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
     from rlreward.rl.threads import set_cpu_threads
 
     load_dotenv(find_dotenv(usecwd=True), override=False)  # a .env in the working directory
-    print(f"CPU threads: {set_cpu_threads(args.threads)} (cores other processes leave free)")
+    print(f"CPU threads: {set_cpu_threads(args.threads).describe()}")
     spec = None
     endpoint = judge_endpoint()
     if endpoint is not None:

@@ -56,7 +56,10 @@ def concise_task() -> tuple[list[Any], list[float]]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     a = p.add_argument
     a("--model-name", default="embedded", help="policy: hub id, directory or 'embedded' (SmolLM2)")
     a("--reward-base", default=None, help="reward-model base (default: the policy's own model)")
@@ -64,7 +67,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--dataset", default=None, help="prompts (default: the 48 shipped questions)")
     a("--max-samples", type=int, default=None, help="use the first N prompts")
     a("--backend", choices=["auto", "trl", "unsloth"], default="auto", help="auto: unsloth on GPU")
-    a("--output-dir", default="outputs/ppo_unsloth", help="where everything is written")
+    a(
+        "--output-dir",
+        default=None,
+        help="where everything is written (default: outputs/ppo_unsloth, and "
+        "outputs/ppo_unsloth_quick with --quick, so a smoke run never replaces a result)",
+    )
     a("--reward-epochs", type=float, default=1, help="reward-model epochs")
     a(
         "--reward-lora",
@@ -101,6 +109,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.ppo_epochs, args.max_samples = 1, args.max_samples or 16
     if args.reward_lr is None and args.reward_lora:
         args.reward_lr = 5e-4
+    if args.output_dir is None:
+        args.output_dir = "outputs/ppo_unsloth_quick" if args.quick else "outputs/ppo_unsloth"
     return args
 
 
@@ -157,6 +167,32 @@ def response_nll(
     return out
 
 
+def answer_specificity(
+    model: Any, tokenizer: Any, prompts: list[str], responses: list[str], others: int = 3
+) -> list[float]:
+    """How much more likely the frozen base model finds each answer after its own question
+    than after ``others`` other held-out questions (nats/token: mean NLL after the others
+    minus NLL after its own). An answer about its question scores above 0; one that
+    would fit any question (or none) scores near 0. No reward in this job contains it."""
+    questions = list(dict.fromkeys(prompts))
+    k = min(others, len(questions) - 1)
+    if k < 1:
+        return [float("nan")] * len(responses)
+    own = response_nll(model, tokenizer, prompts, responses)
+    pairs_p, pairs_r = [], []
+    for p, r in zip(prompts, responses, strict=True):
+        i = questions.index(p)
+        for j in range(1, k + 1):  # the next k questions, the same for every run
+            pairs_p.append(questions[(i + j) % len(questions)])
+            pairs_r.append(r)
+    other = response_nll(model, tokenizer, pairs_p, pairs_r)
+    out = []
+    for n, nll in enumerate(own):
+        rest = [x for x in other[n * k : (n + 1) * k] if math.isfinite(x)]
+        out.append(sum(rest) / len(rest) - nll if rest and math.isfinite(nll) else float("nan"))
+    return out
+
+
 def on_topic(responses: list[str], prompts: list[str]) -> list[float]:
     """Relevance of each answer to its question (``semantic_relevance``: the embedded
     MiniLM's cosine): a check beside the composite, which does not look at the topic."""
@@ -178,6 +214,10 @@ def evaluate(trainer: Any, prompts: list[str], samples: int, base: Any, seed: in
     nm, nse = mean_se(nll) if nll else (float("nan"), float("nan"))
     relevance = on_topic(responses, asked)
     om, ose = mean_se(relevance)
+    specific = [
+        x for x in answer_specificity(base, trainer.tokenizer, asked, responses) if math.isfinite(x)
+    ]
+    sm, sse = mean_se(specific) if len(specific) > 1 else (float("nan"), float("nan"))
     return {
         "n": len(responses),
         "true_composite_mean": tm,
@@ -189,15 +229,46 @@ def evaluate(trainer: Any, prompts: list[str], samples: int, base: Any, seed: in
         "base_nll_se": nse,
         "relevance_mean": om,
         "relevance_se": ose,
+        "specificity_mean": sm,
+        "specificity_se": sse,
         "mean_words": sum(len(r.split()) for r in responses) / len(responses),
         "true_composite": list(true),
         "reward_model": list(rm),
+        "relevance": list(relevance),
         "responses": responses,
         "prompts": asked,
     }
 
 
+def _bars(
+    ax: Any,
+    before: dict,
+    after: dict,
+    key: str,
+    title: str,
+    higher_better: bool | None,
+    ylabel: str = "",
+    zero: bool = True,
+) -> None:
+    """Before/after bars with +/- 1 SE; the after bar is red when it is worse by > 1 SE."""
+    vals = [before[f"{key}_mean"], after[f"{key}_mean"]]
+    errs = [before.get(f"{key}_se", 0.0), after.get(f"{key}_se", 0.0)]
+    worse = False
+    if higher_better is not None:
+        diff = (vals[1] - vals[0]) * (1 if higher_better else -1)
+        worse = diff < -math.hypot(errs[0], errs[1])
+    color = "tab:red" if worse else ("tab:blue" if higher_better is None else "tab:green")
+    ax.bar(["before PPO", "after PPO"], vals, yerr=errs, capsize=6, color=["tab:gray", color])
+    if zero:
+        top = max(v + e for v, e in zip(vals, errs, strict=True))
+        ax.set_ylim(min(0.0, *vals), top * 1.15 + 1e-9)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title + ("\n(worse after PPO: red)" if worse else ""), fontsize=10)
+
+
 def plot(path: Path, metrics: dict) -> None:
+    """A 3 x 3 grid: the reward model's fidelity, PPO's curves, the held-out checks and the
+    hacking monitor, with regressions in red."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -205,61 +276,160 @@ def plot(path: Path, metrics: dict) -> None:
 
     fx = metrics["fixed_prompts"]
     before, after = fx["before"], fx["after"]
-    fig, ax = plt.subplots(1, 5, figsize=(25, 4.4))
-    ax[0].scatter(before["true_composite"], before["reward_model"], s=12, alpha=0.6)
-    ax[0].set(xlabel="true composite (rule functions)", ylabel="reward model score")
+    fig, axes = plt.subplots(3, 3, figsize=(15, 13))
+    ax = axes.ravel()
+    ax[0].scatter(
+        before["true_composite"],
+        before["reward_model"],
+        s=12,
+        alpha=0.6,
+        color="tab:gray",
+        label=f"before PPO: {before['rm_spearman_vs_true']:.2f}",
+    )
+    ax[0].scatter(
+        after["true_composite"],
+        after["reward_model"],
+        s=12,
+        alpha=0.6,
+        color="tab:red" if after["rm_spearman_vs_true"] < 0.7 else "tab:green",
+        label=f"after PPO: {after['rm_spearman_vs_true']:.2f}",
+    )
+    ax[0].set(xlabel="true composite", ylabel="reward model score")
+    ax[0].legend(title="Spearman", fontsize=8)
     ax[0].set_title(
-        f"RM fidelity on held-out policy samples (before PPO)\n"
-        f"Spearman {before['rm_spearman_vs_true']:.3f}, n={before['n']}",
-        fontsize=10,
+        f"reward model vs true composite, held-out samples (n={before['n']})", fontsize=10
     )
     steps = metrics["ppo"]["mean_reward_per_step"]
-    ax[1].plot(range(1, len(steps) + 1), steps, marker="o", ms=3)
-    ax[1].set(xlabel="PPO step", ylabel="mean reward-model score")
-    ax[1].set_title("PPO training rollouts: mean reward per step", fontsize=10)
-    labels = ["before PPO", "after PPO"]
-    vals = [before["true_composite_mean"], after["true_composite_mean"]]
-    errs = [before["true_composite_se"], after["true_composite_se"]]
-    ax[2].bar(labels, vals, yerr=errs, capsize=6, color=["tab:gray", "tab:green"])
-    ax[2].set_ylim(0, 1)  # bars start at 0
-    ax[2].set_title(
-        f"true composite on held-out prompts (+/- 1 SE)\n{fx['n_prompts']} prompts x "
-        f"{fx['n_samples']} samples; rise = {metrics['success']['rise_in_se']:.1f} SE",
-        fontsize=10,
+    xs = list(range(1, len(steps) + 1))
+    ax[1].plot(xs, steps, marker="o", ms=3, label="mean reward-model score")
+    if len(steps) > 1:
+        mx, my = sum(xs) / len(xs), sum(steps) / len(steps)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, steps, strict=True)) / sum(
+            (x - mx) ** 2 for x in xs
+        )
+        ax[1].plot(
+            xs,
+            [my + slope * (x - mx) for x in xs],
+            "--",
+            color="tab:orange",
+            label=f"trend {slope:+.4f}/step",
+        )
+    ax[1].set_ylim(min(0.0, *steps) if steps else 0.0, max([1.0, *steps]) * 1.05)
+    ax[1].set(xlabel="PPO step", ylabel="reward-model score")
+    ax[1].legend(fontsize=8)
+    ax[1].set_title("PPO rollouts: the trained reward per step", fontsize=10)
+    kls = metrics["ppo"]["kl_per_step"]
+    ax[2].plot(range(1, len(kls) + 1), kls, marker="o", ms=3, color="tab:purple")
+    ax[2].set_ylim(min(0.0, *kls) if kls else 0.0, (max(kls) if kls else 1.0) * 1.15 + 1e-9)
+    ax[2].set(xlabel="PPO step", ylabel="KL to the reference policy")
+    ax[2].set_title("PPO: KL per step", fontsize=10)
+    rise = metrics["success"]["rise_in_se"]
+    _bars(
+        ax[3],
+        before,
+        after,
+        "true_composite",
+        f"true composite (+/- 1 SE), {fx['n_prompts']} prompts x {fx['n_samples']}; {rise:+.1f} SE",
+        True,
     )
-    nll = [before["base_nll_mean"], after["base_nll_mean"]]
-    nll_se = [before["base_nll_se"], after["base_nll_se"]]
-    ax[3].bar(labels, nll, yerr=nll_se, capsize=6, color=["tab:gray", "tab:blue"])
-    ax[3].set_ylim(0, max(nll) * 1.3 + 0.1)
-    ax[3].set_ylabel("nats / token")
-    kl = metrics["ppo"]["kl_last"]
-    ax[3].set_title(
-        f"fluency: frozen base model's NLL of the answers\n(lower = more fluent); "
-        f"PPO KL at the end {kl:.3f}",
-        fontsize=10,
+    _bars(
+        ax[4],
+        before,
+        after,
+        "relevance",
+        "on topic: relevance to the question\n(MiniLM cosine; higher = more on topic)",
+        True,
+        "cosine",
     )
-    rel = [before["relevance_mean"], after["relevance_mean"]]
-    rel_se = [before["relevance_se"], after["relevance_se"]]
-    ax[4].bar(labels, rel, yerr=rel_se, capsize=6, color=["tab:gray", "tab:purple"])
-    ax[4].set_ylim(0, 1)
-    ax[4].set_ylabel("cosine (MiniLM)")
-    ax[4].set_title(
-        "on topic: relevance of the answers to the questions\n(not in the composite; "
-        "higher = more on topic)",
-        fontsize=10,
+    _bars(
+        ax[5],
+        before,
+        after,
+        "specificity",
+        "on topic, independent check: base-model NLL\nafter other questions minus after its own",
+        True,
+        "nats / token",
     )
+    _bars(
+        ax[6],
+        before,
+        after,
+        "base_nll",
+        f"fluency: frozen base model's NLL\n(lower = "
+        f"more fluent); KL at the end {metrics['ppo']['kl_last']:.3f}",
+        False,
+        "nats / token",
+    )
+    words = {"words_mean": before["mean_words"]}, {"words_mean": after["mean_words"]}
+    _bars(ax[7], words[0], words[1], "words", "words per answer", None, "words")
+    mon = metrics.get("monitor") or {}
+    records = mon.get("records") or []
+    if records:
+        st = [r["step"] for r in records]
+        ax[8].plot(
+            st,
+            [r.get("monitor/reward_mean") for r in records],
+            marker="o",
+            ms=3,
+            label="trained reward (reward model)",
+        )
+        ax[8].plot(
+            st,
+            [r.get("monitor/reference_mean") for r in records],
+            marker="s",
+            ms=3,
+            label="reference (true composite)",
+        )
+        for name in mon.get("monitor_names", []):
+            ax[8].plot(
+                st,
+                [r.get(f"monitor/monitor/{name}") for r in records],
+                marker="^",
+                ms=3,
+                label=f"monitor: {name}",
+            )
+        for alert in mon.get("alerts", []):
+            if alert.get("step") is not None:
+                ax[8].axvline(alert["step"], color="tab:red", ls=":", lw=1.5)
+        ax[8].set_ylim(0, 1.05)
+        ax[8].legend(fontsize=8)
+        verdict = (
+            "alert: " + ", ".join(a["name"] for a in mon.get("alerts", []))
+            if mon.get("alerts")
+            else "no alert"
+        )
+        ax[8].set_title(
+            f"reward-hacking monitor on PPO rollouts ({verdict})",
+            fontsize=10,
+            color="tab:red" if mon.get("alerts") else "black",
+        )
+        ax[8].set(xlabel="PPO step", ylabel="mean")
+    else:
+        ax[8].axis("off")
+        ax[8].text(0.5, 0.5, "no monitor records", ha="center", va="center")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def examples_md(before: dict, after: dict, samples: int, n: int = 6) -> str:
-    lines = ["# Held-out answers before and after PPO (first sample of each prompt)", ""]
-    for i in range(0, min(len(before["prompts"]), n * samples), samples):
+def examples_md(before: dict, after: dict, samples: int, n: int | None = None) -> str:
+    """The first sample of every held-out prompt (``n``: only the first n prompts), before
+    and after PPO, with its true composite and its relevance to the question."""
+    n_prompts = len(before["prompts"]) // samples
+    shown = n_prompts if n is None else min(n, n_prompts)
+    lines = [
+        f"# Held-out answers before and after PPO (first sample of each of the {shown} prompts)",
+        "",
+        "(true composite / relevance to the question, MiniLM cosine)",
+        "",
+    ]
+    for i in range(0, shown * samples, samples):
         lines += [
             f"**{before['prompts'][i]}**",
-            f"- before ({before['true_composite'][i]:.3f}): {before['responses'][i]}",
-            f"- after ({after['true_composite'][i]:.3f}): {after['responses'][i]}",
+            f"- before ({before['true_composite'][i]:.3f} / {before['relevance'][i]:.2f}): "
+            f"{before['responses'][i]}",
+            f"- after ({after['true_composite'][i]:.3f} / {after['relevance'][i]:.2f}): "
+            f"{after['responses'][i]}",
             "",
         ]
     return "\n".join(lines)
@@ -278,12 +448,12 @@ def main(argv: list[str] | None = None) -> dict:
     if args.model_name == "embedded" and args.reward_base is None and args.dataset is None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the embedded default never needs the network
     backend = pick_backend(args.backend)
+    threads = None
     if backend != "unsloth":
         from rlreward.rl.threads import set_cpu_threads
 
-        print(
-            f"CPU threads: {set_cpu_threads(args.threads)} (the cores other processes leave free)"
-        )
+        threads = set_cpu_threads(args.threads)
+        print(f"CPU threads: {threads.describe()}")
     from rlreward.data import load_reward_records
     from rlreward.rl import create_rl_trainer
     from rlreward.rl.data import load_prompt_dataset
@@ -368,6 +538,7 @@ def main(argv: list[str] | None = None) -> dict:
             "own_split_n": ev.get("n"),
             "heldout_policy_samples_spearman": before["rm_spearman_vs_true"],
             "heldout_policy_samples_n": before["n"],
+            "after_ppo_heldout_spearman": after["rm_spearman_vs_true"],
         },
         "ppo": {
             "steps": len(rewards),
@@ -390,9 +561,14 @@ def main(argv: list[str] | None = None) -> dict:
             "rise_in_se": rise_se,
             "true_composite_rose_3se": rise_se >= 3,
             "rm_fidelity_heldout_policy_samples_ok": before["rm_spearman_vs_true"] >= 0.85,
+            "rm_fidelity_after_ppo_ok": after["rm_spearman_vs_true"] >= 0.7,
             "fluency_nll_change": after["base_nll_mean"] - before["base_nll_mean"],
             "relevance_change": after["relevance_mean"] - before["relevance_mean"],
+            "relevance_within_1se": after["relevance_mean"]
+            >= before["relevance_mean"] - before["relevance_se"],
+            "specificity_change": after["specificity_mean"] - before["specificity_mean"],
         },
+        "threads": None if threads is None else threads.describe(),
         "paths": {"reward_model": trainer.reward_model_path, "policy": policy_dir},
         "timings_s": {**summary["timings_s"], "total": time.perf_counter() - started},
     }
@@ -404,8 +580,9 @@ def main(argv: list[str] | None = None) -> dict:
     )
     b, a_ = before, after
     print(
-        f"reward model on {b['n']} held-out policy samples: Spearman vs true composite "
-        f"{b['rm_spearman_vs_true']:.3f}"
+        f"reward model vs true composite on {b['n']} held-out samples (Spearman): "
+        f"{b['rm_spearman_vs_true']:.3f} on the policy before PPO, "
+        f"{a_['rm_spearman_vs_true']:.3f} on the trained policy"
     )
     print(
         f"true composite on {b['n']} held-out samples: {b['true_composite_mean']:.3f} "
@@ -419,7 +596,9 @@ def main(argv: list[str] | None = None) -> dict:
     )
     print(
         f"on topic (relevance to the question, MiniLM cosine): {b['relevance_mean']:.3f} "
-        f"+/- {b['relevance_se']:.3f} -> {a_['relevance_mean']:.3f} +/- {a_['relevance_se']:.3f}"
+        f"+/- {b['relevance_se']:.3f} -> {a_['relevance_mean']:.3f} +/- {a_['relevance_se']:.3f}; "
+        f"base-model specificity {b['specificity_mean']:.3f} -> {a_['specificity_mean']:.3f} "
+        "nats/token"
     )
     print(examples_md(before, after, args.eval_samples, n=3))
     print(f"saved: {out / 'metrics.json'}, {out / 'ppo_reward.png'}, {out / 'examples.md'}")

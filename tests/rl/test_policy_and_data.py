@@ -159,18 +159,33 @@ def test_a_missing_smollm2_wheel_names_the_install_command(
         embedded.embedded_policy_path()
 
 
-def test_cpu_threads_follow_the_free_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cpu_threads_follow_the_idle_cores_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Idle time over a short window decides, not the 1-minute load average, which still
+    counts work that has just ended (e.g. the pip install before the main job)."""
     import os
 
     from rlreward.rl import threads
 
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.6, 0.0, 0.0))  # just after an install
+    monkeypatch.setattr(threads, "cpu_idle_fraction", lambda window_s=0.5: 0.97)
+    choice = threads.free_cores()
+    assert choice.threads == 2 and choice.rule == "idle cores now"
+    assert "97% idle" in choice.describe() and "1.60" in choice.describe()
+    monkeypatch.setattr(threads, "cpu_idle_fraction", lambda window_s=0.5: 0.1)
+    assert threads.free_cores().threads == 1  # both cores busy elsewhere: one, never zero
+    monkeypatch.setattr(threads, "cpu_idle_fraction", lambda window_s=0.5: None)  # no /proc
     monkeypatch.setattr(os, "getloadavg", lambda: (3.4, 0.0, 0.0))
-    assert threads.free_cores() == 1  # both cores busy elsewhere: one thread, never zero
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.0, 0.0))
-    assert threads.free_cores() == 2
+    assert threads.free_cores() == threads.ThreadChoice(1, 2, "1-min load average", None, 3.4)
     before = torch.get_num_threads()
     try:
-        assert threads.set_cpu_threads(1) == 1 and torch.get_num_threads() == 1
+        assert threads.set_cpu_threads(1).threads == 1 and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_cpu_idle_fraction_reads_proc_stat() -> None:
+    from rlreward.rl import threads
+
+    idle = threads.cpu_idle_fraction(0.05)
+    assert idle is None or 0.0 <= idle <= 1.0
