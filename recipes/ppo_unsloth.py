@@ -55,6 +55,46 @@ def concise_task() -> tuple[list[Any], list[float]]:
     return [complete, length, "coherence", "repetition"], [0.4, 0.3, 0.15, 0.15]
 
 
+#: the gate of the default task: relevance to the question (MiniLM cosine) caps the
+#: composite: an answer at cosine >= 0.6 (most on-topic answers: the base policy averages
+#: 0.69) is not capped, one at 0.45 is capped at 0.5, one at <= 0.3 scores 0
+RELEVANCE_GATE = {"semantic_relevance": {"mode": "cap", "bounds": [0.3, 0.6]}}
+
+
+def short_run_detectors() -> list[Any]:
+    """Detectors sized for the main job's 8 PPO steps (the defaults need 16-20 checks);
+    false alarms measured on 8-step synthetic runs (`scripts/bench_detectors.py --steps 8
+    --onset 3 --set ...`): 0.3-2.0% (monitor drop), 0% (fidelity floor), 0.7-4.3% (length
+    drift)."""
+    from rlreward.monitoring import FidelityFloor as fidelity
+    from rlreward.monitoring import LengthDrift as length
+    from rlreward.monitoring import MonitorDrop as drop
+
+    return [
+        fidelity(floor=0.5, consecutive=2),
+        drop(baseline=3, window=2, z=3.0, persist=2),
+        length(baseline=3, window=2, z=3.5, persist=2),
+    ]
+
+
+def task(name: str) -> tuple[list[Any], list[float], dict[str, Any] | None]:
+    """(functions, weights, gates) of the true composite of ``--task``."""
+    if name == "seed":
+        return SEED_FUNCTIONS, SEED_WEIGHTS, None
+    functions, weights = concise_task()
+    return functions, weights, (RELEVANCE_GATE if name == "concise" else None)
+
+
+def mismatched(records: list[dict[str, str]]) -> tuple[list[str], list[str]]:
+    """(texts, prompts): each shipped answer after ANOTHER record's question, so that the
+    reward model sees off-topic answers (their gated label is low) and learns the gate;
+    answers to the policy's own prompts are almost all on topic."""
+    texts = [r["text"] for r in records]
+    prompts = [r["prompt"] for r in records]
+    shift = max(1, len(records) // 2)
+    return texts, prompts[shift:] + prompts[:shift]
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -63,7 +103,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a = p.add_argument
     a("--model-name", default="embedded", help="policy: hub id, directory or 'embedded' (SmolLM2)")
     a("--reward-base", default=None, help="reward-model base (default: the policy's own model)")
-    a("--task", choices=["concise", "seed"], default="concise", help="the true composite")
+    a(
+        "--task",
+        choices=["concise", "concise-ungated", "seed"],
+        default="concise",
+        help="the true composite: concise (finished, short, coherent, unrepeated answers, "
+        "capped by relevance to the question), concise-ungated (the same without the "
+        "relevance cap: the policy drifts off topic), seed (the seed's five functions)",
+    )
     a("--dataset", default=None, help="prompts (default: the 48 shipped questions)")
     a("--max-samples", type=int, default=None, help="use the first N prompts")
     a("--backend", choices=["auto", "trl", "unsloth"], default="auto", help="auto: unsloth on GPU")
@@ -459,15 +506,18 @@ def main(argv: list[str] | None = None) -> dict:
     from rlreward.rl.data import load_prompt_dataset
     from rlreward.rl.policy import load_policy
 
-    functions, weights = (
-        concise_task() if args.task == "concise" else (SEED_FUNCTIONS, SEED_WEIGHTS)
-    )
+    functions, weights, gates = task(args.task)
     records = load_reward_records()[: args.reward_texts]
     prompts = [
         str(p) for p in load_prompt_dataset(args.dataset, max_samples=args.max_samples)["prompt"]
     ]
-    if args.task == "concise":
+    if args.task.startswith("concise"):
         prompts = [p + CONCISE_SUFFIX for p in prompts]
+    rm_texts = [r["text"] for r in records]
+    rm_prompts = [r["prompt"] for r in records]
+    if gates:  # off-topic examples, so the reward model can learn the gate
+        extra_texts, extra_prompts = mismatched(records)
+        rm_texts, rm_prompts = rm_texts + extra_texts, rm_prompts + extra_prompts
     train_prompts, eval_prompts = split_prompts(prompts, args.eval_prompts)
     out = Path(args.output_dir)
     trainer = create_rl_trainer(
@@ -476,10 +526,11 @@ def main(argv: list[str] | None = None) -> dict:
         algorithm="ppo",
         backend=backend,
         train_custom_reward_model=True,
-        reward_training_texts=[r["text"] for r in records],
-        reward_training_prompts=[r["prompt"] for r in records],
+        reward_training_texts=rm_texts,
+        reward_training_prompts=rm_prompts,
         reward_functions=functions,
         reward_function_weights=weights,
+        reward_function_gates=gates,
         reward_training_base_model=args.reward_base,
         reward_training_output_dir=str(out / "reward_model"),
         reward_training_epochs=args.reward_epochs,
@@ -500,6 +551,24 @@ def main(argv: list[str] | None = None) -> dict:
             "kl_coef": args.kl_coef,
             "num_ppo_epochs": args.ppo_epochs,
         },
+    )
+    # the reward-hacking monitor on PPO's rollouts (every step, 16 rows): the reference is
+    # the true composite, with relevance to the question as a monitor (never weighed)
+    from rlreward.integrations.reward_monitor import MonitorConfig
+
+    from rlreward import Reward, RewardFunctionGrader
+
+    reference = Reward(
+        {"composite": trainer.label_reward},
+        monitors={"relevance": RewardFunctionGrader("semantic_relevance")},
+    )
+    trainer.config.monitor = MonitorConfig(
+        every=1,
+        sample_size=16,
+        reference=reference,
+        jsonl_path=str(out / "monitor.jsonl"),
+        detectors=short_run_detectors(),
+        seed=args.seed,
     )
     trainer.train_reward_model()
     ev = (trainer.reward_model_metrics or {}).get("eval") or {}
@@ -528,7 +597,7 @@ def main(argv: list[str] | None = None) -> dict:
         "backend": backend,
         "policy": args.model_name,
         "task": {"name": args.task, "functions": [str(getattr(f, "name", f)) for f in functions]}
-        | {"weights": weights},
+        | {"weights": weights, "gates": gates},
         "reward_model": {
             "path": trainer.reward_model_path,
             "base": trainer.config.reward_base_model,

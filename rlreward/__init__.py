@@ -17,6 +17,8 @@ _EXPORTS: dict[str, str] = {
     "GraderScore": "rlreward.schema",
     "GraderError": "rlreward.schema",
     "GraderResult": "rlreward.schema",
+    "GraderAbstention": "rlreward.schema",
+    "Reward": "rlreward.reward",
     "Grader": "rlreward.graders.base",
     "BaseGrader": "rlreward.graders.base",
     "FunctionGrader": "rlreward.graders.function",
@@ -120,13 +122,14 @@ if TYPE_CHECKING:  # pragma: no cover - static import view for type checkers
     from rlreward.integrations.verl import LegacyRLRewardManager, RLRewardManager
     from rlreward.models.openai import OpenAIChatModel
     from rlreward.results import GradingResults
+    from rlreward.reward import Reward
     from rlreward.rewards.base import RewardFunction
     from rlreward.rewards.registry import RewardRegistry, get_reward_function, list_reward_functions
     from rlreward.rl.config import RLTrainingConfig
     from rlreward.rl.factory import create_rl_trainer
     from rlreward.rl.trainer import RLTrainer
     from rlreward.runner import GraderConfig, GradingRunner
-    from rlreward.schema import GraderError, GraderResult, GraderScore
+    from rlreward.schema import GraderAbstention, GraderError, GraderResult, GraderScore
     from rlreward.training.composite import CompositeReward
     from rlreward.training.config import RewardModelSourceConfig, RewardModelTrainingConfig
     from rlreward.training.family import check_model_family

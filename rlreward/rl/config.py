@@ -113,6 +113,9 @@ class RLTrainingConfig:
     # labels of a reward model trained here
     reward_functions: Sequence[Any] | None = None
     reward_function_weights: Sequence[float] | None = None
+    #: {rule function: {mode, floor, bounds}}: gates of the functions' composite
+    #: (``training.labels.label_reward``): constraints it cannot trade away
+    reward_function_gates: Mapping[str, Mapping[str, Any]] | None = None
     # a reward model trained here: one typed object (a dict of its fields, or the seed's
     # flat reward_training_* keywords, is turned into one; see FLAT_REWARD_TRAINING)
     train_custom_reward_model: bool = False
@@ -148,6 +151,9 @@ class RLTrainingConfig:
     # algorithm-specific knobs: PPOSettings fields / GRPOConfig fields
     ppo_options: Mapping[str, Any] = field(default_factory=dict)
     grpo_options: Mapping[str, Any] = field(default_factory=dict)
+    #: the reward-hacking monitor during PPO (a ``MonitorConfig``, a dict of its fields, or
+    #: True for the defaults; ``rlreward.integrations.reward_monitor``)
+    monitor: Any = None
     show_progress: bool = True
 
     def __post_init__(self) -> None:
@@ -280,6 +286,19 @@ class RLTrainingConfig:
                 f"{_OWNER}: reward_model_training must be a RewardModelTrainingConfig or a dict "
                 f"of its fields, got {type(rmt).__name__}"
             )
+        if self.reward_function_gates is not None:
+            gates = self.reward_function_gates
+            if not isinstance(gates, Mapping) or not gates:
+                raise ConfigError(
+                    f"{_OWNER}: reward_function_gates={_short(gates)} is not allowed; give "
+                    "{rule function name: {mode: cap|multiply|floor, floor: x, bounds: [lo, hi]}}"
+                )
+            if not self.train_custom_reward_model:
+                raise ConfigError(
+                    f"{_OWNER}: reward_function_gates gate the labels of a reward model trained "
+                    "here (train_custom_reward_model=True); for an RL reward of gated rule "
+                    "functions, give a reward_spec whose weighted_sum has `gates:`"
+                )
         if not self.train_custom_reward_model:
             if isinstance(rmt, Mapping) and rmt:
                 given = ", ".join(_flat_names(rmt))

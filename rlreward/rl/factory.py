@@ -44,8 +44,10 @@ def create_rl_trainer(model_name: str, dataset_name: Any = None, **kwargs: Any) 
         train_custom_reward_model: train the reward model first, as
             ``reward_model_training`` says (a ``RewardModelTrainingConfig``, or a dict of
             its fields; given whole, it implies this flag): labelled by
-            ``reward_functions`` weighted by ``reward_function_weights`` (the label
-            reward, ``trainer.label_reward``), on its ``training_texts`` (>= 10; optional
+            ``reward_functions`` weighted by ``reward_function_weights`` and gated by
+            ``reward_function_gates`` (``{function: {mode, floor, bounds}}``: constraints
+            the composite cannot trade away; the label reward, ``trainer.label_reward``),
+            on its ``training_texts`` (>= 10; optional
             ``prompts``) plus ``policy_samples`` samples of the policy per training prompt,
             from ``base_model_name`` (default: the policy's family; the embedded SmolLM2 for
             the embedded policy) into ``output_dir`` (default ./reward_models/custom), with

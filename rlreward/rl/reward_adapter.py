@@ -188,6 +188,8 @@ class TextRewardModel(nn.Module):
         self.prompt_lookup = dict(prompt_lookup or {})
         self.backbone = _DecodeAndScore(self)
         self.score = nn.Identity()
+        #: ``observe(texts, prompts, scores)`` called after every scored batch
+        self.observers: list[Callable[[list[str], list[str] | None, list[float]], None]] = []
         #: one entry per scored batch: {"mean", "std", "min", "max", "n"}
         self.history: list[dict[str, float]] = []
 
@@ -202,6 +204,8 @@ class TextRewardModel(nn.Module):
         if bad:  # a NaN reward would silently poison the PPO update
             raise RuntimeError(f"reward scorer returned non-finite scores at rows {bad[:10]}")
         self.history.append(RunningStats(scores).as_dict())
+        for observe in self.observers:  # e.g. the reward-hacking monitor: sees what PPO scored
+            observe(texts, prompts, scores)
         return scores
 
     def forward(

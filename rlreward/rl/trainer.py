@@ -51,6 +51,8 @@ class RLTrainer:
         )
         self.reward_model_metrics: dict[str, Any] | None = None
         self._label_reward: Reward | None = None
+        #: the reward-hacking monitor (``monitor=`` given; PPO): records and alerts
+        self.monitor: Any = None
         self.reward: Reward = self._build_reward()
         self.policy: Any = None
         self.tokenizer: Any = None
@@ -90,7 +92,9 @@ class RLTrainer:
             from rlreward.training.labels import label_reward
 
             self._label_reward = label_reward(
-                list(cfg.reward_functions), cfg.reward_function_weights
+                list(cfg.reward_functions),
+                cfg.reward_function_weights,
+                gates=cfg.reward_function_gates,
             )
         return self._label_reward
 
@@ -357,6 +361,8 @@ class RLTrainer:
         value_source = self.reward_model_path or policy_source(cfg.model_name)
         value_model = build_value_model(value_source)
         self.step_logger = StepLogger(self.reward_adapter)
+        if cfg.monitor is not None:
+            self._attach_ppo_monitor(self.reward_adapter)
         config = make_ppo_config(
             os.fspath(cfg.output_dir),
             settings,
@@ -377,6 +383,35 @@ class RLTrainer:
             callbacks=[self.step_logger.callback()],
             peft_config=self._peft_config(),
         )
+
+    def _attach_ppo_monitor(self, adapter: Any) -> None:
+        """The reward-hacking monitor on PPO's rollouts: every scored batch is a step; its
+        reference is the label reward (the true composite) when the reward model was
+        trained here, else ``monitor.reference`` or the trained reward itself."""
+        from rlreward.integrations.reward_monitor import MonitorConfig, build_monitor
+
+        config = MonitorConfig.from_options(self.config.monitor, "create_rl_trainer")
+        if config.on_alert != "log":
+            from rlreward.errors import ConfigError
+
+            raise ConfigError(
+                f"create_rl_trainer: monitor on_alert={config.on_alert!r} is not available for "
+                "PPO (TRL's PPO loop has no stop hook); use on_alert='log' and audit the JSONL"
+            )
+        if config.reference is None and self.config.train_custom_reward_model:
+            config = MonitorConfig(**{**config.__dict__, "reference": self.label_reward})
+        self.monitor, _ = build_monitor(config, self.reward)
+        step = [0]
+
+        def observe(texts: list[str], prompts: list[str] | None, scores: list[float]) -> None:
+            step[0] += 1
+            rows = [
+                {"response": t, **({"query": prompts[i]} if prompts else {})}
+                for i, t in enumerate(texts)
+            ]
+            self.monitor.observe(step[0], rows, scores)
+
+        adapter.observers.append(observe)
 
     def _build_grpo(self, policy: Any, tokenizer: Any, dataset: Any) -> Any:
         from rlreward.rl.grpo import build_grpo_trainer
@@ -435,6 +470,7 @@ class RLTrainer:
             "reward_model_path": self.reward_model_path,
             "reward_model_metrics": self.reward_model_metrics,
             "reward_trend": trend,
+            "monitor": None if self.monitor is None else self.monitor.summary(),
             "timings_s": dict(self.timings),
         }
 

@@ -101,6 +101,7 @@ def label_reward(
     functions: Sequence[FunctionLike] | Mapping[str, FunctionLike],
     weights: Sequence[float] | None = None,
     *,
+    gates: Mapping[str, Mapping[str, Any]] | None = None,
     registry: RewardRegistry | None = None,
 ) -> Reward:
     """The rule functions' weighted sum as one ``Reward`` (named ``"composite"``, or
@@ -109,19 +110,47 @@ def label_reward(
     ``weights``: one positive weight per function (None: equal). Every function must be
     bounded (a label is a weighted mean of [0, 1] values, so the reward's range is
     (0, 1)); a failed function fails the row (``on_error="error"``).
+    ``gates``: ``{rule function name: {"mode": "cap"|"multiply"|"floor", "floor": x,
+    "bounds": [low, high]}}``: graders the weighted sum cannot trade away (see
+    ``WeightedSumAggregator(gates=...)``), e.g. ``{"semantic_relevance": {"mode": "cap",
+    "bounds": [0.3, 0.6]}}`` keeps off-topic answers low whatever else they do well.
     """
     graders = function_graders(functions, registry=registry)
+    gate_specs, gate_bounds = {}, {}
+    for name, options in (gates or {}).items():
+        if not isinstance(options, Mapping):
+            raise ConfigError(
+                f"gates[{name!r}] must be a dict {{mode: cap|multiply|floor, floor: x, bounds: "
+                f"[low, high]}}, got {options!r}"
+            )
+        opts = dict(options)
+        if "bounds" in opts:
+            gate_bounds[name] = tuple(opts.pop("bounds"))
+        gate_specs[name] = opts
+        if name in graders:
+            raise ConfigError(
+                f"gates[{name!r}]: {name!r} is also a weighted function; a gate is not weighed"
+            )
+        graders.update(function_graders([name], registry=registry))
     for name, g in graders.items():
+        if name in gate_specs:
+            continue
         rng = g.score_range
         if rng is None or not rng[0] < rng[1]:
             raise ConfigError(
                 f"reward function {name!r} needs a bounded score_range to be combined, got {rng!r}"
             )
-    named = check_weights(weights, list(graders))
+    named = check_weights(weights, [n for n in graders if n not in gate_specs])
     key = LABEL_NAME
     while key in graders:
         key = f"_{key}"
-    aggregator = WeightedSumAggregator(key, weights=named, on_error="error")
+    aggregator = WeightedSumAggregator(
+        key,
+        weights=named,
+        on_error="error",
+        gates=gate_specs or None,
+        bounds=gate_bounds or None,
+    )
     return Reward(graders, aggregator, max_concurrency=LABEL_CONCURRENCY)
 
 
