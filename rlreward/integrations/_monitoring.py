@@ -37,7 +37,7 @@ from rlreward.checks import is_number
 from rlreward.errors import ConfigError
 from rlreward.integrations._rows import trl_rows
 from rlreward.integrations._runtime import as_reward, run_sync
-from rlreward.monitoring import Detector, RewardMonitor
+from rlreward.monitoring import PREFIX, Detector, RewardMonitor, StepRecord
 from rlreward.monitoring.monitor import OnAlert
 from rlreward.results import GradingResults
 from rlreward.reward import Reward
@@ -52,6 +52,7 @@ __all__ = [
     "attach_tap",
     "build_monitor",
     "capture_rollouts",
+    "monitor_keys",
     "trained_values",
 ]
 
@@ -292,3 +293,22 @@ def capture_rollouts(
 
 
 _taps_lock = threading.Lock()
+
+
+def monitor_keys(reference: RewardReference) -> list[str]:
+    """Every ``monitor/...`` key a check against ``reference`` can log, except the
+    trainer's own ``kl``/``entropy``: the fixed key set of a host that needs the same keys
+    on every sample (VERL's ``reward_extra_info``)."""
+    full = StepRecord(
+        step=0,
+        reward_mean=0.0,
+        reference_mean=0.0,
+        rank_corr=0.0,
+        gap=0.0,
+        components=dict.fromkeys(reference.component_names, 0.0),
+        monitors=dict.fromkeys(reference.monitor_names, 0.0),
+        length_mean=0.0,
+        zero_spread_groups=0.0,
+        rows_scored=0,
+    )
+    return [*full.to_metrics(), PREFIX + "alerts"]
