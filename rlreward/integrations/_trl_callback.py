@@ -10,16 +10,16 @@ from typing import Any
 from transformers import TrainerCallback
 
 from rlreward.errors import ConfigError
-from rlreward.integrations._monitoring import (
+from rlreward.integrations._rows import trl_rows
+from rlreward.integrations._runtime import run_sync
+from rlreward.integrations._trl_state import RewardGroup, RewardStats
+from rlreward.integrations.reward_monitor import (
     MonitorConfig,
     Rollouts,
     RolloutTap,
     attach_tap,
     build_monitor,
 )
-from rlreward.integrations._rows import trl_rows
-from rlreward.integrations._runtime import run_sync
-from rlreward.integrations._trl_state import RewardGroup, RewardStats
 
 __all__ = ["RewardLoggingCallback", "RewardMonitorCallback"]
 

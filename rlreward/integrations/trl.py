@@ -61,9 +61,9 @@ from typing import Any, Literal, NamedTuple
 
 from rlreward.aggregators import aligned_key
 from rlreward.errors import ConfigError
-from rlreward.integrations._monitoring import MonitorConfig, capture_rollouts
 from rlreward.integrations._runtime import as_reward
 from rlreward.integrations._trl_state import RewardGroup, RewardStats, batch_metrics
+from rlreward.integrations.reward_monitor import MonitorConfig, capture_rollouts
 from rlreward.results import GradingResults
 from rlreward.reward import Reward
 from rlreward.schema import GraderScore

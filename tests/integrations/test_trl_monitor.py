@@ -14,7 +14,7 @@ pytest.importorskip("trl")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from rlreward.errors import ConfigError
-from rlreward.integrations._monitoring import MonitorConfig, RewardReference, build_monitor
+from rlreward.integrations.reward_monitor import MonitorConfig, RewardReference, build_monitor
 from rlreward.integrations.spec import load_reward
 from rlreward.integrations.trl import RewardMonitorCallback, make_reward_funcs
 from rlreward.monitoring import StepRecord, Verdict

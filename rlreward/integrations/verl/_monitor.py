@@ -28,13 +28,13 @@ from collections.abc import Hashable, Sequence
 from typing import Any, NamedTuple
 
 from rlreward.errors import ConfigError
-from rlreward.integrations._monitoring import (
+from rlreward.integrations._rows import VerlRow
+from rlreward.integrations.reward_monitor import (
     MonitorConfig,
     build_monitor,
     monitor_keys,
     trained_values,
 )
-from rlreward.integrations._rows import VerlRow
 from rlreward.integrations.verl._columns import SCORE
 from rlreward.reward import Reward
 
