@@ -1,7 +1,9 @@
-"""RewardLoggingCallback: rlreward's per-grader diagnostics in a transformers Trainer's logs."""
+"""TRL callbacks: rlreward's per-grader diagnostics (``RewardLoggingCallback``) and the
+reward-hacking monitor (``RewardMonitorCallback``) in a transformers Trainer's logs."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -11,15 +13,39 @@ from rlreward.errors import ConfigError
 from rlreward.integrations._rows import trl_rows
 from rlreward.integrations._runtime import run_sync
 from rlreward.integrations._trl_state import RewardGroup, RewardStats
+from rlreward.integrations.reward_monitor import (
+    MonitorConfig,
+    Rollouts,
+    RolloutTap,
+    attach_tap,
+    build_monitor,
+)
 
-__all__ = ["RewardLoggingCallback"]
+__all__ = ["RewardLoggingCallback", "RewardMonitorCallback"]
+
+log = logging.getLogger(__name__)
+
+
+def _install(callback: Any, trainer: Any) -> None:
+    handler = trainer.callback_handler
+    if callback in handler.callbacks:
+        handler.callbacks.remove(callback)
+    # right after DefaultFlowCallback, before the reporters that read the logs
+    handler.callbacks.insert(1 if handler.callbacks else 0, callback)
+
+
+def _update_logs(state: Any, logs: dict[str, Any], metrics: dict[str, float]) -> None:
+    """Add ``metrics`` to the logs the reporters get and to the entry already in log_history."""
+    logs.update(metrics)
+    if state.log_history and state.log_history[-1].get("step") == state.global_step:
+        state.log_history[-1].update(metrics)
 
 
 def _ours(f: Any) -> bool:
     return isinstance(getattr(f, "group", None), RewardGroup)
 
 
-def _funcs(reward_funcs: Any) -> list[Any]:
+def _funcs(reward_funcs: Any, who: str = "RewardLoggingCallback") -> list[Any]:
     """The functions from make_reward_funcs in ``reward_funcs`` (RewardFuncs, a list or one)."""
     if _ours(reward_funcs):
         items: Iterable[Any] = [reward_funcs]
@@ -32,7 +58,7 @@ def _funcs(reward_funcs: Any) -> list[Any]:
     funcs = [f for f in items if _ours(f)]
     if not funcs:
         raise ConfigError(
-            "RewardLoggingCallback needs the functions from make_reward_funcs(...) "
+            f"{who} needs the functions from make_reward_funcs(...) "
             f"(the RewardFuncs or its .funcs), got {reward_funcs!r:.120}"
         )
     return funcs
@@ -87,11 +113,7 @@ class RewardLoggingCallback(TrainerCallback):
 
     def install(self, trainer: Any) -> RewardLoggingCallback:
         """Add this callback to ``trainer`` ahead of its reporting callbacks."""
-        handler = trainer.callback_handler
-        if self in handler.callbacks:
-            handler.callbacks.remove(self)
-        # right after DefaultFlowCallback, before the reporters that read the logs
-        handler.callbacks.insert(1 if handler.callbacks else 0, self)
+        _install(self, trainer)
         return self
 
     def on_log(
@@ -102,6 +124,112 @@ class RewardLoggingCallback(TrainerCallback):
             return
         if any(k.startswith("eval_") for k in logs):
             metrics = {k if k.startswith("eval_") else f"eval_{k}": v for k, v in metrics.items()}
-        logs.update(metrics)
-        if state.log_history and state.log_history[-1].get("step") == state.global_step:
-            state.log_history[-1].update(metrics)
+        _update_logs(state, logs, metrics)
+
+
+class RewardMonitorCallback(TrainerCallback):
+    """The reward-hacking monitor in a GRPO/RLOO run (``rlreward.monitoring.RewardMonitor``).
+
+    ``RewardMonitorCallback(funcs, every=5, sample_size=32, reference=None,
+    jsonl_path=None, on_alert="log", detectors=None, seed=0)`` (or ``config=
+    MonitorConfig(...)``) watches the functions ``make_reward_funcs`` returned. Every
+    ``every``-th optimizer step it takes the rollouts of that step's batch (this
+    process's prompts and completions, the trained reward per row, i.e. the Reward's
+    value, and the GRPO groups from TRL's ``num_generations``), scores at most
+    ``sample_size`` of them with the reference (``RewardReference``: the trained reward
+    itself when ``reference`` is None, or another Reward/spec, e.g. the true composite
+    when the trainer optimises a learned reward model), and adds the ``monitor/...`` keys
+    to that step's log, with TRL's ``kl`` and ``entropy`` of the log where TRL reports
+    them. A checked step is always logged (the callback sets ``should_log``), so the keys
+    land in ``state.log_history`` at steps k, 2k, ...; ``install(trainer)`` places the
+    callback before the reporters (W&B, TensorBoard) so they get the keys too.
+
+    ``on_alert="stop"`` ends training after the step that raised an alert
+    (``should_training_stop``); ``"best_checkpoint"`` also saves a checkpoint at every
+    check that set a new best reference mean (``should_save``) and stops on an alert,
+    so ``checkpoint-<monitor.best_step>`` is the one to keep. ``monitor`` is the
+    RewardMonitor (``monitor.summary()``, ``monitor.alerts``).
+
+    In a multi-process run only the main process checks (its own rollouts) and writes
+    the JSONL; ``on_alert`` other than ``"log"`` is refused there (the other processes
+    would not stop with it).
+    """
+
+    def __init__(
+        self, reward_funcs: Any, config: MonitorConfig | None = None, **options: Any
+    ) -> None:
+        funcs = _funcs(reward_funcs, "RewardMonitorCallback")
+        if config is not None and options:
+            raise ConfigError(
+                f"RewardMonitorCallback: pass config=MonitorConfig(...) or the options "
+                f"{sorted(options)}, not both"
+            )
+        self.config = MonitorConfig.from_options(
+            config if config is not None else options, "RewardMonitorCallback"
+        )
+        self.reward = funcs[0].reward
+        self.monitor, self.reference = build_monitor(self.config, self.reward)
+        self.taps: list[RolloutTap] = []
+        for f in funcs:
+            tap = attach_tap(f.group)
+            if all(tap is not t for t in self.taps):
+                self.taps.append(tap)
+        self._checked_seq = 0
+        self._last_step: int | None = None
+
+    def install(self, trainer: Any) -> RewardMonitorCallback:
+        """Add this callback to ``trainer`` ahead of its reporting callbacks."""
+        _install(self, trainer)
+        return self
+
+    def _latest(self) -> Rollouts | None:
+        batches = [t.latest for t in self.taps if t.latest is not None]
+        return max(batches, key=lambda b: b.seq) if batches else None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if getattr(args, "world_size", 1) > 1 and self.config.on_alert != "log":
+            raise ConfigError(
+                f"RewardMonitorCallback: on_alert={self.config.on_alert!r} in a run of "
+                f"{args.world_size} processes: only the main process checks, so the others "
+                "would not stop with it; use on_alert='log' and stop on its warning"
+            )
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step % self.monitor.every == 0:
+            control.should_log = True  # a checked step is logged, with TRL's kl/entropy
+
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        step = state.global_step
+        if logs is None or any(k.startswith("eval_") for k in logs):
+            return
+        if step % self.monitor.every != 0 or step == self._last_step:
+            return
+        self._last_step = step
+        if not state.is_world_process_zero:
+            return
+        batch = self._latest()
+        if batch is None or batch.seq == self._checked_seq:
+            log.info("reward monitor: no new rollouts since the last check at step %d", step)
+            return
+        self._checked_seq = batch.seq
+        metrics = self.monitor.observe(
+            step,
+            batch.rows,
+            batch.trained,
+            kl=_logged(logs, "kl"),
+            entropy=_logged(logs, "entropy"),
+            group_ids=batch.group_ids,
+        )
+        _update_logs(state, logs, metrics)
+        if self.monitor.should_stop:
+            control.should_training_stop = True
+        if self.config.on_alert == "best_checkpoint" and self.monitor.new_best:
+            control.should_save = True
+
+
+def _logged(logs: dict[str, Any], key: str) -> float | None:
+    """A number TRL logged (``kl``, ``entropy``), or None when it did not log one."""
+    value = logs.get(key)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

@@ -63,13 +63,14 @@ from rlreward.aggregators import aligned_key
 from rlreward.errors import ConfigError
 from rlreward.integrations._runtime import as_reward
 from rlreward.integrations._trl_state import RewardGroup, RewardStats, batch_metrics
+from rlreward.integrations.reward_monitor import MonitorConfig, capture_rollouts
 from rlreward.results import GradingResults
 from rlreward.reward import Reward
 from rlreward.schema import GraderScore
 
-# RewardLoggingCallback is importable from this module too (module __getattr__); it is
-# not listed here because it exists only once transformers is imported.
-__all__ = ["RLRewardFunc", "RewardFuncs", "RewardStats", "make_reward_funcs"]
+# RewardLoggingCallback and RewardMonitorCallback are importable from this module too
+# (module __getattr__); not listed here because they exist only once transformers is imported.
+__all__ = ["MonitorConfig", "RLRewardFunc", "RewardFuncs", "RewardStats", "make_reward_funcs"]
 
 log = logging.getLogger(__name__)
 Mode = Literal["combined", "per_grader"]
@@ -141,6 +142,8 @@ class RLRewardFunc:
                 "does not train on the reward: use mode='combined' there"
             )
         batch = await self.group.results(self._grade, prompts, completions, kwargs, self.consumers)
+        if batch.first:  # for a RewardMonitorCallback watching these functions, if any
+            capture_rollouts(self.group, trainer, self.reward, prompts, completions, kwargs, batch)
         if batch.first and callable(log_metric):
             metrics = batch_metrics(self.reward, batch.results, aligned=self.mode == "combined")
             for key, value in metrics.items():
@@ -265,6 +268,6 @@ def make_reward_funcs(
 
 
 def __getattr__(name: str) -> Any:
-    if name == "RewardLoggingCallback":  # imports transformers: only on use
-        return importlib.import_module("rlreward.integrations._trl_callback").RewardLoggingCallback
+    if name in ("RewardLoggingCallback", "RewardMonitorCallback"):  # import transformers
+        return getattr(importlib.import_module("rlreward.integrations._trl_callback"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,7 +9,11 @@ per sample, concurrently; the manager collects the calls of one loop tick into o
 batch (``MicroBatcher``) and grades it with one ``Reward.agrade``. Options (constructor
 keywords, or ``reward.reward_kwargs``): ``spec`` (a YAML path, a spec dict or a
 ``Reward``), ``aggregator``, ``max_batch_size``,
-``reward_fn_key``, ``timeout`` (seconds per batch before its samples end as failed).
+``reward_fn_key``, ``timeout`` (seconds per batch before its samples end as failed),
+``monitor`` (the reward-hacking monitor: a mapping of ``MonitorConfig`` fields, e.g.
+``{every: 5, sample_size: 32, jsonl_path: outputs/monitor-{pid}.jsonl}``, or a
+``MonitorConfig``; see ``_monitor``: its ``monitor/...`` keys come back in
+``reward_extra_info``).
 """
 
 from __future__ import annotations
@@ -24,15 +28,17 @@ from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 from rlreward.checks import number_rule
 from rlreward.errors import ConfigError
 from rlreward.graders.batching import MicroBatcher
-from rlreward.integrations._rows import VerlRow
 from rlreward.integrations.verl._batch import item_row, token_level_scores
 from rlreward.integrations.verl._columns import SCORE, columns_for
+from rlreward.integrations.verl._monitor import BatchMonitor, Sample
 from rlreward.integrations.verl._score import resolve_reward, score_rows
 
 __all__ = ["RLRewardManager"]
 
 log = logging.getLogger(__name__)
-_OPTION_KEYS = frozenset({"spec", "aggregator", "max_batch_size", "reward_fn_key", "timeout"})
+_OPTION_KEYS = frozenset(
+    {"spec", "aggregator", "max_batch_size", "reward_fn_key", "timeout", "monitor"}
+)
 
 
 def _options(config: Any) -> dict[str, Any]:
@@ -67,6 +73,7 @@ class RLRewardManager(RewardManagerBase):
         max_batch_size: int | None = None,
         reward_fn_key: str | None = None,
         timeout: float | None = None,
+        monitor: Any = None,
     ) -> None:
         super().__init__(config, tokenizer, compute_score)
         opts = _options(config)
@@ -81,12 +88,28 @@ class RLRewardManager(RewardManagerBase):
         self.timeout = timeout if timeout is not None else opts.get("timeout")
         # build the reward now: a bad spec or a reserved name fails at start-up, not mid-run
         columns_for(self.reward)
-        self._batcher: MicroBatcher[VerlRow, dict[str, float | int]] = MicroBatcher(
+        watch = monitor if monitor is not None else opts.get("monitor")
+        self.monitor: BatchMonitor | None = (
+            BatchMonitor(watch, self.reward, config) if watch not in (None, False) else None
+        )
+        self._batcher: MicroBatcher[Sample, dict[str, float | int]] = MicroBatcher(
             self._grade, max_batch_size=size, run_in_thread=False
         )
 
-    async def _grade(self, rows: list[VerlRow]) -> list[dict[str, float | int]]:
-        return await score_rows(self.reward, rows, self.timeout)
+    async def _grade(self, samples: list[Sample]) -> list[dict[str, float | int]]:
+        dicts = await score_rows(self.reward, [s.row for s in samples], self.timeout)
+        if self.monitor is not None:
+            await self.monitor.add(samples, dicts)
+        return dicts
+
+    def _sample(self, item: Any, meta: Any) -> Sample:
+        step = meta.get("global_steps") if hasattr(meta, "get") else None
+        return Sample(
+            item_row(item, self.tokenizer, self.reward_fn_key),
+            uid=item.non_tensor_batch.get("uid"),
+            global_step=step if isinstance(step, int) and not isinstance(step, bool) else None,
+            validate=bool(meta.get("validate", False)) if hasattr(meta, "get") else False,
+        )
 
     @classmethod
     def assemble_rm_scores(cls, data: DataProto, scores: list[float]) -> torch.Tensor:
@@ -96,13 +119,12 @@ class RLRewardManager(RewardManagerBase):
     async def run_single(self, data: DataProto) -> dict[str, Any]:
         """Grade one sample (the last sequence of a multi-sequence output, as VERL does)."""
         item = data[-1:][0]
-        result = await self._batcher.submit(item_row(item, self.tokenizer, self.reward_fn_key))
+        result = await self._batcher.submit(self._sample(item, data.meta_info))
         return {"reward_score": result[SCORE], "reward_extra_info": result}
 
     async def run_batch(self, data: DataProto) -> list[dict[str, Any]]:
         """Grade a whole batch in one ``agrade``: one ``run_single``-shaped dict per sample."""
-        rows = [item_row(data[i], self.tokenizer, self.reward_fn_key) for i in range(len(data))]
+        samples = [self._sample(data[i], data.meta_info) for i in range(len(data))]
         return [
-            {"reward_score": d[SCORE], "reward_extra_info": d}
-            for d in await score_rows(self.reward, rows, self.timeout)
+            {"reward_score": d[SCORE], "reward_extra_info": d} for d in await self._grade(samples)
         ]
