@@ -436,12 +436,12 @@ def plot(path: Path, metrics: dict) -> None:
                 label=f"monitor: {name}",
             )
         for alert in mon.get("alerts", []):
-            if alert.get("step") is not None:
+            if alert.get("step") is not None:  # a Verdict's JSON: detector, signal, step
                 ax[8].axvline(alert["step"], color="tab:red", ls=":", lw=1.5)
         ax[8].set_ylim(0, 1.05)
         ax[8].legend(fontsize=8)
         verdict = (
-            "alert: " + ", ".join(a["name"] for a in mon.get("alerts", []))
+            "alert: " + ", ".join(f"{a['detector']} ({a['signal']})" for a in mon["alerts"])
             if mon.get("alerts")
             else "no alert"
         )
@@ -554,9 +554,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     # the reward-hacking monitor on PPO's rollouts (every step, 16 rows): the reference is
     # the true composite, with relevance to the question as a monitor (never weighed)
-    from rlreward.integrations.reward_monitor import MonitorConfig
-
     from rlreward import Reward, RewardFunctionGrader
+    from rlreward.integrations.reward_monitor import MonitorConfig
 
     reference = Reward(
         {"composite": trainer.label_reward},
@@ -638,6 +637,14 @@ def main(argv: list[str] | None = None) -> dict:
             "specificity_change": after["specificity_mean"] - before["specificity_mean"],
         },
         "threads": None if threads is None else threads.describe(),
+        "monitor": None
+        if trainer.monitor is None
+        else {
+            **trainer.monitor.summary(),
+            "monitor_names": ["relevance"],
+            "records": [r.to_json() for r in trainer.monitor.records],
+            "jsonl": str(out / "monitor.jsonl"),
+        },
         "paths": {"reward_model": trainer.reward_model_path, "policy": policy_dir},
         "timings_s": {**summary["timings_s"], "total": time.perf_counter() - started},
     }
@@ -669,6 +676,20 @@ def main(argv: list[str] | None = None) -> dict:
         f"base-model specificity {b['specificity_mean']:.3f} -> {a_['specificity_mean']:.3f} "
         "nats/token"
     )
+    mon = metrics["monitor"]
+    if mon is not None:
+        alerts = mon["alerts"]
+        print(
+            f"reward-hacking monitor ({mon['checks']} checks, {mon['rows_scored']} rows): "
+            + (
+                "; ".join(
+                    f"{a['detector']} on {a['signal']} at step {a['step']}: {a['evidence']}"
+                    for a in alerts
+                )
+                if alerts
+                else "no alert"
+            )
+        )
     print(examples_md(before, after, args.eval_samples, n=3))
     print(f"saved: {out / 'metrics.json'}, {out / 'ppo_reward.png'}, {out / 'examples.md'}")
     print(f"       policy {policy_dir}, reward model {trainer.reward_model_path}")
