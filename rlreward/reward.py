@@ -17,6 +17,12 @@ after that: its graders, aggregators and monitors cannot be swapped.
 - **Three outcomes** per row and grader: a score, a failure, or not applicable
   (abstain). Only the aggregation decides what each means for the reward.
 - **Monitors** are graded for every row and reported beside the reward, never weighed.
+- **Group graders inside** (``rlreward.graders.group``): a reward holding them is a
+  group grader itself (``group_size``, ``group_key``, ``aevaluate_group``), so when it
+  is nested, the outer runner hands it whole groups and its graders see them in one
+  inner ``agrade``. This needs one ``group_size`` and one ``group_key`` among its group
+  graders; otherwise ``group_size`` is None and it is graded row by row (where its
+  group graders refuse each row as a partial group).
 - **Pickles** whole when its graders do (the built-in ones do: clients and models are
   created lazily in each process); a copy grades to the same values.
 
@@ -82,6 +88,12 @@ class Reward:
             )
         self._runner = runner
         self.name: str = name
+        groups = list(runner._group_graders.values())
+        sizes = {g.group_size for g in groups}
+        keys = {getattr(g, "group_key", None) for g in groups}
+        #: the group size of its group graders when they agree (it is then a group grader)
+        self.group_size: int | None = sizes.pop() if len(sizes) == 1 and len(keys) == 1 else None
+        self.group_key: str | None = keys.pop() if self.group_size is not None else None
         agg = runner.aggregators[name]
         self.score_range: ScoreRange | None = _range_of(agg)
         self.higher_is_better: bool = bool(getattr(agg, "higher_is_better", True))
@@ -186,6 +198,12 @@ class Reward:
         """Grade one row: the reward's value, its metadata carrying every column."""
         results = await self._runner.arun([fields], on_missing="skip")
         return self.row_result(results, 0)
+
+    async def aevaluate_group(self, rows: Sequence[dict[str, Any]]) -> list[GraderResult]:
+        """Grade a whole group (or several) in one inner ``agrade``: one value per row, as
+        ``aevaluate`` gives it. The outer runner calls it when ``group_size`` is set."""
+        results = await self._runner.arun(list(rows), on_missing="skip")
+        return [self.row_result(results, i) for i in range(len(rows))]
 
     def row_result(self, results: GradingResults, index: int) -> GraderResult:
         """Row ``index`` of ``results`` as one value: the reward's result, its metadata

@@ -208,9 +208,40 @@ def test_a_single_row_through_a_reward_is_a_partial_group():
     assert result.metadata["graders"] == {"rank": None}
 
 
-def test_a_nested_reward_grades_row_by_row_so_its_group_grader_refuses():
-    # documented limit (docs/group-judges.md): group graders belong in the outermost reward
+def test_a_nested_reward_with_a_group_grader_gets_whole_groups():
+    # a reward holding a group grader is a group grader itself: the outer runner hands it
+    # whole groups and its inner agrade judges each in one call
     g = LengthRank(2)
+    inner = Reward({"rank": g, "short": lambda response: 1.0 / len(response)})
+    assert is_group_grader(inner) and (inner.group_size, inner.group_key) == (2, None)
+    outer = Reward({"inner": inner, "one": lambda response: 1.0})
+    rows = rows_for(["a", "b"], 2)
+    res = outer.grade(rows)
+    assert g.calls == [["x", "xx"], ["x", "xx"]]  # one call per group, never per row
+    flat = Reward({"rank": LengthRank(2), "short": lambda response: 1.0 / len(response)})
+    want = flat.values(flat.grade(rows))
+    assert scores(res["inner"]) == pytest.approx(want)
+    assert res["inner"][1].metadata["graders"] == {"rank": 1.0, "short": 0.5}
+    assert outer.values(res) == pytest.approx([(w + 1.0) / 2 for w in want])
+
+
+def test_a_nested_reward_groups_by_key_and_refuses_partial_groups():
+    g = LengthRank(2, group_key="uid")
     outer = Reward({"inner": Reward({"rank": g})})
-    res = outer.grade(rows_for(["a"], 2))
-    assert g.calls == [] and all(isinstance(r, GraderError) for r in res["inner"])
+    rows = rows_for(["a", "b"], 2, key=True)
+    rows = [rows[0], rows[2], rows[1], rows[3]]  # a group's rows need not be consecutive
+    res = outer.grade(rows)
+    assert scores(res["inner"]) == [0, 0, 1, 1] and len(g.calls) == 2
+    res = outer.grade(rows[:3])  # uid "id-b" has one row: never judged as a group of 1
+    assert scores(res["inner"]) == [0, None, 1]
+    bad = res["inner"][1]  # refused by the outer runner, before any call
+    assert bad.metadata["group_error"] and "has 1 rows, group_size 2" in bad.error
+
+
+def test_a_nested_reward_whose_group_graders_disagree_grades_row_by_row():
+    # no one group size to hand it: it stays a per-row grader, and its group graders refuse
+    inner = Reward({"two": LengthRank(2), "three": LengthRank(3)})
+    assert inner.group_size is None and not is_group_grader(inner)
+    assert Reward({"plain": lambda response: 1.0}).group_size is None
+    res = Reward({"inner": inner}).grade(rows_for(["a"], 2))
+    assert all(isinstance(r, GraderError) for r in res["inner"])
