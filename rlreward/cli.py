@@ -251,6 +251,89 @@ def _check_fields(reward: Any, data: Path, limit: int | None) -> int:
     return n
 
 
+#: with group graders a chunk closes only where every group is whole; a group whose rows
+#: are further apart than this is cut (and refused as partial, never judged smaller)
+MAX_GROUP_CHUNK_ROWS = 4096
+
+
+class _GroupBounds:
+    """Where a chunk may close when the reward has group graders (nested ones included).
+
+    ``form_groups`` forms a grader's groups from consecutive rows with one ``query``, or
+    from the rows sharing its ``group_key`` value, within the batch it is given. A chunk
+    may close before a row when, for every group grader, the row does not continue the
+    current group: its prompt differs from the last applicable row's, or (with
+    ``group_key``) every key in the chunk already has ``group_size`` rows and the row's key
+    is new. Rows a grader does not apply to are passed over, as ``form_groups`` does. So a
+    chunk's groups are the groups the file's rows form, whatever the chunk size.
+    """
+
+    def __init__(self, runner: Any, names: list[str]) -> None:
+        self.runner = runner
+        configs = {**runner.grader_configs, **runner.monitor_configs}
+        self.graders = {n: configs[n].grader for n in names}
+        self.last: dict[str, Any] = {}  # query-grouped: the last applicable row's prompt
+        self.counts: dict[str, dict[Any, int]] = {n: {} for n in names}  # keyed: rows per key
+
+    @classmethod
+    def of(cls, reward: Any) -> _GroupBounds | None:
+        from rlreward.graders.group import is_group_grader
+
+        runner = reward.runner
+        configs = {**runner.grader_configs, **runner.monitor_configs}
+        names = [n for n, c in configs.items() if is_group_grader(c.grader)]
+        return cls(runner, names) if names else None
+
+    def _values(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Each group grader's grouping value for ``row``; absent where it does not apply."""
+        calls = self.runner.prepare([row], on_missing="skip")
+        out = {}
+        for name, grader in self.graders.items():
+            fields = calls[name][0]
+            if isinstance(fields, dict):
+                key = getattr(grader, "group_key", None)
+                out[name] = _hashable(fields.get(key if key is not None else "query"))
+        return out
+
+    def starts_new_chunk(self, row: dict[str, Any], chunk_rows: int) -> bool:
+        """Add ``row``; True when the chunk (of ``chunk_rows`` rows) should close before it."""
+        values = self._values(row)
+        cut = chunk_rows >= MAX_GROUP_CHUNK_ROWS or (
+            chunk_rows >= CHUNK_ROWS and all(self._closed(n, values) for n in self.graders)
+        )
+        if cut:
+            self.last.clear()
+            for counts in self.counts.values():
+                counts.clear()
+        for name, value in values.items():
+            if getattr(self.graders[name], "group_key", None) is None:
+                self.last[name] = value
+            else:
+                counts = self.counts[name]
+                counts[value] = counts.get(value, 0) + 1
+        return cut
+
+    def _closed(self, name: str, values: dict[str, Any]) -> bool:
+        """True when ``name``'s groups in the chunk cannot continue with this row (a row it
+        does not apply to closes nothing: its run may go on after it)."""
+        grader = self.graders[name]
+        if getattr(grader, "group_key", None) is None:
+            if name not in self.last:
+                return True
+            return name in values and self.last[name] != values[name]
+        counts = self.counts[name]
+        whole = all(c >= grader.group_size for c in counts.values())
+        return whole and (name not in values or values[name] not in counts)
+
+
+def _hashable(value: Any) -> Any:
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
 async def _grade_stream(
     reward: Any,
     rows: Iterator[tuple[int, dict[str, Any]]],
@@ -259,31 +342,52 @@ async def _grade_stream(
     window: int,
     progress: Any,
 ) -> int:
-    """Grade ``rows`` in chunks, at most ``window`` rows in flight; write them in order."""
+    """Grade ``rows`` in chunks, at most ``window`` rows in flight; write them in order.
+
+    A chunk is ``CHUNK_ROWS`` rows; with group graders it grows until it ends on a group
+    boundary (``_GroupBounds``), so no group is split between two runner calls. A chunk's
+    lines are written with one ``write``, so a resumed run starts on a chunk boundary.
+    """
     pending: deque[tuple[list[dict[str, Any]], asyncio.Task[Any]]] = deque()
+    in_flight = 0
     written = 0
+    bounds = _GroupBounds.of(reward)
 
     def start(chunk: list[dict[str, Any]]) -> None:
+        nonlocal in_flight
+        in_flight += len(chunk)
         pending.append((chunk, asyncio.ensure_future(reward.agrade(chunk, on_missing="skip"))))
 
     async def finish_head() -> None:
-        nonlocal written
+        nonlocal written, in_flight
         chunk, task = pending.popleft()
         results = await task
         summary.add_results(results)
-        for row, record in zip(chunk, results.to_records(), strict=True):
-            writer.write(json_line({**row, "grades": record}))
+        records = results.to_records()
+        writer.write(
+            "".join(
+                json_line({**row, "grades": record})
+                for row, record in zip(chunk, records, strict=True)
+            )
+        )
         written += len(chunk)
+        in_flight -= len(chunk)
         progress.update(len(chunk))
 
     try:
         chunk: list[dict[str, Any]] = []
         for _, row in rows:
-            chunk.append(row)
-            if len(chunk) >= CHUNK_ROWS:
-                start(chunk)
-                chunk = []
-            while pending and (len(pending) * CHUNK_ROWS >= window or pending[0][1].done()):
+            if bounds is None:
+                chunk.append(row)
+                if len(chunk) >= CHUNK_ROWS:
+                    start(chunk)
+                    chunk = []
+            else:  # close the chunk before a row that starts new groups only
+                if bounds.starts_new_chunk(row, len(chunk)):
+                    start(chunk)
+                    chunk = []
+                chunk.append(row)
+            while pending and (in_flight >= window or pending[0][1].done()):
                 await finish_head()
         if chunk:
             start(chunk)
