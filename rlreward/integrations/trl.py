@@ -44,6 +44,21 @@ settings: all functions of the group are there, ``reward_weights`` are ours, and
 per-grader functions are summed (``sum_then_normalize``). A mismatch raises
 ``ConfigError`` before anything is graded.
 
+**Group graders** (``listwise_judge``, ``pairwise_judge``, a nested reward holding one)
+need a prompt's ``num_generations`` completions in one call of the functions. TRL's
+``GRPOTrainer`` and ``RLOOTrainer`` (1.12 and 1.16) call them on each process's slice
+of the generation batch, which its ``RepeatSampler`` fills with each prompt's
+completions consecutively: with one process the slice is the whole generation batch
+(TRL checks it is a multiple of ``num_generations``), so groups are whole; with N
+processes each slice is ``per_device_train_batch_size * steps_per_generation`` rows
+(``per_device_eval_batch_size`` in evaluation), and TRL checks only the global batch,
+so a group can straddle two processes. The trainer check therefore also refuses, before
+anything is graded: a group grader whose ``group_size`` is not the trainer's
+``num_generations`` (or ``num_generations_eval`` when it evaluates), and, with several
+processes, a per-process slice that is not a multiple of it, naming the setting to
+change. Rows are not gathered across processes: a batch per process that holds whole
+groups costs nothing, where a gather would add a collective per batch.
+
 The functions are async (TRL runs them concurrently on its event loop) and pickle
 with the Reward inside (its clients and models are built lazily in each process);
 functions pickled together share one ``RewardGroup`` (one grading per batch, bounded
@@ -61,6 +76,7 @@ from typing import Any, Literal, NamedTuple
 
 from rlreward.aggregators import aligned_key
 from rlreward.errors import ConfigError
+from rlreward.graders.group import is_group_grader
 from rlreward.integrations._runtime import as_reward
 from rlreward.integrations._trl_state import RewardGroup, RewardStats, batch_metrics
 from rlreward.integrations.reward_monitor import MonitorConfig, capture_rollouts
@@ -177,6 +193,12 @@ class RLRewardFunc:
                 f"but the reward's are {want}; pass the weights make_reward_funcs "
                 "returned: GRPOConfig(reward_weights=weights) (RLOOConfig likewise)"
             )
+        problems = group_problems(self.reward, trainer)
+        if problems:
+            raise ConfigError(
+                "the reward's group graders would not get whole groups from this trainer: "
+                + "; ".join(problems)
+            )
         aggregation = getattr(trainer, "multi_objective_aggregation", "sum_then_normalize")
         if self.mode == "per_grader" and len(ours) > 1 and aggregation != "sum_then_normalize":
             raise ConfigError(
@@ -199,6 +221,55 @@ class RLRewardFunc:
 
     def __repr__(self) -> str:
         return f"RLRewardFunc({self.__name__!r}, mode={self.mode!r}, reward={self.reward!r})"
+
+
+def group_problems(reward: Reward, trainer: Any) -> list[str]:
+    """Why ``trainer`` (a GRPOTrainer/RLOOTrainer) would split or misform the groups of
+    ``reward``'s group graders (monitors included); empty when every call holds whole groups."""
+    configs = {**reward.graders, **reward.monitors}
+    groups = {n: c.grader for n, c in configs.items() if is_group_grader(c.grader)}
+    args = getattr(trainer, "args", None)
+    train_gens = getattr(trainer, "num_generations", None)
+    if not groups or args is None or not isinstance(train_gens, int):
+        return []
+    processes = int(getattr(getattr(trainer, "accelerator", None), "num_processes", 1) or 1)
+    steps = int(getattr(args, "steps_per_generation", None) or 1)
+    settings = [
+        (
+            "num_generations",
+            train_gens,
+            int(args.per_device_train_batch_size) * steps,
+            f"per_device_train_batch_size ({args.per_device_train_batch_size}) * "
+            f"steps_per_generation ({steps})",
+        )
+    ]
+    if str(getattr(args, "eval_strategy", "no")).lower().rsplit(".", 1)[-1] != "no":
+        eval_gens = getattr(trainer, "num_generations_eval", None) or train_gens
+        settings.append(
+            (
+                "num_generations_eval",
+                int(eval_gens),
+                int(args.per_device_eval_batch_size),
+                f"per_device_eval_batch_size ({args.per_device_eval_batch_size})",
+            )
+        )
+    problems: list[str] = []
+    for setting, gens, local, what in settings:
+        for name, grader in groups.items():
+            if grader.group_size != gens:
+                problems.append(
+                    f"grader {name!r} has group_size {grader.group_size} but the trainer samples "
+                    f"{setting}={gens} completions per prompt; set group_size: {gens} (or "
+                    f"{setting}={grader.group_size})"
+                )
+        if processes > 1 and local % gens:
+            problems.append(
+                f"each of the {processes} processes scores {what} = {local} completions, not a "
+                f"multiple of {setting}={gens}, so a prompt's group is split between two "
+                f"processes (TRL checks only the global batch); make it a multiple "
+                f"of {gens}, e.g. {what.split(' (')[0]}={gens}"
+            )
+    return problems
 
 
 def per_grader_values(reward: Reward, results: GradingResults, grader: str) -> list[float | None]:

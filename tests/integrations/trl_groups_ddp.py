@@ -1,0 +1,72 @@
+"""One GRPO step whose reward holds a listwise group judge, under two processes (gloo, CPU).
+
+Run by tests/integrations/test_trl_groups.py as
+``torchrun --nproc_per_node 2 -m tests.integrations.trl_groups_ddp URL OUT PER_DEVICE
+[unchecked]``;
+each rank writes ``OUT/rank<k>.json``: what TRL logged (gathered across ranks) or the
+ConfigError that refused the configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def build_reward(url: str):  # type: ignore[no-untyped-def]
+    from rlreward import RewardFunctionGrader
+    from rlreward.graders.group_judges import ListwiseJudgeGrader
+    from rlreward.models.openai import OpenAIChatModel
+    from rlreward.reward import Reward
+
+    judge = OpenAIChatModel(
+        "judge", base_url=url, api_key="sk-trl-groups-0123456789", timeout=30.0, max_retries=2
+    )
+    return Reward(
+        {
+            "listwise": ListwiseJudgeGrader(judge, group_size=4, debias=False, cache=False),
+            "length": RewardFunctionGrader("length"),
+        }
+    )
+
+
+def main(argv: list[str]) -> int:
+    url, out, per_device = argv[0], Path(argv[1]), int(argv[2])
+    from rlreward.errors import ConfigError
+    from rlreward.integrations.trl import make_reward_funcs
+    from tests.integrations import adapter_helpers as H
+    from tests.integrations import trl_host as T
+
+    rank = int(os.environ["RANK"])
+    if argv[3:] == ["unchecked"]:  # what the up-front refusal prevents (a test shows it)
+        import rlreward.integrations.trl as adapter
+
+        adapter.group_problems = lambda reward, trainer: []
+    funcs, weights = make_reward_funcs(build_reward(url))
+    trainer = T.grpo_trainer(
+        H.tokenizer(),
+        funcs,
+        weights,
+        T.arith_rows(2),
+        out / f"run{rank}",
+        max_steps=1,
+        num_generations=4,
+        per_device_train_batch_size=per_device,
+    )
+    record: dict[str, object] = {"processes": trainer.accelerator.num_processes}
+    try:
+        trainer.train()
+    except ConfigError as exc:
+        record["error"] = str(exc)
+    else:
+        record["prompts"] = list(trainer._logs["prompt"])
+        record["completions"] = list(trainer._logs["completion"])
+        record["rewards"] = [float(v) for v in trainer._logs["rewards"]["reward"]]
+    (out / f"rank{rank}.json").write_text(json.dumps(record))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
