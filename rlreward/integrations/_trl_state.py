@@ -194,6 +194,10 @@ class RewardGroup:
         self.memo: _Memo | None = None
         self.checked: set[int] = set()  # ids of trainers whose reward settings were checked
         self.warned: set[str] = set()
+        #: set by the trainer check when TRL's per-process slices split groups: grade
+        #: whole groups across processes (``_trl_groups.spread_grade``) on this device
+        self.spread: bool = False
+        self.device: Any = None
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:

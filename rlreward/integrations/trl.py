@@ -45,19 +45,20 @@ per-grader functions are summed (``sum_then_normalize``). A mismatch raises
 ``ConfigError`` before anything is graded.
 
 **Group graders** (``listwise_judge``, ``pairwise_judge``, a nested reward holding one)
-need a prompt's ``num_generations`` completions in one call of the functions. TRL's
-``GRPOTrainer`` and ``RLOOTrainer`` (1.12 and 1.16) call them on each process's slice
-of the generation batch, which its ``RepeatSampler`` fills with each prompt's
-completions consecutively: with one process the slice is the whole generation batch
-(TRL checks it is a multiple of ``num_generations``), so groups are whole; with N
-processes each slice is ``per_device_train_batch_size * steps_per_generation`` rows
-(``per_device_eval_batch_size`` in evaluation), and TRL checks only the global batch,
-so a group can straddle two processes. The trainer check therefore also refuses, before
-anything is graded: a group grader whose ``group_size`` is not the trainer's
-``num_generations`` (or ``num_generations_eval`` when it evaluates), and, with several
-processes, a per-process slice that is not a multiple of it, naming the setting to
-change. Rows are not gathered across processes: a batch per process that holds whole
-groups costs nothing, where a gather would add a collective per batch.
+need a prompt's ``num_generations`` completions in one call. TRL's ``GRPOTrainer`` and
+``RLOOTrainer`` (1.12 and 1.16) call the functions on each process's slice of the
+generation batch, which its ``RepeatSampler`` fills with each prompt's completions
+consecutively: with one process the slice is the whole generation batch (TRL checks it
+is a multiple of ``num_generations``), so groups are whole; with N processes each slice
+is ``per_device_train_batch_size * steps_per_generation`` rows
+(``per_device_eval_batch_size`` in evaluation) and TRL checks only the global batch, so
+a group can straddle two processes. Where the trainer's settings allow that, the
+functions grade across processes (``_trl_groups.spread_grade``: rows gathered, each
+prompt's rows graded on the process holding its first row, results sent back; two
+``all_gather_object`` calls per batch), so every group is judged whole; slices that
+hold whole groups cost nothing extra. The trainer check refuses, before anything is
+graded, a group grader whose ``group_size`` is not the trainer's ``num_generations``
+(or ``num_generations_eval`` when it evaluates).
 
 The functions are async (TRL runs them concurrently on its event loop) and pickle
 with the Reward inside (its clients and models are built lazily in each process);
@@ -169,9 +170,17 @@ class RLRewardFunc:
         return self.reward.values(batch.results)
 
     async def _grade(self, rows: list[dict[str, Any]]) -> GradingResults:
-        results = await self.reward.agrade(rows, on_missing="skip")
+        if self.group.spread:  # TRL's per-process slices split groups: grade across them
+            from rlreward.integrations._trl_groups import spread_grade
+
+            results = await spread_grade(rows, self._agrade, self.group.device)
+        else:
+            results = await self._agrade(rows)
         self.group.stats.record(results, self.reward)
         return results
+
+    async def _agrade(self, rows: list[dict[str, Any]]) -> GradingResults:
+        return await self.reward.agrade(rows, on_missing="skip")
 
     def _check_trainer(self, trainer: Any) -> None:
         """Refuse trainer settings under which TRL would not optimise the reward."""
@@ -199,6 +208,22 @@ class RLRewardFunc:
                 "the reward's group graders would not get whole groups from this trainer: "
                 + "; ".join(problems)
             )
+        splits = split_slices(self.reward, trainer)
+        if splits:
+            if not _distributed():
+                raise ConfigError(
+                    "the reward's group graders would not get whole groups: "
+                    + "; ".join(splits)
+                    + " (and torch.distributed is not initialised, so rlreward cannot gather "
+                    "them)"
+                )
+            self.group.spread = True
+            self.group.device = getattr(getattr(trainer, "accelerator", None), "device", None)
+            log.info(
+                "%s; rlreward grades each prompt's rows on one process and sends the results "
+                "back (two all_gather_object calls per batch)",
+                "; ".join(splits),
+            )
         aggregation = getattr(trainer, "multi_objective_aggregation", "sum_then_normalize")
         if self.mode == "per_grader" and len(ours) > 1 and aggregation != "sum_then_normalize":
             raise ConfigError(
@@ -223,18 +248,20 @@ class RLRewardFunc:
         return f"RLRewardFunc({self.__name__!r}, mode={self.mode!r}, reward={self.reward!r})"
 
 
-def group_problems(reward: Reward, trainer: Any) -> list[str]:
-    """Why ``trainer`` (a GRPOTrainer/RLOOTrainer) would split or misform the groups of
-    ``reward``'s group graders (monitors included); empty when every call holds whole groups."""
+def _group_graders(reward: Reward) -> dict[str, Any]:
     configs = {**reward.graders, **reward.monitors}
-    groups = {n: c.grader for n, c in configs.items() if is_group_grader(c.grader)}
+    return {n: c.grader for n, c in configs.items() if is_group_grader(c.grader)}
+
+
+def _slices(trainer: Any) -> list[tuple[str, int, int, str]]:
+    """``(setting, completions per prompt, rows per process, what sets them)`` for
+    training and, when the trainer evaluates, evaluation."""
     args = getattr(trainer, "args", None)
     train_gens = getattr(trainer, "num_generations", None)
-    if not groups or args is None or not isinstance(train_gens, int):
+    if args is None or not isinstance(train_gens, int):
         return []
-    processes = int(getattr(getattr(trainer, "accelerator", None), "num_processes", 1) or 1)
     steps = int(getattr(args, "steps_per_generation", None) or 1)
-    settings = [
+    out = [
         (
             "num_generations",
             train_gens,
@@ -245,7 +272,7 @@ def group_problems(reward: Reward, trainer: Any) -> list[str]:
     ]
     if str(getattr(args, "eval_strategy", "no")).lower().rsplit(".", 1)[-1] != "no":
         eval_gens = getattr(trainer, "num_generations_eval", None) or train_gens
-        settings.append(
+        out.append(
             (
                 "num_generations_eval",
                 int(eval_gens),
@@ -253,8 +280,16 @@ def group_problems(reward: Reward, trainer: Any) -> list[str]:
                 f"per_device_eval_batch_size ({args.per_device_eval_batch_size})",
             )
         )
+    return out
+
+
+def group_problems(reward: Reward, trainer: Any) -> list[str]:
+    """Why ``trainer`` (a GRPOTrainer/RLOOTrainer) would misform the groups of ``reward``'s
+    group graders (monitors included): a ``group_size`` other than the completions per
+    prompt. Empty when it would not."""
+    groups = _group_graders(reward)
     problems: list[str] = []
-    for setting, gens, local, what in settings:
+    for setting, gens, _, _ in _slices(trainer) if groups else []:
         for name, grader in groups.items():
             if grader.group_size != gens:
                 problems.append(
@@ -262,14 +297,30 @@ def group_problems(reward: Reward, trainer: Any) -> list[str]:
                     f"{setting}={gens} completions per prompt; set group_size: {gens} (or "
                     f"{setting}={grader.group_size})"
                 )
-        if processes > 1 and local % gens:
-            problems.append(
-                f"each of the {processes} processes scores {what} = {local} completions, not a "
-                f"multiple of {setting}={gens}, so a prompt's group is split between two "
-                f"processes (TRL checks only the global batch); make it a multiple "
-                f"of {gens}, e.g. {what.split(' (')[0]}={gens}"
-            )
     return problems
+
+
+def split_slices(reward: Reward, trainer: Any) -> list[str]:
+    """How ``trainer``'s per-process slices split groups (several processes, a slice not a
+    multiple of the completions per prompt), when ``reward`` has group graders."""
+    processes = int(getattr(getattr(trainer, "accelerator", None), "num_processes", 1) or 1)
+    if processes < 2 or not _group_graders(reward):
+        return []
+    return [
+        f"each of the {processes} processes scores {what} = {local} completions, not a "
+        f"multiple of {setting}={gens}, so a prompt's group straddles two processes (TRL "
+        f"checks only the global batch; {what.split(' (')[0]}={gens} would keep them whole)"
+        for setting, gens, local, what in _slices(trainer)
+        if local % gens
+    ]
+
+
+def _distributed() -> bool:
+    try:
+        import torch.distributed as dist
+    except ImportError:  # pragma: no cover - TRL needs torch
+        return False
+    return bool(dist.is_available() and dist.is_initialized())
 
 
 def per_grader_values(reward: Reward, results: GradingResults, grader: str) -> list[float | None]:

@@ -2,8 +2,9 @@
 
 One process: the real trainers, a listwise judge on the local judge server; every request
 it receives holds one prompt's candidates. Two processes (torchrun, gloo, CPU): whole
-groups when each process's batch holds them, a ConfigError naming the fix when it does
-not (TRL checks only the global batch), and what that refusal prevents.
+groups when each process's batch holds them, and also when it does not (TRL checks only
+the global batch): then rlreward grades each prompt's rows on one process; unchecked,
+every row would be a partial group.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from rlreward.errors import ConfigError
 from rlreward.graders.judge_io import neutralise
 from rlreward.integrations._rows import trl_rows
-from rlreward.integrations.trl import group_problems, make_reward_funcs
+from rlreward.integrations._trl_groups import owners
+from rlreward.integrations.trl import group_problems, make_reward_funcs, split_slices
 from rlreward.reward import Reward
 from tests.integrations import adapter_helpers as H
 from tests.integrations import trl_host as T
@@ -110,15 +112,16 @@ def fake_trainer(processes, per_device, gens=4, steps=1, eval_batch=None, gens_e
     )
 
 
-def test_group_problems_name_the_setting_to_change():
+def test_group_problems_and_split_slices_name_the_settings():
     reward = Reward({"rank": LengthRank(4), "plain": lambda response: 1.0})
-    assert group_problems(reward, fake_trainer(1, 2)) == []  # one process: TRL's own check
-    assert group_problems(reward, fake_trainer(2, 4)) == []
-    assert group_problems(reward, fake_trainer(2, 2, steps=2)) == []  # 2 * 2 rows per process
-    (p,) = group_problems(reward, fake_trainer(2, 6))
+    assert group_problems(reward, fake_trainer(2, 6)) == []  # sizes agree
+    assert split_slices(reward, fake_trainer(1, 2)) == []  # one process: TRL's own check
+    assert split_slices(reward, fake_trainer(2, 4)) == []
+    assert split_slices(reward, fake_trainer(2, 2, steps=2)) == []  # 2 * 2 rows per process
+    (p,) = split_slices(reward, fake_trainer(2, 6))
     assert "6 completions, not a multiple of num_generations=4" in p
-    assert "per_device_train_batch_size=4" in p
-    (p,) = group_problems(reward, fake_trainer(2, 4, eval_batch=2))
+    assert "per_device_train_batch_size=4 would keep them whole" in p
+    (p,) = split_slices(reward, fake_trainer(2, 4, eval_batch=2))
     assert "per_device_eval_batch_size (2) = 2" in p
     (p,) = group_problems(reward, fake_trainer(1, 4, eval_batch=4, gens_eval=2))
     assert "num_generations_eval=2" in p
@@ -127,10 +130,17 @@ def test_group_problems_name_the_setting_to_change():
     assert "'inner' has group_size 8" in p
     monitor = Reward({"plain": lambda response: 1.0}, monitors={"rank": LengthRank(2)})
     assert group_problems(monitor, fake_trainer(1, 4))  # monitors are graded too
-    assert group_problems(Reward({"plain": lambda response: 1.0}), fake_trainer(2, 3)) == []
+    assert split_slices(Reward({"plain": lambda response: 1.0}), fake_trainer(2, 3)) == []
 
 
-def torchrun(server, out, per_device, *extra):
+def test_owners_keep_a_prompt_run_on_the_process_holding_its_first_row():
+    rows = [{"query": q} for q in "aabbbbcc"]  # a run of b straddles processes 0 and 1
+    assert owners([3, 5], rows) == [0, 0, 0, 0, 0, 0, 1, 1]
+    assert owners([4, 4], rows) == [0, 0, 0, 0, 0, 0, 1, 1]
+    assert owners([2, 6], rows) == [0, 0, 1, 1, 1, 1, 1, 1]
+
+
+def torchrun(server, out, per_device, gens, *extra):
     out.mkdir()
     env = {
         **os.environ,
@@ -141,31 +151,43 @@ def torchrun(server, out, per_device, *extra):
     }
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
     cmd += ["--master_port", str(29500 + os.getpid() % 500), "-m"]
-    cmd += ["tests.integrations.trl_groups_ddp", server.url, str(out), str(per_device), *extra]
+    cmd += ["tests.integrations.trl_groups_ddp", server.url, str(out), str(per_device)]
+    cmd += [str(gens), *extra]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
 
 
-def test_two_processes_hand_the_group_judge_whole_groups(tmp_path, openai_server):
+@pytest.mark.parametrize(
+    ("per_device", "gens", "spread"),
+    [
+        (4, 4, False),  # each process holds one whole group
+        (2, 4, True),  # each process holds half a group
+        (3, 2, True),  # process 0: a, a, b; process 1: b, c, c
+    ],
+)
+def test_two_processes_hand_the_group_judge_whole_groups(
+    tmp_path, openai_server, per_device, gens, spread
+):
     openai_server.responder = RankingJudge()
-    ranks = torchrun(openai_server, tmp_path / "whole", 4)  # a process holds one group
+    ranks = torchrun(openai_server, tmp_path / "run", per_device, gens)
     assert [r["processes"] for r in ranks] == [2, 2]
+    assert [r["spread"] for r in ranks] == [spread, spread]
     run = ranks[0]
-    assert "error" not in run and len(run["prompts"]) == 8
-    one_group_per_request(openai_server.requests, run["prompts"], run["completions"], 4)
-    assert all(v == v for v in run["rewards"])  # no NaN: every row has its reward
-
-
-def test_two_processes_that_would_split_groups_are_refused_with_the_fix(tmp_path, openai_server):
+    assert "error" not in run and len(run["prompts"]) == 2 * per_device
+    one_group_per_request(openai_server.requests, run["prompts"], run["completions"], gens)
+    openai_server.reset()
     openai_server.responder = RankingJudge()
-    ranks = torchrun(openai_server, tmp_path / "split", 2)  # 2 rows a process, groups of 4
-    for r in ranks:
-        assert "not a multiple of num_generations=4" in r["error"]
-        assert "per_device_train_batch_size=4" in r["error"]
-    assert openai_server.requests == []  # refused before anything was graded
-    # what the refusal prevents: unchecked, each process holds half a group, so the judge
-    # refuses every row as a partial group and GRPO trains on no judge at all
-    ranks = torchrun(openai_server, tmp_path / "unchecked", 2, "unchecked")
+    reward = build_reward(openai_server.url, gens)
+    want = reward.values(reward.grade(trl_rows(run["prompts"], run["completions"], {})))
+    assert None not in want and run["rewards"] == pytest.approx(want, abs=1e-6)
+
+
+def test_two_processes_unchecked_would_leave_every_row_a_partial_group(tmp_path, openai_server):
+    # what grading across processes prevents: each process holds half a group, so the
+    # judge refuses every row as a partial group and GRPO trains on no judge at all
+    openai_server.responder = RankingJudge()
+    ranks = torchrun(openai_server, tmp_path / "unchecked", 2, 4, "unchecked")
+    assert ranks[0]["spread"] is False
     assert openai_server.requests == []
     assert all(v != v for v in ranks[0]["rewards"])  # NaN: unscorable rows
