@@ -248,7 +248,7 @@ class RLRewardFunc:
         return f"RLRewardFunc({self.__name__!r}, mode={self.mode!r}, reward={self.reward!r})"
 
 
-def _group_graders(reward: Reward) -> dict[str, Any]:
+def _whole_group_graders(reward: Reward) -> dict[str, Any]:
     configs = {**reward.graders, **reward.monitors}
     return {n: c.grader for n, c in configs.items() if is_group_grader(c.grader)}
 
@@ -287,7 +287,7 @@ def group_problems(reward: Reward, trainer: Any) -> list[str]:
     """Why ``trainer`` (a GRPOTrainer/RLOOTrainer) would misform the groups of ``reward``'s
     group graders (monitors included): a ``group_size`` other than the completions per
     prompt. Empty when it would not."""
-    groups = _group_graders(reward)
+    groups = _whole_group_graders(reward)
     problems: list[str] = []
     for setting, gens, _, _ in _slices(trainer) if groups else []:
         for name, grader in groups.items():
@@ -304,7 +304,7 @@ def split_slices(reward: Reward, trainer: Any) -> list[str]:
     """How ``trainer``'s per-process slices split groups (several processes, a slice not a
     multiple of the completions per prompt), when ``reward`` has group graders."""
     processes = int(getattr(getattr(trainer, "accelerator", None), "num_processes", 1) or 1)
-    if processes < 2 or not _group_graders(reward):
+    if processes < 2 or not _whole_group_graders(reward):
         return []
     return [
         f"each of the {processes} processes scores {what} = {local} completions, not a "
