@@ -22,7 +22,8 @@ def _has(batch: Any, key: str) -> bool:
 
 
 def item_row(item: Any, tokenizer: Any, reward_fn_key: str = "data_source") -> VerlRow:
-    """A row from one ``DataProtoItem``: decoded response (and prompt) plus its non-tensor data."""
+    """A row from one ``DataProtoItem``: decoded response (and prompt) plus its non-tensor data
+    (and verl's ``uid``, as the row field ``uid``, when the batch has one)."""
     responses = item.batch["responses"]
     mask = item.batch["attention_mask"]
     valid_response = int(mask[-responses.shape[-1] :].sum())
@@ -36,6 +37,7 @@ def item_row(item: Any, tokenizer: Any, reward_fn_key: str = "data_source") -> V
     nt = item.non_tensor_batch
     reward_model = nt.get("reward_model")
     ground_truth = reward_model.get("ground_truth") if hasattr(reward_model, "get") else None
+    uid = nt.get("uid")  # verl's group id (one per prompt, shared by its rollout.n rows)
     return verl_row(
         data_source=nt.get(reward_fn_key),
         solution_str=response,
@@ -43,6 +45,7 @@ def item_row(item: Any, tokenizer: Any, reward_fn_key: str = "data_source") -> V
         extra_info=nt.get("extra_info"),
         prompt=prompt,
         raw_prompt=nt.get("raw_prompt"),
+        extra={"uid": uid.item() if hasattr(uid, "item") else uid} if uid is not None else None,
     )
 
 

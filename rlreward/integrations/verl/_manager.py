@@ -13,7 +13,12 @@ keywords, or ``reward.reward_kwargs``): ``spec`` (a YAML path, a spec dict or a
 ``monitor`` (the reward-hacking monitor: a mapping of ``MonitorConfig`` fields, e.g.
 ``{every: 5, sample_size: 32, jsonl_path: outputs/monitor-{pid}.jsonl}``, or a
 ``MonitorConfig``; see ``_monitor``: its ``monitor/...`` keys come back in
-``reward_extra_info``).
+``reward_extra_info``), ``group_timeout`` (with group graders: seconds a sample waits
+for the rest of its ``uid`` group, see ``_groups``; default 270).
+
+With a group grader in the reward, ``run_single`` grades each ``uid`` group whole, in
+one ``agrade``, whichever workers its rows reach (``_groups.GroupGate``); rows carry
+verl's ``uid`` as the field ``uid`` (give the grader ``group_key: uid``).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from rlreward.errors import ConfigError
 from rlreward.graders.batching import MicroBatcher
 from rlreward.integrations.verl._batch import item_row, token_level_scores
 from rlreward.integrations.verl._columns import SCORE, columns_for
+from rlreward.integrations.verl._groups import GroupGate
 from rlreward.integrations.verl._monitor import BatchMonitor, Sample
 from rlreward.integrations.verl._score import resolve_reward, score_rows
 
@@ -37,7 +43,15 @@ __all__ = ["RLRewardManager"]
 
 log = logging.getLogger(__name__)
 _OPTION_KEYS = frozenset(
-    {"spec", "aggregator", "max_batch_size", "reward_fn_key", "timeout", "monitor"}
+    {
+        "spec",
+        "aggregator",
+        "max_batch_size",
+        "reward_fn_key",
+        "timeout",
+        "monitor",
+        "group_timeout",
+    }
 )
 
 
@@ -74,6 +88,7 @@ class RLRewardManager(RewardManagerBase):
         reward_fn_key: str | None = None,
         timeout: float | None = None,
         monitor: Any = None,
+        group_timeout: float | None = None,
     ) -> None:
         super().__init__(config, tokenizer, compute_score)
         opts = _options(config)
@@ -91,6 +106,12 @@ class RLRewardManager(RewardManagerBase):
         watch = monitor if monitor is not None else opts.get("monitor")
         self.monitor: BatchMonitor | None = (
             BatchMonitor(watch, self.reward, config) if watch not in (None, False) else None
+        )
+        # a reward with group graders grades whole uid groups across workers (_groups)
+        self._groups = GroupGate.for_reward(
+            self.reward,
+            config,
+            group_timeout if group_timeout is not None else opts.get("group_timeout"),
         )
         self._batcher: MicroBatcher[Sample, dict[str, float | int]] = MicroBatcher(
             self._grade, max_batch_size=size, run_in_thread=False
@@ -119,7 +140,13 @@ class RLRewardManager(RewardManagerBase):
     async def run_single(self, data: DataProto) -> dict[str, Any]:
         """Grade one sample (the last sequence of a multi-sequence output, as VERL does)."""
         item = data[-1:][0]
-        result = await self._batcher.submit(self._sample(item, data.meta_info))
+        sample = self._sample(item, data.meta_info)
+        if self._groups is not None:
+            result = await self._groups.grade(
+                sample, sample.uid, self._grade, columns_for(self.reward).failed
+            )
+        else:
+            result = await self._batcher.submit(sample)
         return {"reward_score": result[SCORE], "reward_extra_info": result}
 
     async def run_batch(self, data: DataProto) -> list[dict[str, Any]]:
