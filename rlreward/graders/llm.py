@@ -11,6 +11,11 @@ is a GraderError for that row, never rendered into a prompt. A call that fails f
 that does not parse or is out of range, is a GraderError carrying the raw reply —
 never a score. Successful grades go into an optional ResultCache; identical concurrent
 requests share one call.
+
+Every result carries ``metadata["usage"]`` (``rlreward.usage.call_usage``): calls,
+tokens the server reported, latency and retries; a cached or shared grade counts 0
+calls. With a ``UsageBudget`` no new call starts once the budget is spent: the grade is
+a GraderError naming the budget (never cached, so a rerun with more budget makes it).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from rlreward.schema import (
     ScoreRange,
     check_score_range,
 )
+from rlreward.usage import USAGE_KEY, UsageBudget, call_usage
 
 __all__ = ["LLMGrader", "load_prompt"]
 
@@ -81,6 +87,8 @@ class LLMGrader(BaseGrader):
             ``.rlreward/cache.sqlite``, or ``":memory:"``.
         dedupe: identical concurrent requests share one call.
         template: prompt template text replacing the shipped one.
+        budget: a ``UsageBudget`` shared with other judges: once spent, no new call
+            starts and the grade is a GraderError naming the budget.
     """
 
     template_file: ClassVar[str] = ""
@@ -99,6 +107,7 @@ class LLMGrader(BaseGrader):
         *,
         dedupe: bool = True,
         template: str | None = None,
+        budget: UsageBudget | None = None,
     ) -> None:
         owner = f"{type(self).__name__}"
         self.model = _as_model(model, owner)
@@ -122,8 +131,12 @@ class LLMGrader(BaseGrader):
         text = self.system_prompt + "\x00" + self.template.template
         #: a hash of the prompt text: editing a prompt invalidates its cached grades
         self.template_version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+        self._placeholders = frozenset(_placeholders(self.template))
         self.cache = resolve_cache(cache)
         self.dedupe = dedupe
+        self.budget: UsageBudget | None = None
+        if budget is not None:
+            self.set_budget(budget)
         self._flight = SingleFlight()
         self._response_format = self._schema()
 
@@ -131,6 +144,21 @@ class LLMGrader(BaseGrader):
     def cache_params(self) -> dict[str, Any]:
         """Grader settings that change the verdict (beyond the template); for cache keys."""
         return {"judge_scale": list(self.judge_scale), "score_range": self.score_range}
+
+    def set_budget(self, budget: UsageBudget | None) -> None:
+        """Share ``budget`` (a UsageBudget, or None for no limit) with this judge."""
+        if budget is not None:
+            if not isinstance(budget, UsageBudget):
+                raise ConfigError(
+                    f"{type(self).__name__}: budget must be a UsageBudget, "
+                    f"got {type(budget).__name__}"
+                )
+            budget.check_model(self._model_id(), f"{type(self).__name__} {self.name!r}")
+        self.budget = budget
+
+    def _model_id(self) -> str | None:
+        model = getattr(self.model, "model", None)
+        return model if isinstance(model, str) else None
 
     def disable_cache(self) -> None:
         """Stop reading and writing the result cache (the CLI's ``--no-cache``)."""
@@ -160,7 +188,7 @@ class LLMGrader(BaseGrader):
     def build_messages(self, fields: Mapping[str, Any]) -> list[dict[str, str]]:
         """The chat messages sent to the judge for one sample."""
         values = self.template_values(fields)
-        missing = {k: NOT_GIVEN for k in _placeholders(self.template) if k not in values}
+        missing = {k: NOT_GIVEN for k in self._placeholders if k not in values}
         user = self.template.substitute({**missing, **values})
         return [
             {"role": "system", "content": self.system_prompt},
@@ -178,6 +206,7 @@ class LLMGrader(BaseGrader):
 
     async def _aevaluate(self, **fields: Any) -> GraderResult:
         start = time.perf_counter()
+        meta: dict[str, Any]
         key = None
         if self.cache is not None or self.dedupe:
             key = cache_key(
@@ -190,7 +219,11 @@ class LLMGrader(BaseGrader):
         if self.cache is not None and key is not None:
             hit = self.cache.get(key)
             if hit is not None:
-                meta = {"cached": True, "attempts": 0, "latency_s": time.perf_counter() - start}
+                latency = time.perf_counter() - start
+                meta = {"cached": True, "attempts": 0, "latency_s": latency}
+                meta[USAGE_KEY] = call_usage(
+                    self._model_id(), calls=0, usage=None, latency_s=latency, cached=True
+                )
                 if hit.judge_score is not None:
                     meta["judge_score"] = hit.judge_score
                 return GraderScore(self.name, hit.score, hit.reason, meta)
@@ -200,17 +233,40 @@ class LLMGrader(BaseGrader):
         if not shared:
             return result
         meta = {**result.metadata, "cached": True, "shared": True, "attempts": 0}
-        meta["latency_s"] = time.perf_counter() - start
+        meta["latency_s"] = latency = time.perf_counter() - start
+        # the call is counted once, in the result of the caller that made it
+        meta[USAGE_KEY] = call_usage(
+            self._model_id(), calls=0, usage=None, latency_s=latency, cached=True
+        )
         if isinstance(result, GraderScore):
             return GraderScore(self.name, result.score, result.reason, meta)
         return GraderError(self.name, result.error, meta)
 
     async def _judge(self, fields: Mapping[str, Any], key: str | None) -> GraderResult:
         """One judge call (with the model's retries) turned into a result value."""
+        budget = self.budget
+        if budget is not None:
+            refused = budget.exhausted()
+            if refused is not None:
+                usage = call_usage(self._model_id(), calls=0, usage=None, latency_s=0.0)
+                return GraderError(
+                    self.name,
+                    refused,
+                    {"cached": False, "budget_exhausted": True, USAGE_KEY: usage},
+                )
         messages = self.build_messages(fields)
         try:
             reply = await self.model.achat(messages, response_format=self._response_format)
         except ChatModelError as exc:
+            usage = call_usage(
+                self._model_id(),
+                calls=1,
+                usage=getattr(exc, "usage", None),
+                latency_s=exc.latency_s,
+                retries=max(exc.attempts - 1, 0),
+            )
+            if budget is not None:
+                budget.spend(usage)
             return GraderError(
                 self.name,
                 f"judge call failed: {exc}",
@@ -220,13 +276,24 @@ class LLMGrader(BaseGrader):
                     "last_status": exc.last_status,
                     "latency_s": exc.latency_s,
                     "retry_reasons": list(exc.retry_reasons),
+                    USAGE_KEY: usage,
                 },
             )
+        usage = call_usage(
+            self._model_id(),
+            calls=1,
+            usage=reply.usage,
+            latency_s=reply.latency_s,
+            retries=reply.attempts - 1,
+        )
+        if budget is not None:
+            budget.spend(usage)
         meta: dict[str, Any] = {
             "cached": False,
             "attempts": reply.attempts,
             "latency_s": reply.latency_s,
             "structured": reply.structured,
+            USAGE_KEY: usage,
         }
         if reply.retry_reasons:
             meta["retry_reasons"] = list(reply.retry_reasons)

@@ -13,6 +13,8 @@ Format (every key but ``graders`` optional)::
       - {type: weighted_sum, name: reward, weights: {relevance: 0.5, length: 0.5}}
       - {callable: "my_pkg.rewards:min_reward"}
     runner: {max_concurrency: 32, timeout: 60}
+    prices: {qwen3-32b: {prompt: 0.1, completion: 0.3}}   # $ per 1M tokens, for cost
+    budget: {max_tokens: 2000000, max_cost: 5.0}          # shared by every judge
 
 The spec is checked whole against its typed schema (``spec_schema``: one pydantic model
 per grader ``type``, unknown keys refused, duplicate YAML keys refused) before anything
@@ -43,6 +45,7 @@ from rlreward.graders.function import FunctionGrader
 from rlreward.integrations import spec_schema as schema
 from rlreward.integrations.reserved import reserved_reason
 from rlreward.runner import GraderConfig, GradingRunner
+from rlreward.usage import UsageBudget, check_prices
 
 __all__ = [
     "AGGREGATOR_TYPES",
@@ -261,6 +264,29 @@ def _build_aggregator(i: int, entry: Any, ctx: SpecContext) -> Any:
     return agg
 
 
+def _usage_settings(
+    checked: schema.RewardSpecModel, graders: Mapping[str, GraderConfig]
+) -> tuple[dict[str, Any], UsageBudget | None]:
+    """The spec's price table and budget; the budget is given to every judge that takes one."""
+    prices = check_prices(
+        {m: p.model_dump(exclude_none=True) for m, p in (checked.prices or {}).items()}
+    )
+    if checked.budget is None:
+        return prices, None
+    try:
+        budget = UsageBudget(**checked.budget.model_dump(exclude_none=True), prices=prices)
+    except ConfigError as exc:
+        raise ConfigError(f"reward spec: {exc}") from None
+    for name, cfg in graders.items():
+        attach = getattr(cfg.grader, "set_budget", None)
+        if callable(attach):
+            try:
+                attach(budget)
+            except ConfigError as exc:
+                raise ConfigError(f"reward spec: graders.{name}: {exc}") from None
+    return prices, budget
+
+
 @dataclass
 class RewardSpec:
     """Graders + aggregators + runner options: everything that defines one reward."""
@@ -270,6 +296,10 @@ class RewardSpec:
     max_concurrency: int = 32
     timeout: float | None = None
     show_progress: bool = False
+    #: ``{model: Price}`` for cost in usage summaries (spec ``prices:``)
+    prices: dict[str, Any] = field(default_factory=dict)
+    #: the spec's ``budget:``, shared by every judge of this spec (None: no limit)
+    budget: UsageBudget | None = None
 
     @property
     def reward_name(self) -> str | None:
@@ -309,6 +339,7 @@ class RewardSpec:
         except ConfigError as exc:
             raise ConfigError(f"reward spec: {exc}") from None
         spec = cls(built, aggs, **checked.runner.model_dump(exclude_unset=True))
+        spec.prices, spec.budget = _usage_settings(checked, built)
         try:
             spec.build_runner()  # aggregator weights name graders: checked now
         except ConfigError as exc:
