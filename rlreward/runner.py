@@ -289,6 +289,9 @@ class GradingRunner:
             total=total, desc="grading", unit="call", disable=not self.show_progress or total == 0
         )
 
+        timeout = self.timeout
+        progress = not bar.disable
+
         async def worker() -> None:
             for j in jobs:
                 r, g = divmod(j, n_graders)
@@ -297,8 +300,15 @@ class GradingRunner:
                     out[g][r] = fields
                 else:
                     async with sem:
-                        out[g][r] = await self._call(names[g], grader_list[g], fields)
-                bar.update(1)
+                        # BaseGrader.aevaluate never raises; without a timeout it is
+                        # awaited directly (one coroutine less per call on the hot path)
+                        out[g][r] = await (
+                            grader_list[g].aevaluate(**fields)
+                            if timeout is None
+                            else self._call(names[g], grader_list[g], fields)
+                        )
+                if progress:
+                    bar.update(1)
 
         try:
             n_workers = min(self.max_concurrency, total)

@@ -38,6 +38,8 @@ def as_text(value: Any, field: str = "response") -> str:
 
 def neutralise(text: str) -> str:
     """Escape our delimiter tags inside data (``</response>`` -> ``&lt;/response>``)."""
+    if "<" not in text:  # no tag can hide here: skip the regex (most data, every call)
+        return text
     return _TAG_RE.sub(r"&lt;\1", text)
 
 
@@ -115,6 +117,9 @@ def parse_judgement(text: str, scale: tuple[float, float]) -> tuple[float, str]:
     code fence are preferred over ones amid prose. Several verdicts that disagree, or
     malformed JSON where a verdict could hide, are an error, not a pick.
     """
+    whole = _whole_object(text)
+    if whole is not None:  # the usual structured reply: one object, nothing around it
+        return _verdict([whole], scale)
     spans, broken = _objects(text)
     begin = _verdict_start(text, spans)
     spans = [s for s in spans if s[0] >= begin]
@@ -127,6 +132,25 @@ def parse_judgement(text: str, scale: tuple[float, float]) -> tuple[float, str]:
         raise JudgeReplyError("judge reply holds malformed JSON; refusing to guess a verdict")
     if not objects:
         raise JudgeReplyError("judge reply has no JSON object with a 'score'")
+    return _verdict(objects, scale)
+
+
+def _whole_object(text: str) -> dict[str, Any] | None:
+    """The reply parsed as one JSON object with a ``score`` when that is all it is, else
+    None. Then the general scan finds the same single object and nothing else (no tag
+    or fence outside it, no other object), so this is only a shortcut."""
+    stripped = text.strip()
+    if not (stripped.startswith("{") and stripped.endswith("}")):
+        return None
+    try:
+        obj = json.loads(stripped)
+    except ValueError:
+        return None
+    return obj if _has_score(obj) else None
+
+
+def _verdict(objects: list[dict[str, Any]], scale: tuple[float, float]) -> tuple[float, str]:
+    """The one score the verdict objects agree on, range-checked, and its reason."""
     scores = [_number(o.get("score")) for o in objects]
     for obj, number in zip(objects, scores, strict=True):
         if number is None:

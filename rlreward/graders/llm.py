@@ -28,7 +28,7 @@ from importlib import resources
 from string import Template
 from typing import Any, ClassVar
 
-from rlreward.cache import CachedGrade, ResultCache, SingleFlight, cache_key, resolve_cache
+from rlreward.cache import CachedGrade, KeyMaker, ResultCache, SingleFlight, resolve_cache
 from rlreward.errors import ConfigError
 from rlreward.graders.base import BaseGrader
 from rlreward.graders.fields import TEXT, TEXT_OR_NUMBER, FieldType
@@ -131,7 +131,8 @@ class LLMGrader(BaseGrader):
         text = self.system_prompt + "\x00" + self.template.template
         #: a hash of the prompt text: editing a prompt invalidates its cached grades
         self.template_version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-        self._placeholders = frozenset(_placeholders(self.template))
+        self._compiled = _CompiledTemplate(self.template)
+        self._keys = KeyMaker()
         self.cache = resolve_cache(cache)
         self.dedupe = dedupe
         self.budget: UsageBudget | None = None
@@ -188,8 +189,10 @@ class LLMGrader(BaseGrader):
     def build_messages(self, fields: Mapping[str, Any]) -> list[dict[str, str]]:
         """The chat messages sent to the judge for one sample."""
         values = self.template_values(fields)
-        missing = {k: NOT_GIVEN for k in self._placeholders if k not in values}
-        user = self.template.substitute({**missing, **values})
+        compiled = self._compiled
+        if compiled.template is not self.template:  # the template was replaced
+            compiled = self._compiled = _CompiledTemplate(self.template)
+        user = compiled.render(values)
         return [
             {"role": "system", "content": self.system_prompt},
             {"role": "user", "content": user},
@@ -209,12 +212,12 @@ class LLMGrader(BaseGrader):
         meta: dict[str, Any]
         key = None
         if self.cache is not None or self.dedupe:
-            key = cache_key(
+            key = self._keys.key(
+                fields,
                 model=self.model.cache_identity(),
                 template=self.template_version,
                 grader=type(self).__qualname__,
                 params=self.cache_params(),
-                fields={k: fields[k] for k in sorted(fields)},
             )
         if self.cache is not None and key is not None:
             hit = self.cache.get(key)
@@ -322,6 +325,45 @@ class LLMGrader(BaseGrader):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, model={self.model!r})"
+
+
+class _CompiledTemplate:
+    """A ``string.Template`` split once into literal text and placeholder names, so a
+    render is one join instead of a regex pass with a callback per placeholder (the
+    same text as ``substitute``; a placeholder without a value reads "(not given)")."""
+
+    __slots__ = ("literals", "names", "template")
+
+    def __init__(self, template: Template) -> None:
+        self.template = template
+        text = template.template
+        literals: list[str] = []
+        names: list[str] = []
+        pending: list[str] = []
+        last = 0
+        for m in template.pattern.finditer(text):
+            pending.append(text[last : m.start()])
+            last = m.end()
+            if m.group("escaped") is not None:
+                pending.append(template.delimiter)
+                continue
+            name = m.group("named") or m.group("braced")
+            if name is None:  # LLMGrader.__init__ refuses such templates first
+                raise ConfigError(f"bad placeholder at offset {m.start()} of the prompt template")
+            literals.append("".join(pending))
+            names.append(name)
+            pending = []
+        pending.append(text[last:])
+        literals.append("".join(pending))
+        self.literals = tuple(literals)
+        self.names = tuple(names)
+
+    def render(self, values: Mapping[str, str]) -> str:
+        parts = [self.literals[0]]
+        for name, literal in zip(self.names, self.literals[1:], strict=True):
+            parts.append(values.get(name, NOT_GIVEN))
+            parts.append(literal)
+        return "".join(parts)
 
 
 def _placeholders(template: Template) -> set[str]:

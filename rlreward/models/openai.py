@@ -395,17 +395,20 @@ class OpenAIChatModel:
         messages: Sequence[Mapping[str, Any]],
         response_format: Mapping[str, Any] | None,
     ) -> Any:
+        # The per-request timeout is the client's own (built with self.timeout): passing
+        # it again only makes the client build a second timeout object per request.
         kwargs: dict[str, Any] = {
             "model": self.model,
-            "messages": list(messages),
-            "timeout": self.timeout,
+            "messages": messages if isinstance(messages, list) else list(messages),
         }
         if self.temperature is not None:
             kwargs["temperature"] = self.temperature
         if self.max_tokens is not None:
             kwargs["max_tokens"] = self.max_tokens
         if response_format is not None:
-            kwargs["response_format"] = dict(response_format)
+            kwargs["response_format"] = (
+                response_format if isinstance(response_format, dict) else dict(response_format)
+            )
         if self.extra_body:
             kwargs["extra_body"] = self.extra_body
         # Wait for a connection slot first: the timeout starts when the request is sent.
