@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import random
@@ -412,12 +413,15 @@ class OpenAIChatModel:
         if self.extra_body:
             kwargs["extra_body"] = self.extra_body
         # Wait for a connection slot first: the timeout starts when the request is sent.
+        # The raw response is read as JSON here (``_read_completion``): building the SDK's
+        # pydantic ChatCompletion costs more CPU per call than everything else we do, and
+        # we read three of its fields.
         async with state.slots:
-            request = state.client.chat.completions.create(**kwargs)
+            request = state.client.chat.completions.with_raw_response.create(**kwargs)
             if _deadline is not None:  # a total deadline even if a server trickles bytes
                 async with _deadline(self.timeout + 1.0):
-                    return await request
-            return await asyncio.wait_for(request, self.timeout + 1.0)
+                    return (await request).http_response
+            return (await asyncio.wait_for(request, self.timeout + 1.0)).http_response
 
     # -- identity ----------------------------------------------------------------------
     def cache_identity(self) -> dict[str, Any]:
@@ -476,14 +480,13 @@ def _count(value: Any) -> int:
 
 def read_usage(usage: Any) -> dict[str, int] | None:
     """``{"prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens"}`` from a
-    completion's ``usage`` (attributes read directly: cheaper than ``model_dump``), or
-    None when the server reported none."""
-    if usage is None:
+    completion body's ``usage`` object, or None when the server reported none."""
+    if not isinstance(usage, Mapping):
         return None
-    prompt = _count(getattr(usage, "prompt_tokens", None))
-    completion = _count(getattr(usage, "completion_tokens", None))
-    details = getattr(usage, "prompt_tokens_details", None)
-    cached = _count(getattr(details, "cached_tokens", None)) if details is not None else 0
+    prompt = _count(usage.get("prompt_tokens"))
+    completion = _count(usage.get("completion_tokens"))
+    details = usage.get("prompt_tokens_details")
+    cached = _count(details.get("cached_tokens")) if isinstance(details, Mapping) else 0
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -498,20 +501,33 @@ def _add_usage(a: dict[str, int] | None, b: dict[str, int] | None) -> dict[str, 
     return {k: a[k] + b[k] for k in a}
 
 
-def _read_completion(completion: Any) -> tuple[str, dict[str, int] | None]:
-    if isinstance(completion, str):  # the client could not read the body as JSON
-        raise upstream_error(completion)
-    choices = getattr(completion, "choices", None)
-    error = getattr(completion, "error", None)
+def _read_completion(response: Any) -> tuple[str, dict[str, int] | None]:
+    """The reply text and usage of an HTTP 200 chat completion (an ``httpx`` response).
+
+    A body that is not JSON (a proxy's page) or that is an error object is an
+    UpstreamError, classified like the status it names; a completion without text (no
+    choices, a refusal) is a BadCompletion carrying the usage the server reported.
+    """
+    try:
+        body = json.loads(response.content)
+    except ValueError:  # not JSON (UnicodeDecodeError is a ValueError too)
+        raise upstream_error(response.text) from None
+    if not isinstance(body, Mapping):
+        raise BadCompletion(f"completion is not a JSON object: {str(body)[:200]!r}")
+    choices = body.get("choices")
+    error = body.get("error")
     if not choices and error is not None:  # HTTP 200 carrying {"error": ...}
         raise upstream_error(error if isinstance(error, Mapping) else {"message": str(error)})
-    usage = read_usage(getattr(completion, "usage", None))
-    if not choices:
-        raise BadCompletion(f"completion has no choices: {str(completion)[:200]!r}", usage)
-    message = choices[0].message
-    text = message.content
-    if text is None:
-        refusal = getattr(message, "refusal", None)
+    usage = read_usage(body.get("usage"))
+    if not choices or not isinstance(choices, list):
+        raise BadCompletion(f"completion has no choices: {str(body)[:200]!r}", usage)
+    first = choices[0]
+    message = first.get("message") if isinstance(first, Mapping) else None
+    if not isinstance(message, Mapping):
+        raise BadCompletion(f"completion choice has no message: {str(first)[:200]!r}", usage)
+    text = message.get("content")
+    if not isinstance(text, str):
+        refusal = message.get("refusal")
         raise BadCompletion(f"completion has no content (refusal: {refusal!r})", usage)
     return text, usage
 
