@@ -55,6 +55,8 @@ EXPECTED_EXPORTS = {
     "RewardSpec",
     "RubricGrader",
     "UnknownNameError",
+    "UsageBudget",
+    "UsageSummary",
     "WeightedSumAggregator",
     "check_model_family",
     "create_rl_trainer",
