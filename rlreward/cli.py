@@ -11,7 +11,7 @@ written). Memory does not grow with the number of rows.
 
 Exit status: 0 done; 1 done, but a grader failed on more rows than ``--max-error-rate``
 allows (default: a grader that failed on every row), or the spec's ``budget`` ran out
-(the rows it left ungraded are written as errors and are not cached: a rerun with a
+before every row was graded (the rows it left ungraded are written as errors and are not cached: a rerun with a
 larger budget grades them, the cache answering the rest); 2 a usage, spec or input error
 (nothing graded, or grading stopped); 130 interrupted (Ctrl-C; the output holds the rows
 finished so far).
@@ -362,7 +362,7 @@ def _grade(args: argparse.Namespace) -> int:
     print(f"\nwrote {written} rows to {output}")
     if args.summary_json:
         _write_summary_json(Path(args.summary_json), summary, spec.budget, written)
-    if spec.budget is not None and spec.budget.is_exhausted:
+    if spec.budget is not None and spec.budget.refused:  # spent, and rows were left ungraded
         _report_budget(spec.budget, summary.usage)
         return EXIT_BUDGET
     failed = []

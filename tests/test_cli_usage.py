@@ -118,6 +118,17 @@ def test_budget_stops_the_run_and_a_larger_one_completes_from_the_cache(
     assert all("score" in r["grades"]["rel"] for r in rows)
     assert summary["graders"]["rel"]["calls"] == 5 and summary["graders"]["rel"]["cached_rows"] == 5
 
+    # a budget spent by the last row's call left nothing ungraded: not a failure
+    fresh = tmp_path / "fresh.jsonl"
+    fresh.write_text(
+        "".join(json.dumps({"query": f"question {i}", "response": f"answer {i}"}) + "\n"
+                for i in (100, 101))
+    )  # fmt: skip
+    spec = _spec(tmp_path, openai_server, budget={"max_tokens": 2 * per_call})
+    code, rows, summary = _grade(tmp_path, spec, fresh)
+    assert code == EXIT_OK and all("score" in r["grades"]["rel"] for r in rows)
+    assert summary["budget"]["exhausted"] is True and summary["budget"]["refused_calls"] == 0
+
 
 def test_a_cost_budget_needs_every_judge_priced(tmp_path, openai_server, capsys):
     spec = _spec(
