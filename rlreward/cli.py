@@ -11,8 +11,9 @@ written). Memory does not grow with the number of rows.
 
 Exit status: 0 done; 1 done, but a grader failed on more rows than ``--max-error-rate``
 allows (default: a grader that failed on every row), or the spec's ``budget`` ran out
-before every row was graded (the rows it left ungraded are written as errors and are not cached: a rerun with a
-larger budget grades them, the cache answering the rest); 2 a usage, spec or input error
+before every row was graded (the rows it left ungraded are written as errors and are
+not cached: a rerun with a larger budget grades them, the cache answering the rest); 2 a
+usage, spec or input error
 (nothing graded, or grading stopped); 130 interrupted (Ctrl-C; the output holds the rows
 finished so far).
 """
