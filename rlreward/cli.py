@@ -13,9 +13,8 @@ Exit status: 0 done; 1 done, but a grader failed on more rows than ``--max-error
 allows (default: a grader that failed on every row), or the spec's ``budget`` ran out
 before every row was graded (the rows it left ungraded are written as errors and are
 not cached: a rerun with a larger budget grades them, the cache answering the rest); 2 a
-usage, spec or input error
-(nothing graded, or grading stopped); 130 interrupted (Ctrl-C; the output holds the rows
-finished so far).
+usage, spec or input error (nothing graded, or grading stopped); 130 interrupted (Ctrl-C;
+the output holds the rows finished so far).
 """
 
 from __future__ import annotations
