@@ -53,6 +53,9 @@ _EXPORTS: dict[str, str] = {
     "HallucinationGrader": "rlreward.graders.judges",
     "RubricGrader": "rlreward.graders.judges",
     "ResultCache": "rlreward.cache",
+    # tokens, cost and budgets of judge calls (issue 19)
+    "UsageBudget": "rlreward.usage",
+    "UsageSummary": "rlreward.usage",
     # trainer adapters (issue 6)
     "make_reward_funcs": "rlreward.integrations.trl",
     "RewardFuncs": "rlreward.integrations.trl",
@@ -134,3 +137,4 @@ if TYPE_CHECKING:  # pragma: no cover - static import view for type checkers
     from rlreward.training.config import RewardModelSourceConfig, RewardModelTrainingConfig
     from rlreward.training.family import check_model_family
     from rlreward.training.trainer import RewardModelTrainer
+    from rlreward.usage import UsageBudget, UsageSummary

@@ -35,6 +35,7 @@ from rlreward.errors import ConfigError
 __all__ = [
     "DEFAULT_CACHE_PATH",
     "CachedGrade",
+    "KeyMaker",
     "ResultCache",
     "SingleFlight",
     "cache_key",
@@ -52,10 +53,40 @@ _STOP = object()
 T = TypeVar("T")
 
 
+#: the canonical JSON of cache keys (built once: ``json.dumps`` with options builds one per call)
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str
+).encode
+
+
 def cache_key(**parts: Any) -> str:
     """sha256 of the canonical JSON of ``parts`` (sorted keys; non-JSON values by ``str``)."""
-    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    return hashlib.sha256(_CANONICAL(parts).encode("utf-8")).hexdigest()
+
+
+class KeyMaker:
+    """``cache_key(fields=fields, **static)`` for a grader that keys many samples with the
+    same static parts: their JSON is encoded once and reused while they stay equal.
+
+    The canonical JSON sorts keys, so ``"fields"`` comes first whenever every static key
+    sorts after it (as the judges' ``grader``/``model``/``params``/``template`` do);
+    otherwise this falls back to ``cache_key``. Same keys either way.
+    """
+
+    __slots__ = ("_encoded",)
+
+    def __init__(self) -> None:
+        #: (static parts, their JSON after the opening brace), swapped as one value
+        self._encoded: tuple[dict[str, Any], str] | None = None
+
+    def key(self, fields: Any, **static: Any) -> str:
+        encoded = self._encoded
+        if encoded is None or encoded[0] != static:
+            if not static or min(static) <= "fields":
+                return cache_key(fields=fields, **static)
+            encoded = self._encoded = (static, "," + _CANONICAL(static)[1:])
+        blob = '{"fields":' + _CANONICAL(fields) + encoded[1]
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

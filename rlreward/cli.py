@@ -11,9 +11,11 @@ after the rows already written (and the judge cache answers what was graded but 
 written). Memory does not grow with the number of rows.
 
 Exit status: 0 done; 1 done, but a grader failed on more rows than ``--max-error-rate``
-allows (default: a grader that failed on every row); 2 a usage, spec or input error
-(nothing graded, or grading stopped); 130 interrupted (Ctrl-C; the output holds the rows
-finished so far).
+allows (default: a grader that failed on every row), or the spec's ``budget`` ran out
+before every row was graded (the rows it left ungraded are written as errors and are
+not cached: a rerun with a larger budget grades them, the cache answering the rest); 2 a
+usage, spec or input error (nothing graded, or grading stopped); 130 interrupted (Ctrl-C;
+the output holds the rows finished so far).
 """
 
 from __future__ import annotations
@@ -34,10 +36,19 @@ from rlreward.dataset import iter_jsonl, json_line
 from rlreward.errors import ConfigError, DatasetError, MissingFieldsError, RLRewardError
 from rlreward.schema import GraderAbstention
 
-__all__ = ["EXIT_ERROR_RATE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+__all__ = [
+    "EXIT_BUDGET",
+    "EXIT_ERROR_RATE",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "build_parser",
+    "main",
+]
 
 EXIT_OK = 0
 EXIT_ERROR_RATE = 1
+EXIT_BUDGET = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -57,7 +68,8 @@ commands:
 
 exit status of `rlreward grade`:
   0    every row graded and written
-  1    rows written, but a grader failed on more rows than --max-error-rate allows
+  1    rows written, but a grader failed on more rows than --max-error-rate allows,
+       or the spec's budget ran out (ungraded rows are errors; rerun with more budget)
   2    usage, spec or input error (reported before any grading where possible)
   130  interrupted (Ctrl-C); the output holds the rows finished so far and a rerun
        of the same command resumes after them
@@ -407,6 +419,7 @@ def _grade(args: argparse.Namespace) -> int:
 
     from rlreward.integrations.spec import RewardSpec
     from rlreward.results import RunningSummary
+    from rlreward.usage import UsageSummary
 
     # the library never reads .env; the CLI reads the working directory's, like the recipes
     load_dotenv(find_dotenv(usecwd=True), override=False)
@@ -434,7 +447,7 @@ def _grade(args: argparse.Namespace) -> int:
             output.unlink(missing_ok=True)
         raise
 
-    summary = RunningSummary()
+    summary = _Summaries(RunningSummary(), UsageSummary(spec.prices))
     fingerprint = _fingerprint(Path(args.config), data)
     done_lines = None if args.no_resume else _resume_point(output, sidecar, fingerprint)
     if done_lines is None:
@@ -447,7 +460,7 @@ def _grade(args: argparse.Namespace) -> int:
         for line in done_lines[:done]:
             grades = json.loads(line).get("grades")
             if isinstance(grades, dict):
-                summary.add_record(grades)
+                summary.scores.add_record(grades)
         if done:
             print(f"resuming: {done} of {n_rows} rows already in {output}", file=sys.stderr)
     sidecar.write_text(json.dumps(fingerprint), encoding="utf-8")
@@ -473,12 +486,19 @@ def _grade(args: argparse.Namespace) -> int:
     writer.close()
     sidecar.unlink(missing_ok=True)
 
-    print(summary.format())
+    print(summary.scores.format())
     if reward.monitors:
         print(f"monitors (reported, never in {reward.name!r}): {', '.join(reward.monitors)}")
+    if summary.usage.summary():
+        print("\n" + summary.usage.format())
     print(f"\nwrote {written} rows to {output}")
+    if args.summary_json:
+        _write_summary_json(Path(args.summary_json), summary, spec.budget, written)
+    if spec.budget is not None and spec.budget.refused:  # spent, and rows were left ungraded
+        _report_budget(spec.budget, summary.usage)
+        return EXIT_BUDGET
     failed = []
-    for name, stats in summary.summary().items():
+    for name, stats in summary.scores.summary().items():
         if name not in spec.graders or not stats["count"]:
             continue
         rate = float(stats["error_rate"])
@@ -495,6 +515,63 @@ def _grade(args: argparse.Namespace) -> int:
         )
         return EXIT_ERROR_RATE
     return EXIT_OK
+
+
+class _Summaries:
+    """The score summary and the judges' usage summary, fed the same chunks in row order
+    (rows resumed from an earlier run count in the scores only: their calls were made
+    then)."""
+
+    def __init__(self, scores: Any, usage: Any) -> None:
+        self.scores = scores
+        self.usage = usage
+        self.rows = 0
+
+    def add_results(self, results: Any) -> None:
+        self.scores.add_results(results)
+        self.usage.add_results(results, offset=self.rows)
+        self.rows += len(next(iter(results.values()), []))
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and value != value:  # NaN: no such thing in JSON
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    return value
+
+
+def _write_summary_json(path: Path, summary: _Summaries, budget: Any, written: int) -> None:
+    """``--summary-json``: per judge grader calls/tokens/latency/cost, scores, budget."""
+    data = {
+        "rows": written,
+        "graders": summary.usage.summary(),
+        "totals": summary.usage.totals(),
+        "budget": budget.state() if budget is not None else None,
+        "scores": _json_safe(summary.scores.summary()),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote the summary to {path}")
+
+
+def _report_budget(budget: Any, usage: Any) -> None:
+    limits = ", ".join(
+        f"{k}={v:g}"
+        for k, v in (("max_tokens", budget.max_tokens), ("max_cost", budget.max_cost))
+        if v is not None
+    )
+    refused = {n: s["budget_refused"] for n, s in usage.summary().items() if s["budget_refused"]}
+    used = f"used {budget.used_tokens} tokens" + (
+        f", ${budget.used_cost:.6g}" if budget.max_cost is not None else ""
+    )
+    shown = "; ".join(f"{n!r}: {k} rows" for n, k in refused.items()) or "none"
+    print(
+        f"rlreward: budget exhausted (spec budget: {limits}; {used}); no judge call started "
+        f"after that; rows not graded, written as errors and not cached: {shown}. Rerun with "
+        "a larger budget: the judge cache answers the rows already graded",
+        file=sys.stderr,
+    )
 
 
 def _count_lines(path: Path) -> int:
@@ -550,6 +627,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-resume",
         action="store_true",
         help="start over even when the output is an unfinished run of the same job",
+    )
+    g.add_argument(
+        "--summary-json",
+        metavar="PATH",
+        help="write the run's summary as JSON: per judge grader calls, tokens, errors, "
+        "latency p50/p95/max, slowest rows, cost (with the spec's prices), the budget",
     )
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=_grade)

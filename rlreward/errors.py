@@ -115,6 +115,7 @@ class ChatModelError(RLRewardError):
         latency_s: float,
         retryable: bool,
         retry_reasons: Sequence[str] = (),
+        usage: dict[str, int] | None = None,
     ) -> None:
         super().__init__(message)
         self.attempts = attempts
@@ -122,10 +123,17 @@ class ChatModelError(RLRewardError):
         self.latency_s = latency_s
         self.retryable = retryable
         self.retry_reasons = tuple(retry_reasons)
+        #: tokens the server reported for attempts that got a completion (a refusal)
+        self.usage = usage
 
 
 class BadCompletion(RLRewardError):
     """A 200 answer without a usable message (no choices, or a refusal)."""
+
+    def __init__(self, message: str, usage: dict[str, int] | None = None) -> None:
+        super().__init__(message)
+        #: the tokens the server reported for it (a refusal is paid for)
+        self.usage = usage
 
 
 class UpstreamError(RLRewardError):

@@ -7,6 +7,7 @@ from typing import Any
 
 from rlreward.checks import RunningStats
 from rlreward.schema import GraderAbstention, GraderError, GraderResult, GraderScore
+from rlreward.usage import UsageSummary
 
 __all__ = ["GradingResults", "RunningSummary", "format_summary", "summarize"]
 
@@ -52,6 +53,14 @@ class GradingResults(dict[str, list[GraderResult]]):
 
     def summary(self) -> dict[str, dict[str, float | int]]:
         return {name: summarize(col) for name, col in self.items()}
+
+    def usage_summary(self, prices: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+        """Per judge grader: calls, tokens, errors, latency p50/p95/max, the slowest rows
+        and, given ``prices`` (``{model: {"prompt": $/1M, "completion": $/1M}}``), cost;
+        see ``rlreward.usage.UsageSummary``."""
+        usage = UsageSummary(prices)
+        usage.add_results(self)
+        return usage.summary()
 
     def row(self, index: int) -> dict[str, GraderResult]:
         return {name: col[index] for name, col in self.items()}

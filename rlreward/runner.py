@@ -359,6 +359,9 @@ class GradingRunner:
                     group_out[name][i] = result
                 bar.update(len(idx))
 
+        timeout = self.timeout
+        progress = not bar.disable
+
         async def worker() -> None:
             if group_jobs:
                 await group_worker()
@@ -369,8 +372,15 @@ class GradingRunner:
                     out[g][r] = fields
                 else:
                     async with sem:
-                        out[g][r] = await self._call(names[g], grader_list[g], fields)
-                bar.update(1)
+                        # BaseGrader.aevaluate never raises; without a timeout it is
+                        # awaited directly (one coroutine less per call on the hot path)
+                        out[g][r] = await (
+                            grader_list[g].aevaluate(**fields)
+                            if timeout is None
+                            else self._call(names[g], grader_list[g], fields)
+                        )
+                if progress:
+                    bar.update(1)
 
         try:
             n_workers = min(self.max_concurrency, n_rows * n_graders + len(group_jobs))

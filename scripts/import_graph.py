@@ -31,7 +31,7 @@ PACKAGE = "rlreward"
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "_version"),
     ("schema", "messages", "checks", "callables"),
-    ("results", "models", "cache", "dataset", "embedded", "data", "monitoring"),
+    ("results", "usage", "models", "cache", "dataset", "embedded", "data", "monitoring"),
     ("rewards",),
     ("graders",),
     ("aggregators", "runner", "reward"),

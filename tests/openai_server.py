@@ -12,6 +12,12 @@ It speaks ``POST /v1/chat/completions`` over real HTTP (aiohttp) so that the rea
 - ``responder=RankingJudge(bias=...)`` acts as a judge with a KNOWN ranking and a KNOWN
   position bias (per-row, listwise and pairwise requests; see its docstring).
 
+Every answer carries a ``usage`` block with deterministic counts: ``prompt_tokens`` is
+the number of whitespace-separated words in the request's messages, ``completion_tokens``
+the words of the reply; with ``cached_tokens`` set, ``prompt_tokens_details.cached_tokens``
+reports that many of the prompt's tokens as cached. ``counts["prompt_tokens"]`` and
+``counts["completion_tokens"]`` sum what was reported, so tests compare totals.
+
 ``OpenAIServer`` runs in a background thread (tests); ``ServerProcess`` runs the same
 server in a separate process (benchmarks, so the server does not share the client's
 CPU and GIL). ``GET /stats`` returns the request counters as JSON; ``POST /config``
@@ -38,7 +44,15 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["Action", "OpenAIServer", "RankingJudge", "ServerProcess", "local_model"]
+__all__ = [
+    "Action",
+    "OpenAIServer",
+    "RankingJudge",
+    "ServerProcess",
+    "local_model",
+    "prompt_words",
+    "word_count",
+]
 
 
 @dataclass(frozen=True)
@@ -51,7 +65,7 @@ class Action:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     content_type: str = "application/json"
-    usage: dict[str, int] | None = None  # the completion's usage (default: 10 / 5)
+    usage: dict[str, int] | None = None  # the completion's usage (default: word counts)
 
     @classmethod
     def reply(
@@ -113,10 +127,34 @@ class Action:
         return cls.raw(page, content_type="text/html")
 
 
+def word_count(text: Any) -> int:
+    """Whitespace-separated words: the test server's deterministic token count."""
+    return len(text.split()) if isinstance(text, str) else 0
+
+
+def prompt_words(body: dict[str, Any]) -> int:
+    """The prompt tokens the server reports for a request: words of every message."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return 0
+    return sum(word_count(m.get("content")) for m in messages if isinstance(m, dict))
+
+
+def _usage(prompt: int, content: str, cached: int | None) -> dict[str, Any]:
+    completion = word_count(content)
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+    if cached is not None:
+        usage["prompt_tokens_details"] = {"cached_tokens": min(cached, prompt)}
+    return usage
+
+
 def _completion(
-    model: str, content: str, n: int, usage: dict[str, int] | None = None
+    model: str, content: str, n: int, usage: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    usage = usage or {"prompt_tokens": 10, "completion_tokens": 5}
     return {
         "id": f"chatcmpl-test-{n}",
         "object": "chat.completion",
@@ -130,7 +168,7 @@ def _completion(
                 "logprobs": None,
             }
         ],
-        "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]},
+        "usage": usage if usage is not None else _usage(0, content, None),
     }
 
 
@@ -210,6 +248,8 @@ class OpenAIServer:
         self.default_score = default_score
         self.record = record
         self.reject_json_schema = False
+        #: prompt tokens reported as cached per reply (``None``: no prompt_tokens_details)
+        self.cached_tokens: int | None = None
         self.responder: Callable[[dict[str, Any]], Action] | None = responder
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
@@ -261,6 +301,7 @@ class OpenAIServer:
             self.counts.clear()
         self.responder = None
         self.reject_json_schema = False
+        self.cached_tokens = None
         self.latency = 0.0
         self.rate_429 = 0.0
         self.default_score = 4
@@ -325,7 +366,8 @@ class OpenAIServer:
             finally:
                 with self._lock:
                     self.counts["hanging"] -= 1
-            return web.json_response(_completion(body.get("model", "?"), "{}", 0))
+            usage = self._count_usage(body, "{}")
+            return web.json_response(_completion(body.get("model", "?"), "{}", 0, usage))
         if delay:
             await asyncio.sleep(delay)
         if action.kind == "drop":
@@ -341,15 +383,31 @@ class OpenAIServer:
             return web.Response(
                 text=action.content, status=action.status, content_type=action.content_type
             )
+        usage = self._count_usage(body, action.content, action.usage)
         with self._lock:
             self.counts["ok"] += 1
             n = self.counts["chat"]
-            if action.usage is not None:  # what the server sent back, summed
-                self.counts["prompt_tokens"] += action.usage["prompt_tokens"]
-                self.counts["completion_tokens"] += action.usage["completion_tokens"]
-        return web.json_response(
-            _completion(body.get("model", "?"), action.content, n, action.usage)
-        )
+        return web.json_response(_completion(body.get("model", "?"), action.content, n, usage))
+
+    def _count_usage(
+        self, body: dict[str, Any], content: str, given: dict[str, int] | None = None
+    ) -> dict[str, Any]:
+        """The usage block of a reply (a responder's own counts when it gives them, else
+        word counts), added to ``counts``."""
+        if given is not None:
+            usage: dict[str, Any] = {
+                **given,
+                "total_tokens": given["prompt_tokens"] + given["completion_tokens"],
+            }
+        else:
+            usage = _usage(prompt_words(body), content, self.cached_tokens)
+        with self._lock:
+            self.counts["prompt_tokens"] += usage["prompt_tokens"]
+            self.counts["completion_tokens"] += usage["completion_tokens"]
+            details = usage.get("prompt_tokens_details")
+            if details is not None:
+                self.counts["cached_tokens"] += details["cached_tokens"]
+        return usage
 
     async def _stats(self, request: web.Request) -> web.Response:
         with self._lock:

@@ -57,6 +57,8 @@ EXPECTED_EXPORTS = {
     "RewardSpec",
     "RubricGrader",
     "UnknownNameError",
+    "UsageBudget",
+    "UsageSummary",
     "WeightedSumAggregator",
     "batched",
     "check_model_family",

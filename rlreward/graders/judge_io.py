@@ -50,6 +50,8 @@ def as_text(value: Any, field: str = "response") -> str:
 
 def neutralise(text: str) -> str:
     """Escape our delimiter tags inside data (``</response>`` -> ``&lt;/response>``)."""
+    if "<" not in text:  # no tag can hide here: skip the regex (most data, every call)
+        return text
     return _TAG_RE.sub(r"&lt;\1", text)
 
 
@@ -127,7 +129,28 @@ def parse_judgement(text: str, scale: tuple[float, float]) -> tuple[float, str]:
     code fence are preferred over ones amid prose. Several verdicts that disagree, or
     malformed JSON where a verdict could hide, are an error, not a pick.
     """
-    objects = find_verdicts(text, "score")
+    whole = _whole_object(text)
+    if whole is not None:  # the usual structured reply: one object, nothing around it
+        return _verdict([whole], scale)
+    return _verdict(find_verdicts(text, "score"), scale)
+
+
+def _whole_object(text: str) -> dict[str, Any] | None:
+    """The reply parsed as one JSON object with a ``score`` when that is all it is, else
+    None. Then the general scan finds the same single object and nothing else (no tag
+    or fence outside it, no other object), so this is only a shortcut."""
+    stripped = text.strip()
+    if not (stripped.startswith("{") and stripped.endswith("}")):
+        return None
+    try:
+        obj = json.loads(stripped)
+    except ValueError:
+        return None
+    return obj if _has(obj, "score") else None
+
+
+def _verdict(objects: list[dict[str, Any]], scale: tuple[float, float]) -> tuple[float, str]:
+    """The one score the verdict objects agree on, range-checked, and its reason."""
     scores = [_number(o.get("score")) for o in objects]
     for obj, number in zip(objects, scores, strict=True):
         if number is None:

@@ -11,6 +11,11 @@ is a GraderError for that row, never rendered into a prompt. A call that fails f
 that does not parse or is out of range, is a GraderError carrying the raw reply —
 never a score. Successful grades go into an optional ResultCache; identical concurrent
 requests share one call.
+
+Every result carries ``metadata["usage"]`` (``rlreward.usage.call_usage``): calls,
+tokens the server reported, latency and retries; a cached or shared grade counts 0
+calls. With a ``UsageBudget`` no new call starts once the budget is spent: the grade is
+a GraderError naming the budget (never cached, so a rerun with more budget makes it).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from importlib import resources
 from string import Template
 from typing import Any, ClassVar
 
-from rlreward.cache import CachedGrade, ResultCache, SingleFlight, cache_key, resolve_cache
+from rlreward.cache import CachedGrade, KeyMaker, ResultCache, SingleFlight, resolve_cache
 from rlreward.errors import ConfigError
 from rlreward.graders.base import BaseGrader
 from rlreward.graders.fields import TEXT, TEXT_OR_NUMBER, FieldType
@@ -37,6 +42,7 @@ from rlreward.schema import (
     ScoreRange,
     check_score_range,
 )
+from rlreward.usage import USAGE_KEY, UsageBudget, call_usage
 
 __all__ = ["LLMGrader", "load_prompt"]
 
@@ -82,6 +88,8 @@ class LLMGrader(BaseGrader):
             ``.rlreward/cache.sqlite``, or ``":memory:"``.
         dedupe: identical concurrent requests share one call.
         template: prompt template text replacing the shipped one.
+        budget: a ``UsageBudget`` shared with other judges: once spent, no new call
+            starts and the grade is a GraderError naming the budget.
     """
 
     template_file: ClassVar[str] = ""
@@ -100,6 +108,7 @@ class LLMGrader(BaseGrader):
         *,
         dedupe: bool = True,
         template: str | None = None,
+        budget: UsageBudget | None = None,
     ) -> None:
         owner = f"{type(self).__name__}"
         self.model = _as_model(model, owner)
@@ -123,8 +132,13 @@ class LLMGrader(BaseGrader):
         text = self.system_prompt + "\x00" + self.template.template
         #: a hash of the prompt text: editing a prompt invalidates its cached grades
         self.template_version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+        self._compiled = _CompiledTemplate(self.template)
+        self._keys = KeyMaker()
         self.cache = resolve_cache(cache)
         self.dedupe = dedupe
+        self.budget: UsageBudget | None = None
+        if budget is not None:
+            self.set_budget(budget)
         self._flight = SingleFlight()
         self._response_format = self._schema()
 
@@ -132,6 +146,21 @@ class LLMGrader(BaseGrader):
     def cache_params(self) -> dict[str, Any]:
         """Grader settings that change the verdict (beyond the template); for cache keys."""
         return {"judge_scale": list(self.judge_scale), "score_range": self.score_range}
+
+    def set_budget(self, budget: UsageBudget | None) -> None:
+        """Share ``budget`` (a UsageBudget, or None for no limit) with this judge."""
+        if budget is not None:
+            if not isinstance(budget, UsageBudget):
+                raise ConfigError(
+                    f"{type(self).__name__}: budget must be a UsageBudget, "
+                    f"got {type(budget).__name__}"
+                )
+            budget.check_model(self._model_id(), f"{type(self).__name__} {self.name!r}")
+        self.budget = budget
+
+    def _model_id(self) -> str | None:
+        model = getattr(self.model, "model", None)
+        return model if isinstance(model, str) else None
 
     def disable_cache(self) -> None:
         """Stop reading and writing the result cache (the CLI's ``--no-cache``)."""
@@ -161,8 +190,10 @@ class LLMGrader(BaseGrader):
     def build_messages(self, fields: Mapping[str, Any]) -> list[dict[str, str]]:
         """The chat messages sent to the judge for one sample."""
         values = self.template_values(fields)
-        missing = {k: NOT_GIVEN for k in _placeholders(self.template) if k not in values}
-        user = self.template.substitute({**missing, **values})
+        compiled = self._compiled
+        if compiled.template is not self.template:  # the template was replaced
+            compiled = self._compiled = _CompiledTemplate(self.template)
+        user = compiled.render(values)
         return [
             {"role": "system", "content": self.system_prompt},
             {"role": "user", "content": user},
@@ -179,19 +210,24 @@ class LLMGrader(BaseGrader):
 
     async def _aevaluate(self, **fields: Any) -> GraderResult:
         start = time.perf_counter()
+        meta: dict[str, Any]
         key = None
         if self.cache is not None or self.dedupe:
-            key = cache_key(
+            key = self._keys.key(
+                fields,
                 model=self.model.cache_identity(),
                 template=self.template_version,
                 grader=type(self).__qualname__,
                 params=self.cache_params(),
-                fields={k: fields[k] for k in sorted(fields)},
             )
         if self.cache is not None and key is not None:
             hit = self.cache.get(key)
             if hit is not None:
-                meta = {"cached": True, "attempts": 0, "latency_s": time.perf_counter() - start}
+                latency = time.perf_counter() - start
+                meta = {"cached": True, "attempts": 0, "latency_s": latency}
+                meta[USAGE_KEY] = call_usage(
+                    self._model_id(), calls=0, usage=None, latency_s=latency, cached=True
+                )
                 if hit.judge_score is not None:
                     meta["judge_score"] = hit.judge_score
                 return GraderScore(self.name, hit.score, hit.reason, meta)
@@ -201,7 +237,11 @@ class LLMGrader(BaseGrader):
         if not shared:
             return result
         meta = {**result.metadata, "cached": True, "shared": True, "attempts": 0}
-        meta["latency_s"] = time.perf_counter() - start
+        meta["latency_s"] = latency = time.perf_counter() - start
+        # the call is counted once, in the result of the caller that made it
+        meta[USAGE_KEY] = call_usage(
+            self._model_id(), calls=0, usage=None, latency_s=latency, cached=True
+        )
         if isinstance(result, GraderScore):
             return GraderScore(self.name, result.score, result.reason, meta)
         if isinstance(result, GraderAbstention):
@@ -210,10 +250,29 @@ class LLMGrader(BaseGrader):
 
     async def _judge(self, fields: Mapping[str, Any], key: str | None) -> GraderResult:
         """One judge call (with the model's retries) turned into a result value."""
+        budget = self.budget
+        if budget is not None:
+            refused = budget.exhausted()
+            if refused is not None:
+                usage = call_usage(self._model_id(), calls=0, usage=None, latency_s=0.0)
+                return GraderError(
+                    self.name,
+                    refused,
+                    {"cached": False, "budget_exhausted": True, USAGE_KEY: usage},
+                )
         messages = self.build_messages(fields)
         try:
             reply = await self.model.achat(messages, response_format=self._response_format)
         except ChatModelError as exc:
+            usage = call_usage(
+                self._model_id(),
+                calls=1,
+                usage=getattr(exc, "usage", None),
+                latency_s=exc.latency_s,
+                retries=max(exc.attempts - 1, 0),
+            )
+            if budget is not None:
+                budget.spend(usage)
             return GraderError(
                 self.name,
                 f"judge call failed: {exc}",
@@ -223,13 +282,24 @@ class LLMGrader(BaseGrader):
                     "last_status": exc.last_status,
                     "latency_s": exc.latency_s,
                     "retry_reasons": list(exc.retry_reasons),
+                    USAGE_KEY: usage,
                 },
             )
+        usage = call_usage(
+            self._model_id(),
+            calls=1,
+            usage=reply.usage,
+            latency_s=reply.latency_s,
+            retries=reply.attempts - 1,
+        )
+        if budget is not None:
+            budget.spend(usage)
         meta: dict[str, Any] = {
             "cached": False,
             "attempts": reply.attempts,
             "latency_s": reply.latency_s,
             "structured": reply.structured,
+            USAGE_KEY: usage,
         }
         if reply.retry_reasons:
             meta["retry_reasons"] = list(reply.retry_reasons)
@@ -258,6 +328,45 @@ class LLMGrader(BaseGrader):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, model={self.model!r})"
+
+
+class _CompiledTemplate:
+    """A ``string.Template`` split once into literal text and placeholder names, so a
+    render is one join instead of a regex pass with a callback per placeholder (the
+    same text as ``substitute``; a placeholder without a value reads "(not given)")."""
+
+    __slots__ = ("literals", "names", "template")
+
+    def __init__(self, template: Template) -> None:
+        self.template = template
+        text = template.template
+        literals: list[str] = []
+        names: list[str] = []
+        pending: list[str] = []
+        last = 0
+        for m in template.pattern.finditer(text):
+            pending.append(text[last : m.start()])
+            last = m.end()
+            if m.group("escaped") is not None:
+                pending.append(template.delimiter)
+                continue
+            name = m.group("named") or m.group("braced")
+            if name is None:  # LLMGrader.__init__ refuses such templates first
+                raise ConfigError(f"bad placeholder at offset {m.start()} of the prompt template")
+            literals.append("".join(pending))
+            names.append(name)
+            pending = []
+        pending.append(text[last:])
+        literals.append("".join(pending))
+        self.literals = tuple(literals)
+        self.names = tuple(names)
+
+    def render(self, values: Mapping[str, str]) -> str:
+        parts = [self.literals[0]]
+        for name, literal in zip(self.names, self.literals[1:], strict=True):
+            parts.append(values.get(name, NOT_GIVEN))
+            parts.append(literal)
+        return "".join(parts)
 
 
 def _placeholders(template: Template) -> set[str]:

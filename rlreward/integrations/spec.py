@@ -17,6 +17,8 @@ Format (every key but ``graders`` optional)::
       - {callable: "my_pkg.rewards:min_reward"}
     reward: reward                       # the aggregator that is the reward (default: first)
     runner: {max_concurrency: 32, timeout: 60}
+    prices: {qwen3-32b: {prompt: 0.1, completion: 0.3}}   # $ per 1M tokens, for cost
+    budget: {max_tokens: 2000000, max_cost: 5.0}          # shared by every judge
 
 ``RewardSpec.reward`` is the spec's one ``Reward`` value (built once, then shared):
 ``load_spec(path).reward`` is what every entrance grades with.
@@ -54,6 +56,7 @@ from rlreward.integrations import spec_schema as schema
 from rlreward.integrations.reserved import reserved_reason
 from rlreward.reward import Reward
 from rlreward.runner import GraderConfig, GradingRunner
+from rlreward.usage import UsageBudget, check_prices
 
 __all__ = [
     "AGGREGATOR_TYPES",
@@ -291,6 +294,29 @@ def _build_aggregator(i: int, entry: Any, ctx: SpecContext) -> Any:
     return agg
 
 
+def _usage_settings(
+    checked: schema.RewardSpecModel, graders: Mapping[str, GraderConfig]
+) -> tuple[dict[str, Any], UsageBudget | None]:
+    """The spec's price table and budget; the budget is given to every judge that takes one."""
+    prices = check_prices(
+        {m: p.model_dump(exclude_none=True) for m, p in (checked.prices or {}).items()}
+    )
+    if checked.budget is None:
+        return prices, None
+    try:
+        budget = UsageBudget(**checked.budget.model_dump(exclude_none=True), prices=prices)
+    except ConfigError as exc:
+        raise ConfigError(f"reward spec: {exc}") from None
+    for name, cfg in graders.items():
+        attach = getattr(cfg.grader, "set_budget", None)
+        if callable(attach):
+            try:
+                attach(budget)
+            except ConfigError as exc:
+                raise ConfigError(f"reward spec: graders.{name}: {exc}") from None
+    return prices, budget
+
+
 @dataclass
 class RewardSpec:
     """Graders + aggregators (+ monitors) + runner options: everything that defines one
@@ -303,6 +329,10 @@ class RewardSpec:
     show_progress: bool = False
     monitors: dict[str, GraderConfig] = field(default_factory=dict)
     reward_aggregator: str | None = None
+    #: ``{model: Price}`` for cost in usage summaries (spec ``prices:``)
+    prices: dict[str, Any] = field(default_factory=dict)
+    #: the spec's ``budget:``, shared by every judge of this spec (None: no limit)
+    budget: UsageBudget | None = None
     _reward: Reward | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -381,6 +411,7 @@ class RewardSpec:
             reward_aggregator=checked.reward,
             **checked.runner.model_dump(exclude_unset=True),
         )
+        spec.prices, spec.budget = _usage_settings(checked, {**built, **monitors})
         try:
             _ = spec.reward  # weights name graders, `reward` names an aggregator: checked now
         except ConfigError as exc:

@@ -76,6 +76,9 @@ class JudgeModelOptions(_Strict):
     timeout: PositiveNumber | None = Field(None, description="seconds per HTTP attempt")
     max_retries: Annotated[int, Field(strict=True, ge=0)] | None = None
     requests_per_minute: PositiveNumber | None = None
+    tokens_per_minute: PositiveNumber | None = Field(
+        None, description="client-side limit on the tokens the server reports, per minute"
+    )
     temperature: Number | None = None
     max_tokens: Count | None = None
     extra_body: dict[str, Any] | None = None
@@ -358,6 +361,27 @@ class RunnerSpec(_Strict):
     show_progress: StrictBool | None = None
 
 
+# -- usage: prices and budget -------------------------------------------------------------
+NonNegative = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+
+
+class PriceSpec(_Strict):
+    """What one model costs, in dollars per million tokens."""
+
+    prompt: NonNegative = Field(description="$ per 1M prompt tokens")
+    completion: NonNegative = Field(description="$ per 1M completion tokens")
+    cached: NonNegative | None = Field(
+        None, description="$ per 1M cached prompt tokens (default: the prompt price)"
+    )
+
+
+class BudgetSpec(_Strict):
+    """A limit shared by every judge of the run: once reached, no new judge call starts."""
+
+    max_tokens: Count | None = Field(None, description="prompt + completion tokens")
+    max_cost: PositiveNumber | None = Field(None, description="dollars (needs `prices`)")
+
+
 class RewardSpecModel(_Strict):
     """A reward: graders, aggregators and runner options (``graders`` is required)."""
 
@@ -383,6 +407,10 @@ class RewardSpecModel(_Strict):
         None, description="the aggregator whose value is the reward (default: the first)"
     )
     runner: RunnerSpec = Field(default_factory=RunnerSpec)  # type: ignore[arg-type]
+    prices: dict[Name, PriceSpec] | None = Field(
+        None, description="{model id: {prompt: $/1M tokens, completion: $/1M tokens}}"
+    )
+    budget: BudgetSpec | None = Field(None, description="max_tokens and/or max_cost of the run")
 
 
 def json_schema() -> dict[str, Any]:
@@ -395,6 +423,8 @@ _PAIR = "write a [low, high] pair of numbers, e.g. [0, 1]"
 _HINTS: dict[str, str] = {
     "judge_model": "write `judge_model: {model: qwen3-32b, base_url: http://127.0.0.1:8000/v1}`",
     "runner": "write `runner: {max_concurrency: 32, timeout: 60}`",
+    "budget": "write `budget: {max_tokens: 1000000}` and/or `budget: {max_cost: 5.0}`",
+    "prices": "write `prices: {gpt-4o-mini: {prompt: 0.15, completion: 0.6}}` ($ per 1M tokens)",
     "aggregators": "write `aggregators: [{type: weighted_sum, name: reward, weights: {a: 1}}]`",
     "graders": "write `graders: {relevance: {type: relevance}}`",
     "cache": "give a file path, true (.rlreward/cache.sqlite) or false",

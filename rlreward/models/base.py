@@ -13,12 +13,18 @@ __all__ = ["ChatModel", "ChatModelError", "ChatReply", "ChatStats"]
 
 @dataclass(frozen=True)
 class ChatReply:
-    """One completed chat call: the text and what it took to get it."""
+    """One completed chat call: the text and what it took to get it.
+
+    ``usage`` is what the server reported, summed over the call's attempts that got a
+    completion: ``{"prompt_tokens", "completion_tokens", "total_tokens",
+    "cached_tokens"}`` (``cached_tokens`` from ``prompt_tokens_details``, 0 when not
+    reported), or None when the server reported no usage.
+    """
 
     text: str
     attempts: int
     latency_s: float
-    usage: dict[str, Any] | None = None
+    usage: dict[str, int] | None = None
     structured: bool = False
     retry_reasons: tuple[str, ...] = ()
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import random
@@ -40,6 +41,7 @@ from rlreward.models.base import ChatModelError, ChatReply, ChatStats
 from rlreward.models.retry import (
     BadCompletion,
     RequestPacer,
+    TokenPacer,
     backoff_delay,
     classify_failure,
     server_message,
@@ -79,6 +81,7 @@ class _LoopState:
     client: openai.AsyncOpenAI
     pacer: RequestPacer | None
     slots: asyncio.Semaphore
+    tokens: TokenPacer | None = None
     closer: Any = None
     closed: bool = False
 
@@ -136,6 +139,9 @@ class OpenAIChatModel:
             further calls wait for a free one without spending their timeout.
         max_retries: retries after the first attempt on transient faults.
         requests_per_minute: optional client-side pacing, per event loop.
+        tokens_per_minute: optional client-side pacing of the tokens the server
+            reports (prompt + completion), per event loop; see ``TokenPacer``. Graders
+            that share this model object share both limits.
         backoff_base, backoff_max: full-jitter backoff ``U(0, min(max, base*2**n))``.
         max_retry_after: cap on a server's ``Retry-After``.
         structured_output: ``None`` tries json_schema response formats and falls back to
@@ -155,6 +161,7 @@ class OpenAIChatModel:
         timeout: float = 60.0,
         max_retries: int = 5,
         requests_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
         temperature: float | None = 0.0,
         max_tokens: int | None = None,
         extra_body: Mapping[str, Any] | None = None,
@@ -173,6 +180,7 @@ class OpenAIChatModel:
         _positive("timeout", timeout)
         _positive("max_retries", max_retries, integer=True)
         _positive("requests_per_minute", requests_per_minute, allow_none=True)
+        _positive("tokens_per_minute", tokens_per_minute, allow_none=True)
         _positive("backoff_base", backoff_base)
         _positive("backoff_max", backoff_max)
         _positive("max_retry_after", max_retry_after)
@@ -198,6 +206,7 @@ class OpenAIChatModel:
         self.timeout = float(timeout)
         self.max_retries = max_retries
         self.requests_per_minute = requests_per_minute
+        self.tokens_per_minute = tokens_per_minute
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.extra_body = dict(extra_body) if extra_body else None
@@ -239,7 +248,8 @@ class OpenAIChatModel:
             default_headers=self.default_headers,
         )
         pacer = RequestPacer(self.requests_per_minute) if self.requests_per_minute else None
-        return _LoopState(client, pacer, asyncio.Semaphore(self.max_connections))
+        tokens = TokenPacer(self.tokens_per_minute) if self.tokens_per_minute else None
+        return _LoopState(client, pacer, asyncio.Semaphore(self.max_connections), tokens=tokens)
 
     def _drop_dead_loops(self) -> None:
         for loop in [lp for lp in self._states if lp.is_closed()]:
@@ -302,18 +312,24 @@ class OpenAIChatModel:
         start = time.perf_counter()
         reasons: list[str] = []
         attempt = fallbacks = 0
+        spent: dict[str, int] | None = None  # usage summed over attempts that got a reply
         use_schema = response_format is not None and self._schema_ok is not False
         while True:
             attempt += 1
             self.stats.attempts += 1
             if state.pacer is not None:
                 await state.pacer.acquire()
+            reserved = await state.tokens.acquire() if state.tokens is not None else 0.0
             try:
                 completion = await self._create(
                     state, messages, response_format if use_schema else None
                 )
                 text, usage = _read_completion(completion)
             except Exception as exc:  # classified below; non-API errors re-raise
+                lost = getattr(exc, "usage", None)  # a refusal's tokens are paid for
+                spent = _add_usage(spent, lost)
+                if state.tokens is not None:
+                    state.tokens.settle(reserved, lost["total_tokens"] if lost else 0)
                 status, retryable, wait = classify_failure(exc, self.max_retry_after)
                 if use_schema and status in _SCHEMA_REJECT_STATUSES and self._schema_ok is None:
                     use_schema = False  # the server may not take json_schema: ask plainly
@@ -345,6 +361,7 @@ class OpenAIChatModel:
                         latency_s=elapsed,
                         retryable=retryable,
                         retry_reasons=reasons,
+                        usage=spent,
                     ) from None
                 delay = (
                     wait
@@ -361,6 +378,10 @@ class OpenAIChatModel:
                 )
                 await asyncio.sleep(delay)
                 continue
+            if state.tokens is not None:
+                state.tokens.settle(reserved, usage["total_tokens"] if usage else 0)
+            if spent is not None:
+                usage = _add_usage(spent, usage)
             if use_schema and self._schema_ok is None:
                 self._schema_ok = True
             elif response_format is not None and not use_schema and self._schema_ok is None:
@@ -375,26 +396,32 @@ class OpenAIChatModel:
         messages: Sequence[Mapping[str, Any]],
         response_format: Mapping[str, Any] | None,
     ) -> Any:
+        # The per-request timeout is the client's own (built with self.timeout): passing
+        # it again only makes the client build a second timeout object per request.
         kwargs: dict[str, Any] = {
             "model": self.model,
-            "messages": list(messages),
-            "timeout": self.timeout,
+            "messages": messages if isinstance(messages, list) else list(messages),
         }
         if self.temperature is not None:
             kwargs["temperature"] = self.temperature
         if self.max_tokens is not None:
             kwargs["max_tokens"] = self.max_tokens
         if response_format is not None:
-            kwargs["response_format"] = dict(response_format)
+            kwargs["response_format"] = (
+                response_format if isinstance(response_format, dict) else dict(response_format)
+            )
         if self.extra_body:
             kwargs["extra_body"] = self.extra_body
         # Wait for a connection slot first: the timeout starts when the request is sent.
+        # The raw response is read as JSON here (``_read_completion``): building the SDK's
+        # pydantic ChatCompletion costs more CPU per call than everything else we do, and
+        # we read three of its fields.
         async with state.slots:
-            request = state.client.chat.completions.create(**kwargs)
+            request = state.client.chat.completions.with_raw_response.create(**kwargs)
             if _deadline is not None:  # a total deadline even if a server trickles bytes
                 async with _deadline(self.timeout + 1.0):
-                    return await request
-            return await asyncio.wait_for(request, self.timeout + 1.0)
+                    return (await request).http_response
+            return (await asyncio.wait_for(request, self.timeout + 1.0)).http_response
 
     # -- identity ----------------------------------------------------------------------
     def cache_identity(self) -> dict[str, Any]:
@@ -446,23 +473,62 @@ class OpenAIChatModel:
         self.__dict__.update(state)
 
 
-def _read_completion(completion: Any) -> tuple[str, dict[str, Any] | None]:
-    if isinstance(completion, str):  # the client could not read the body as JSON
-        raise upstream_error(completion)
-    choices = getattr(completion, "choices", None)
-    error = getattr(completion, "error", None)
+def _count(value: Any) -> int:
+    """A token count as reported; anything but a non-negative integer counts 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def read_usage(usage: Any) -> dict[str, int] | None:
+    """``{"prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens"}`` from a
+    completion body's ``usage`` object, or None when the server reported none."""
+    if not isinstance(usage, Mapping):
+        return None
+    prompt = _count(usage.get("prompt_tokens"))
+    completion = _count(usage.get("completion_tokens"))
+    details = usage.get("prompt_tokens_details")
+    cached = _count(details.get("cached_tokens")) if isinstance(details, Mapping) else 0
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "cached_tokens": cached,
+    }
+
+
+def _add_usage(a: dict[str, int] | None, b: dict[str, int] | None) -> dict[str, int] | None:
+    if a is None or b is None:
+        return b if a is None else a
+    return {k: a[k] + b[k] for k in a}
+
+
+def _read_completion(response: Any) -> tuple[str, dict[str, int] | None]:
+    """The reply text and usage of an HTTP 200 chat completion (an ``httpx`` response).
+
+    A body that is not JSON (a proxy's page) or that is an error object is an
+    UpstreamError, classified like the status it names; a completion without text (no
+    choices, a refusal) is a BadCompletion carrying the usage the server reported.
+    """
+    try:
+        body = json.loads(response.content)
+    except ValueError:  # not JSON (UnicodeDecodeError is a ValueError too)
+        raise upstream_error(response.text) from None
+    if not isinstance(body, Mapping):
+        raise BadCompletion(f"completion is not a JSON object: {str(body)[:200]!r}")
+    choices = body.get("choices")
+    error = body.get("error")
     if not choices and error is not None:  # HTTP 200 carrying {"error": ...}
         raise upstream_error(error if isinstance(error, Mapping) else {"message": str(error)})
-    if not choices:
-        raise BadCompletion(f"completion has no choices: {str(completion)[:200]!r}")
-    message = choices[0].message
-    text = message.content
-    if text is None:
-        refusal = getattr(message, "refusal", None)
-        raise BadCompletion(f"completion has no content (refusal: {refusal!r})")
-    usage = (
-        completion.usage.model_dump() if getattr(completion, "usage", None) is not None else None
-    )
+    usage = read_usage(body.get("usage"))
+    if not choices or not isinstance(choices, list):
+        raise BadCompletion(f"completion has no choices: {str(body)[:200]!r}", usage)
+    first = choices[0]
+    message = first.get("message") if isinstance(first, Mapping) else None
+    if not isinstance(message, Mapping):
+        raise BadCompletion(f"completion choice has no message: {str(first)[:200]!r}", usage)
+    text = message.get("content")
+    if not isinstance(text, str):
+        refusal = message.get("refusal")
+        raise BadCompletion(f"completion has no content (refusal: {refusal!r})", usage)
     return text, usage
 
 

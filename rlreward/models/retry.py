@@ -24,6 +24,7 @@ __all__ = [
     "RETRY_STATUSES",
     "BadCompletion",
     "RequestPacer",
+    "TokenPacer",
     "UpstreamError",
     "backoff_delay",
     "cap_message",
@@ -183,6 +184,40 @@ class RequestPacer:
         self._next = slot + self.interval
         if slot > now:
             await asyncio.sleep(slot - now)
+
+
+class TokenPacer:
+    """Client-side tokens-per-minute limit, counted from the usage the server reports.
+
+    A request's tokens are known only from its reply, so each start reserves the mean
+    tokens per call seen so far, and its reply settles the difference; starts are spaced
+    so that the reserved tokens flow at ``tokens_per_minute``. Until the first reply
+    reports usage nothing is reserved: the first calls in flight (at most the model's
+    ``max_connections``) start at once. One pacer belongs to one event loop.
+    """
+
+    def __init__(self, tokens_per_minute: float) -> None:
+        self.seconds_per_token = 60.0 / tokens_per_minute
+        self._next = 0.0
+        self._tokens = 0
+        self._calls = 0
+
+    async def acquire(self) -> float:
+        """Wait for this request's turn; returns the tokens reserved for it."""
+        reserved = self._tokens / self._calls if self._calls else 0.0
+        now = asyncio.get_running_loop().time()
+        slot = max(now, self._next)
+        self._next = slot + reserved * self.seconds_per_token
+        if slot > now:
+            await asyncio.sleep(slot - now)
+        return reserved
+
+    def settle(self, reserved: float, used: int) -> None:
+        """A request ended having used ``used`` tokens (0 for a failed attempt)."""
+        if used > 0:
+            self._tokens += used
+            self._calls += 1
+        self._next += (used - reserved) * self.seconds_per_token
 
 
 def classify_failure(
