@@ -167,6 +167,29 @@ def batch_metrics(reward: Reward, results: GradingResults, *, aligned: bool) -> 
     for name in reward.aggregators:
         if name != reward.name:
             out.update(_column_metrics(f"rewards/{name}", results[name], scores=True))
+    out.update(usage_metrics(reward, results))
+    return out
+
+
+#: what ``usage_metrics`` logs per LLM-judge grader, from ``rlreward.usage.UsageSummary``
+USAGE_KEYS = ("calls", "prompt_tokens", "completion_tokens", "cached_tokens", "errors")
+
+
+def usage_metrics(reward: Reward, results: GradingResults) -> dict[str, float]:
+    """``usage/<grader>/calls|prompt_tokens|completion_tokens|cached_tokens|errors`` (this
+    batch's totals) and ``usage/<grader>/latency_p95_s`` for every grader or monitor whose
+    results carry judge usage records (LLM judges; rule functions have none)."""
+    from rlreward.usage import UsageSummary
+
+    names = [*reward.graders, *reward.monitors]
+    summary = UsageSummary()
+    summary.add_results({n: results[n] for n in names})
+    out: dict[str, float] = {}
+    for name, stats in summary.summary().items():
+        for key in USAGE_KEYS:
+            out[f"usage/{name}/{key}"] = float(stats[key])
+        if stats.get("latency_p95_s") is not None:
+            out[f"usage/{name}/latency_p95_s"] = float(stats["latency_p95_s"])
     return out
 
 

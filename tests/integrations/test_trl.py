@@ -447,6 +447,27 @@ def test_callback_reports_judge_latency_and_cache_hits(openai_server, tmp_path):
     assert len(weights) == 2
 
 
+def test_judge_tokens_calls_and_latency_reach_trl_logs(openai_server, tmp_path):
+    """usage/<judge>/... keys: this batch's calls and the tokens the server sent back."""
+    spec = {
+        "judge_model": {"model": "judge", "base_url": openai_server.url, "api_key": "sk-test-0000"},
+        "cache": False,
+        "graders": {
+            "relevance": {"type": "relevance"},
+            "length": {"type": "reward_function", "function": "length"},
+        },
+    }
+    (combined,) = make_reward_funcs(spec).funcs
+    logged: dict[str, float] = {}
+    prompts, completions = ["what is the capital of france"] * 3, ["paris", "it is paris", "lyon"]
+    call_all([combined], prompts, completions, log_metric=logged.__setitem__)
+    assert logged["usage/relevance/calls"] == 3 == openai_server.counts["ok"]
+    assert logged["usage/relevance/prompt_tokens"] == openai_server.counts["prompt_tokens"]
+    assert logged["usage/relevance/completion_tokens"] == openai_server.counts["completion_tokens"]
+    assert logged["usage/relevance/latency_p95_s"] > 0
+    assert not any(k.startswith("usage/length/") for k in logged)  # rule functions: no calls
+
+
 @pytest.fixture(scope="module")
 def tok():
     return H.tokenizer()
