@@ -241,3 +241,113 @@ def test_a_field_no_sample_has_is_still_a_configuration_error():
 
     with pytest.raises(MissingFieldsError, match="'query'"):
         compute_score_batch(["s", "s"], ["a", "b"], ["4", None], [{}, {}], spec=spec)
+
+
+# -- judge usage columns --------------------------------------------------------------
+
+USAGE = ("calls", "prompt_tokens", "completion_tokens", "latency_s")
+
+
+def _judge_spec(url: str, tmp_path, cache: object = False) -> str:
+    spec = {
+        "judge_model": {
+            "model": "judge",
+            "base_url": url,
+            "api_key": "sk-test-0000",
+            "max_retries": 0,
+        },
+        "cache": cache,
+        "graders": {
+            "relevance": {"type": "relevance"},
+            "length": {"type": "reward_function", "function": "length"},
+        },
+        "aggregators": [{"type": "weighted_sum", "name": "reward"}],
+    }
+    path = tmp_path / f"judge-{len(list(tmp_path.iterdir()))}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
+
+
+def _score_all(spec: str, responses: list[str], timeout: float | None = 60.0) -> list[dict]:
+    async def main():
+        return await asyncio.gather(
+            *(
+                compute_score(
+                    "s",
+                    r,
+                    None,
+                    {"question": "what is the capital of france"},
+                    spec=spec,
+                    timeout=timeout,
+                )
+                for r in responses
+            )
+        )
+
+    return asyncio.run(main())
+
+
+def test_judge_usage_columns_are_what_the_server_sent_on_every_path(openai_server, tmp_path):
+    """<judge>__calls|prompt_tokens|completion_tokens|latency_s: per sample, equal to the
+    usage block the server sent for that sample's request; the same keys on every sample,
+    graded, failed, cached or timed out; rule graders get none."""
+    from tests.openai_server import Action, prompt_words
+
+    spec = _judge_spec(openai_server.url, tmp_path)
+    responses = ["berlin", "it is madrid", "lyon, i think, or maybe nice"]
+    outs = _score_all(spec, responses)
+    keys = list(outs[0])
+    assert all(list(o) == keys for o in outs)
+    assert [f"relevance__{f}" for f in USAGE] == [
+        k for k in keys if k.startswith("relevance__") and k.split("__")[1] in USAGE
+    ]
+    assert not any(k.startswith("length__") and k.split("__")[1] in USAGE for k in keys)
+    assert openai_server.counts["ok"] == 3
+    # per sample: the request that carried its response, and the reply the server sent
+    by_response = {}
+    for body in openai_server.requests:
+        text = body["messages"][-1]["content"]
+        (r,) = [r for r in responses if r in text]
+        by_response[r] = prompt_words(body)
+    reply_words = openai_server.counts["completion_tokens"] / 3
+    for r, o in zip(responses, outs, strict=True):
+        assert o["relevance__error"] == 0 and o["relevance__calls"] == 1
+        assert o["relevance__prompt_tokens"] == by_response[r]
+        assert o["relevance__completion_tokens"] == reply_words
+        assert o["relevance__latency_s"] > 0
+    assert sum(o["relevance__prompt_tokens"] for o in outs) == openai_server.counts["prompt_tokens"]
+    assert len({o["relevance__prompt_tokens"] for o in outs}) == 3  # per sample, not a mean
+
+    # a failed call: one call, no token counts reported (NaN), the same keys
+    openai_server.reset()
+    openai_server.script(Action.error(400, message="bad request"))
+    (failed,) = _score_all(spec, ["paris again"])
+    assert list(failed) == keys and failed["relevance__error"] == 1
+    assert failed["relevance__calls"] == 1 and failed["relevance__latency_s"] > 0
+    assert math.isnan(failed["relevance__prompt_tokens"])
+    assert math.isnan(failed["relevance__completion_tokens"])
+
+    # timed out: no result at all, usage unknown (NaN), the same keys
+    openai_server.reset()
+    openai_server.latency = 2.0
+    (late,) = _score_all(spec, ["paris at last"], timeout=0.3)
+    assert list(late) == keys and late["score__error"] == 1
+    assert all(math.isnan(late[f"relevance__{f}"]) for f in USAGE)
+
+    # a cached grade: 0 calls, 0 tokens
+    openai_server.reset()
+    cached = _judge_spec(openai_server.url, tmp_path, cache=str(tmp_path / "cache.sqlite"))
+    first = _score_all(cached, ["paris"])[0]
+    second = _score_all(cached, ["paris"])[0]
+    assert openai_server.counts["ok"] == 1 and list(second) == keys
+    assert first["relevance__calls"] == 1 and first["relevance__prompt_tokens"] > 0
+    assert second["relevance__calls"] == 0
+    assert second["relevance__prompt_tokens"] == second["relevance__completion_tokens"] == 0
+
+
+def test_a_name_equal_to_a_judges_usage_column_is_refused():
+    from rlreward.integrations.verl._columns import check_names
+
+    with pytest.raises(ConfigError, match="usage column of LLM judge 'rel'"):
+        check_names(["rel", "rel__calls"], judges=["rel"])
+    check_names(["rel", "len__calls"], judges=["rel"])  # not a judge's column: allowed

@@ -17,6 +17,17 @@ exactly the same keys, on every path (graded, failed, abstained, timed out)::
     <monitor>               a monitor's raw score (with ``__error`` / ``__abstained``):
                             reported, never weighed into ``score``
     <aggregator>            other aggregators' values (with ``__error`` / ``__abstained``)
+    <judge>__calls, <judge>__prompt_tokens, <judge>__completion_tokens, <judge>__latency_s
+                            for every grader or monitor that is an LLM judge (an
+                            LLMGrader or a group judge), from its ``metadata["usage"]``
+                            record (``rlreward.usage``)
+
+Usage columns say what the judge's usage record says: a grade answered by the cache (or
+shared with an identical call) has 0 calls and 0 tokens; a failed call its record's calls,
+tokens and latency; a group judge counts the group's calls on its first row and 0 on the
+others. Tokens are NaN when the server reported none (``reported: False``). A result with
+no record is an abstention (0 calls, 0 tokens, 0 s) or a failure that never reached the
+judge or was cut off (NaN: unknown), as is a sample with no result at all (time limit).
 
 Three outcomes stay apart: a failure is NaN with ``__error`` = 1, an abstention NaN
 with ``__abstained`` = 1 (and ``__error`` = 0), a score a number with both flags 0.
@@ -54,10 +65,13 @@ from rlreward.aggregators import (
     aligned_key,
 )
 from rlreward.errors import ConfigError
+from rlreward.graders.group_judge_base import GroupJudge
+from rlreward.graders.llm import LLMGrader
 from rlreward.integrations.reserved import reserved_reason
 from rlreward.results import GradingResults
 from rlreward.reward import Reward
 from rlreward.schema import GraderAbstention, GraderResult, GraderScore
+from rlreward.usage import USAGE_KEY
 
 __all__ = [
     "SCORE",
@@ -77,6 +91,42 @@ SCORE_ABSTAINED = SCORE + ABSTAINED_SUFFIX
 _VALIDATION_KEY = "reward"
 
 ScoreDict = dict[str, float | int]
+
+#: usage columns of an LLM judge: ``<judge>__<field>``, from its usage record
+USAGE_FIELDS: tuple[str, ...] = ("calls", "prompt_tokens", "completion_tokens", "latency_s")
+_TOKEN_FIELDS = frozenset({"prompt_tokens", "completion_tokens"})
+
+
+def usage_key(name: str, field: str) -> str:
+    """The usage column of judge ``name`` for one of ``USAGE_FIELDS``."""
+    return f"{name}__{field}"
+
+
+def is_judge(grader: Any) -> bool:
+    """Whether a grader calls an LLM judge (decided from the object, not from results)."""
+    if isinstance(grader, (LLMGrader, GroupJudge)):
+        return True
+    return callable(getattr(getattr(grader, "model", None), "achat", None))
+
+
+def _usage(result: GraderResult | None) -> tuple[float, ...]:
+    """The usage columns of one judge result (see the module docstring)."""
+    meta = result.metadata if result is not None else None
+    record = meta.get(USAGE_KEY) if isinstance(meta, Mapping) else None
+    if not isinstance(record, Mapping):
+        zero = isinstance(result, GraderAbstention)
+        return tuple(0.0 if zero else math.nan for _ in USAGE_FIELDS)
+    reported = record.get("reported", True) is not False
+    out: list[float] = []
+    for field in USAGE_FIELDS:
+        value = record.get(field)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            out.append(math.nan)  # a record without this field: unknown
+        elif field in _TOKEN_FIELDS and not reported:
+            out.append(math.nan)  # the server reported no token counts
+        else:
+            out.append(float(value))
+    return tuple(out)
 
 
 def _value(result: GraderResult | None) -> tuple[float, int, int]:
@@ -102,11 +152,14 @@ class Columns:
     aligned: tuple[str, ...]
     others: tuple[str, ...]
     policy: str | None
+    #: graders and monitors that are LLM judges: they get the usage columns
+    judges: tuple[str, ...] = ()
 
     def keys(self) -> list[str]:
         keys = [SCORE, SCORE_ERROR, SCORE_ABSTAINED]
         for g in (*self.graders, *self.monitors):
             keys += [g, g + ERROR_SUFFIX, g + ABSTAINED_SUFFIX]
+        keys += [usage_key(j, f) for j in self.judges for f in USAGE_FIELDS]
         keys += [aligned_key(g) for g in self.aligned]
         for a in self.others:
             keys += [a, a + ERROR_SUFFIX, a + ABSTAINED_SUFFIX]
@@ -132,6 +185,9 @@ class Columns:
             _put(d, SCORE, reward)
             for g in (*self.graders, *self.monitors):
                 _put(d, g, results[g][i])
+            for j in self.judges:
+                for f, value in zip(USAGE_FIELDS, _usage(results[j][i]), strict=True):
+                    d[usage_key(j, f)] = value
             meta: Mapping[str, Any] = reward.metadata or {}
             components: Mapping[str, float] = meta.get("components") or {}
             abstained = set(meta.get("abstained") or ())
@@ -165,8 +221,10 @@ def _weighted(agg: Any, graders: Sequence[str]) -> tuple[tuple[str, ...], str | 
     return tuple(g for g in graders if g in named), agg.on_error
 
 
-def check_names(names: Sequence[str]) -> None:
-    """Refuse grader/monitor/aggregator names that are VERL batch keys or score-dict keys."""
+def check_names(names: Sequence[str], judges: Sequence[str] = ()) -> None:
+    """Refuse grader/monitor/aggregator names that are VERL batch keys or score-dict keys,
+    or that equal another name's usage column (``<judge>__calls``, ...)."""
+    usage = {usage_key(j, f): j for j in judges for f in USAGE_FIELDS}
     for name in names:
         reason = reserved_reason(name)
         if reason is None and name == _VALIDATION_KEY:
@@ -174,6 +232,11 @@ def check_names(names: Sequence[str]) -> None:
                 f"{name!r} would be a score column, and VERL's validation loop already "
                 "writes the reward under 'reward'; rename it (the reward aggregator itself "
                 "may be called 'reward': its value is the 'score' column)"
+            )
+        if reason is None and name in usage:
+            reason = (
+                f"{name!r} is the usage column of LLM judge {usage[name]!r} "
+                f"('<judge>__calls|prompt_tokens|completion_tokens|latency_s'); rename it"
             )
         if reason is not None:
             raise ConfigError(f"VERL adapter: grader/monitor/aggregator name {reason}")
@@ -191,8 +254,10 @@ def columns_for(reward: Reward) -> Columns:
     graders = tuple(reward.graders)
     monitors = tuple(reward.monitors)
     others = tuple(a for a in reward.aggregators if a != reward.name)
-    check_names([*graders, *monitors, *others])
+    configs = {**reward.graders, **reward.monitors}
+    judges = tuple(n for n in (*graders, *monitors) if is_judge(configs[n].grader))
+    check_names([*graders, *monitors, *others], judges)
     aligned, policy = _weighted(reward.aggregator, graders)
-    cols = Columns(reward.name, graders, monitors, aligned, others, policy)
+    cols = Columns(reward.name, graders, monitors, aligned, others, policy, judges)
     _layouts[reward] = cols
     return cols
