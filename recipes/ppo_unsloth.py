@@ -62,17 +62,19 @@ RELEVANCE_GATE = {"semantic_relevance": {"mode": "cap", "bounds": [0.3, 0.6]}}
 
 
 def short_run_detectors() -> list[Any]:
-    """Detectors sized for the main job's 8 PPO steps (the defaults need 16-20 checks);
-    false alarms measured on 8-step synthetic runs (`scripts/bench_detectors.py --steps 8
-    --onset 3 --set ...`): 0.3-2.0% (monitor drop), 0% (fidelity floor), 0.7-4.3% (length
-    drift)."""
+    """Detectors sized for the main job's 8 PPO steps (the defaults need 16-20 checks).
+    False alarms on 8-step synthetic runs (``scripts/bench_detectors.py --runs 1000
+    --steps 8 --onset 3 --set monitor_drop.baseline=2 ...``): monitor drop 1.4% clean,
+    1.4% flat, 3.5% autocorrelated; fidelity floor 0%; length drift 0.4-2.5%. On the
+    ungated task's real run the monitor drop fires at step 5 (relevance 0.66 -> 0.45,
+    -2.9 SE); on the gated default it does not (-1.4 SE)."""
     from rlreward.monitoring import FidelityFloor as fidelity
     from rlreward.monitoring import LengthDrift as length
     from rlreward.monitoring import MonitorDrop as drop
 
     return [
         fidelity(floor=0.5, consecutive=2),
-        drop(baseline=3, window=2, z=3.0, persist=2),
+        drop(baseline=2, window=2, z=2.5, persist=2),
         length(baseline=3, window=2, z=3.5, persist=2),
     ]
 

@@ -15,6 +15,7 @@ keys across ranks in sorted order, so every batch must send the same keys).
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,10 +23,12 @@ from typing import Any, NamedTuple
 
 from rlreward.aggregators import WeightedSumAggregator, aligned_key
 from rlreward.checks import RunningStats, mean_std
+from rlreward.graders.kinds import is_judge
 from rlreward.integrations._rows import trl_rows
 from rlreward.results import GradingResults
 from rlreward.reward import Reward
 from rlreward.schema import GraderAbstention, GraderError, GraderResult, GraderScore
+from rlreward.usage import UsageSummary
 
 __all__ = ["Batch", "RewardGroup", "RewardStats", "batch_metrics", "weighed_components"]
 
@@ -176,20 +179,26 @@ USAGE_KEYS = ("calls", "prompt_tokens", "completion_tokens", "cached_tokens", "e
 
 
 def usage_metrics(reward: Reward, results: GradingResults) -> dict[str, float]:
-    """``usage/<grader>/calls|prompt_tokens|completion_tokens|cached_tokens|errors`` (this
-    batch's totals) and ``usage/<grader>/latency_p95_s`` for every grader or monitor whose
-    results carry judge usage records (LLM judges; rule functions have none)."""
-    from rlreward.usage import UsageSummary
-
-    names = [*reward.graders, *reward.monitors]
+    """``usage/<judge>/calls|prompt_tokens|completion_tokens|cached_tokens|errors`` (this
+    batch's totals) and ``usage/<judge>/latency_p95_s`` for every LLM-judge grader or
+    monitor of the reward. The keys come from the reward, not from the batch (0 and NaN
+    where a batch made no call): TRL gathers every logged key across processes, and a
+    key that one process logs and another does not would hang the gather."""
+    judges = [
+        name for name, cfg in {**reward.graders, **reward.monitors}.items() if is_judge(cfg.grader)
+    ]
+    if not judges:
+        return {}
     summary = UsageSummary()
-    summary.add_results({n: results[n] for n in names})
+    summary.add_results({n: results[n] for n in judges})
+    stats = summary.summary()
     out: dict[str, float] = {}
-    for name, stats in summary.summary().items():
+    for name in judges:
+        got = stats.get(name, {})
         for key in USAGE_KEYS:
-            out[f"usage/{name}/{key}"] = float(stats[key])
-        if stats.get("latency_p95_s") is not None:
-            out[f"usage/{name}/latency_p95_s"] = float(stats["latency_p95_s"])
+            out[f"usage/{name}/{key}"] = float(got.get(key) or 0)
+        p95 = got.get("latency_p95_s")
+        out[f"usage/{name}/latency_p95_s"] = float(p95) if p95 is not None else math.nan
     return out
 
 

@@ -65,8 +65,7 @@ from rlreward.aggregators import (
     aligned_key,
 )
 from rlreward.errors import ConfigError
-from rlreward.graders.group_judge_base import GroupJudge
-from rlreward.graders.llm import LLMGrader
+from rlreward.graders.kinds import is_judge
 from rlreward.integrations.reserved import reserved_reason
 from rlreward.results import GradingResults
 from rlreward.reward import Reward
@@ -100,13 +99,6 @@ _TOKEN_FIELDS = frozenset({"prompt_tokens", "completion_tokens"})
 def usage_key(name: str, field: str) -> str:
     """The usage column of judge ``name`` for one of ``USAGE_FIELDS``."""
     return f"{name}__{field}"
-
-
-def is_judge(grader: Any) -> bool:
-    """Whether a grader calls an LLM judge (decided from the object, not from results)."""
-    if isinstance(grader, (LLMGrader, GroupJudge)):
-        return True
-    return callable(getattr(getattr(grader, "model", None), "achat", None))
 
 
 def _usage(result: GraderResult | None) -> tuple[float, ...]:
