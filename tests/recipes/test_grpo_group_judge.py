@@ -33,8 +33,9 @@ def test_grpo_group_judge_quick_run_against_the_local_judge(
     assert "listwise judge (judge) over groups of 2, 2 call(s) per group" in capsys.readouterr().out
     assert metrics["reward_trend"]["steps"] == 2
     last = metrics["history"][-1]
-    assert {"rewards/listwise/mean", "rewards/length/mean", "rewards/coherence/mean"} <= set(last)
-    assert last["rlreward/listwise/error_rate"] == 0.0  # every group whole and judged
+    # the spec (the listwise judge) joins the rule functions as one nested member, "spec"
+    assert {"rewards/spec/mean", "rewards/length/mean", "rewards/coherence/mean"} <= set(last)
+    assert last["rlreward/spec/error_rate"] == 0.0  # every group whole and judged
     # 2 steps x 2 groups of 2, debiased: 2 rotations per group (identical pairs: fewer;
     # the cache may answer repeats); each request holds one group's candidates
     assert 0 < len(openai_server.requests) <= 8
