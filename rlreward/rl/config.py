@@ -114,7 +114,8 @@ class RLTrainingConfig:
     reward_functions: Sequence[Any] | None = None
     reward_function_weights: Sequence[float] | None = None
     #: {rule function: {mode, floor, bounds}}: gates of the functions' composite
-    #: (``training.labels.label_reward``): constraints it cannot trade away
+    #: (``trainer.label_reward``): constraints it cannot trade away. The reward model
+    #: learns the ungated sum; the gates are graded on every RL row and applied to its score
     reward_function_gates: Mapping[str, Mapping[str, Any]] | None = None
     # a reward model trained here: one typed object (a dict of its fields, or the seed's
     # flat reward_training_* keywords, is turned into one; see FLAT_REWARD_TRAINING)
@@ -295,9 +296,9 @@ class RLTrainingConfig:
                 )
             if not self.train_custom_reward_model:
                 raise ConfigError(
-                    f"{_OWNER}: reward_function_gates gate the labels of a reward model trained "
-                    "here (train_custom_reward_model=True); for an RL reward of gated rule "
-                    "functions, give a reward_spec whose weighted_sum has `gates:`"
+                    f"{_OWNER}: reward_function_gates gate the composite a reward model trained "
+                    "here stands for (train_custom_reward_model=True); for an RL reward of gated "
+                    "rule functions, give a reward_spec whose weighted_sum has `gates:`"
                 )
         if not self.train_custom_reward_model:
             if isinstance(rmt, Mapping) and rmt:

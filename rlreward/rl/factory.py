@@ -46,7 +46,9 @@ def create_rl_trainer(model_name: str, dataset_name: Any = None, **kwargs: Any) 
             its fields; given whole, it implies this flag): labelled by
             ``reward_functions`` weighted by ``reward_function_weights`` and gated by
             ``reward_function_gates`` (``{function: {mode, floor, bounds}}``: constraints
-            the composite cannot trade away; the label reward, ``trainer.label_reward``),
+            the composite cannot trade away, ``trainer.label_reward``; the model learns
+            the ungated sum, ``trainer.model_label_reward``, and the gates are graded
+            exactly on every RL row and applied to its score in ``trainer.reward``),
             on its ``training_texts`` (>= 10; optional
             ``prompts``) plus ``policy_samples`` samples of the policy per training prompt,
             from ``base_model_name`` (default: the policy's family; the embedded SmolLM2 for

@@ -12,7 +12,11 @@ The rule (it adds, it never re-derives what a spec says):
   a failure (PPO stops the step with the reason, GRPO gets None for the row), never a
   made-up score. A spec's monitors are lifted to the new reward (graded once,
   reported beside it, never weighed);
-- **no spec**: a ``Reward`` of the added graders under the same aggregator.
+- **no spec**: a ``Reward`` of the added graders under the same aggregator;
+- **gates** (``reward_function_gates`` with a reward model trained here): the gate
+  graders join as members that are graded on every row and applied to the weighted sum
+  (cap, multiply, floor), never weighed: the model learns the ungated composite, and
+  the constraint is computed, not learned, so the policy cannot trade it away.
 
 A reward model joined to bounded graders (rule functions, or a spec whose reward is on
 [0, 1]) must be on a known scale, or its raw logit would swamp or vanish beside them:
@@ -182,6 +186,7 @@ def build_reward(
     reward_model_weight: float = 1.0,
     reward_model_bounds: Sequence[float] | None = None,
     known_bounds: Sequence[float] | None = None,
+    gates: Mapping[str, Mapping[str, Any]] | None = None,
     owner: str = "create_rl_trainer",
 ) -> Reward:
     """The one reward of a spec plus added rule functions and reward model (module docstring).
@@ -190,12 +195,16 @@ def build_reward(
     ``reward_model_bounds``: the declared range the reward model is normalised by
     (clipped); ``known_bounds``: its range as known from its training
     (``measured_bounds``), used only when it joins bounded graders.
+    ``gates``: ``{rule function name: {mode, floor, bounds}}`` (``training.labels.
+    gate_graders``): graders graded on every row and applied to the weighted sum as
+    gates (cap, multiply, floor), never weighed; the reward model then needs a known
+    scale, as beside any bounded grader.
     """
     from rlreward.integrations.spec import load_reward
-    from rlreward.training.labels import function_graders
+    from rlreward.training.labels import function_graders, gate_graders
 
     spec_reward = None if spec is None else load_reward(spec)
-    if spec_reward is not None and not functions and reward_model is None:
+    if spec_reward is not None and not functions and reward_model is None and not gates:
         return spec_reward  # the spec's own Reward: nothing added, nothing re-derived
     graders: dict[str, Any] = {}
     weights: dict[str, float] = {}
@@ -216,7 +225,15 @@ def build_reward(
                 )
             graders[name] = grader
             weights[name] = float(w)
-    bounds: dict[str, tuple[float, float]] = {}
+    gate_members, gate_specs, gate_bounds = gate_graders(gates)
+    for name in gate_members:
+        if name in graders or name in (SPEC_NAME, REWARD_MODEL_NAME, REWARD_NAME):
+            raise ConfigError(
+                f"{owner}: gate {name!r} is also a member of the reward (a weighted function "
+                "or a name the trainer gives); a gate is graded once and never weighed"
+            )
+    graders.update(gate_members)
+    bounds: dict[str, tuple[float, ...]] = dict(gate_bounds)
     if reward_model is not None:
         graders[REWARD_MODEL_NAME] = reward_model
         weights[REWARD_MODEL_NAME] = float(reward_model_weight)
@@ -239,7 +256,11 @@ def build_reward(
                 "its metadata)"
             )
     aggregator = WeightedSumAggregator(
-        REWARD_NAME, weights=weights, on_error="error", bounds=bounds or None
+        REWARD_NAME,
+        weights=weights,
+        on_error="error",
+        bounds=bounds or None,
+        gates=gate_specs or None,
     )
     max_concurrency, timeout = 32, None
     if spec_reward is not None:

@@ -51,6 +51,7 @@ class RLTrainer:
         )
         self.reward_model_metrics: dict[str, Any] | None = None
         self._label_reward: Reward | None = None
+        self._model_label_reward: Reward | None = None
         #: the reward-hacking monitor (``monitor=`` given; PPO): records and alerts
         self.monitor: Any = None
         self.reward: Reward = self._build_reward()
@@ -85,8 +86,9 @@ class RLTrainer:
 
     @property
     def label_reward(self) -> Reward | None:
-        """The rule functions' Reward (``training.labels.label_reward``): the labels of a
-        reward model trained here; None without ``reward_functions``. Built once."""
+        """The rule functions' Reward (``training.labels.label_reward``), gated by
+        ``reward_function_gates``: the true composite a reward model trained here stands
+        for (the monitor's reference); None without ``reward_functions``. Built once."""
         cfg = self.config
         if self._label_reward is None and cfg.reward_functions:
             from rlreward.training.labels import label_reward
@@ -98,14 +100,32 @@ class RLTrainer:
             )
         return self._label_reward
 
+    @property
+    def model_label_reward(self) -> Reward | None:
+        """What the reward model trained here learns: ``label_reward`` without its gates.
+        The gates are graded exactly on every RL row and applied to the model's score in
+        ``reward`` (a learned gate is one more thing a policy can game). Without gates,
+        ``label_reward`` itself."""
+        cfg = self.config
+        if not cfg.reward_function_gates:
+            return self.label_reward
+        if self._model_label_reward is None and cfg.reward_functions:
+            from rlreward.training.labels import label_reward
+
+            self._model_label_reward = label_reward(
+                list(cfg.reward_functions), cfg.reward_function_weights
+            )
+        return self._model_label_reward
+
     # -- stage 1: reward model ----------------------------------------------------------
     def train_reward_model(self) -> str | None:
         """Train the reward model from the rule functions (train_custom_reward_model=True).
 
         As ``config.reward_model_training`` says: its ``training_texts`` plus, with
         ``policy_samples=k``, k samples of the policy per training prompt at the RL
-        response length (what PPO will score), every text labelled by ``label_texts``
-        (the label reward's values), trained with its hyperparameters.
+        response length (what PPO will score), every text labelled by
+        ``model_label_reward`` (the rule functions' weighted sum, without the gates that
+        ``reward`` applies exactly), trained with its hyperparameters.
         """
         cfg = self.config
         rmt = cfg.training
@@ -132,7 +152,7 @@ class RLTrainer:
             prompts = [""] * len(texts)  # the shipped texts' questions are unknown: none
         all_texts = texts + sampled
         all_prompts = None if prompts is None else prompts + sampled_prompts
-        labels = self.label_texts(all_texts, all_prompts)
+        labels = self.label_texts(all_texts, all_prompts, reward=self.model_label_reward)
         columns: dict[str, list[Any]] = {"text": all_texts, "composite": labels}
         if all_prompts is not None:
             columns["prompt"] = all_prompts
@@ -162,10 +182,15 @@ class RLTrainer:
         return path
 
     def label_texts(
-        self, texts: Sequence[str], prompts: Sequence[str] | None = None
+        self,
+        texts: Sequence[str],
+        prompts: Sequence[str] | None = None,
+        *,
+        reward: Reward | None = None,
     ) -> list[float]:
-        """The labels of ``texts``: ``label_reward``'s value per text (GradingFailedError
-        naming the function, text and error where a label cannot be computed)."""
+        """``label_reward``'s value per text (``reward``: another of the trainer's label
+        rewards, e.g. ``model_label_reward``); GradingFailedError naming the function,
+        text and error where a label cannot be computed."""
         from rlreward.errors import ConfigError
         from rlreward.training.labels import label_rows, label_values
 
@@ -176,7 +201,7 @@ class RLTrainer:
             )
         if prompts is not None and not any(prompts):
             prompts = None
-        _, labels = label_values(self.label_reward, label_rows(list(texts), prompts))
+        _, labels = label_values(reward or self.label_reward, label_rows(list(texts), prompts))
         return labels
 
     # -- stage 2: policy, prompts, TRL trainer --------------------------------------------
@@ -315,7 +340,8 @@ class RLTrainer:
         if source is not None:
             model = DeferredRewardModel(source, normalize=cfg.reward_model_normalize)
             if custom:  # it learns the label reward's values: their range is its scale
-                known = self.label_reward.score_range if self.label_reward else None
+                learned = self.model_label_reward
+                known = learned.score_range if learned else None
             else:
                 known = measured_bounds(source)
         return build_reward(
@@ -327,6 +353,7 @@ class RLTrainer:
             reward_model_weight=cfg.reward_model_weight,
             reward_model_bounds=cfg.reward_model_bounds,
             known_bounds=known,
+            gates=cfg.reward_function_gates if custom else None,
         )
 
     def _build_ppo(self, policy: Any, tokenizer: Any, dataset: Any) -> Any:

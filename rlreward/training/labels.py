@@ -35,6 +35,7 @@ __all__ = [
     "FunctionLike",
     "check_weights",
     "function_graders",
+    "gate_graders",
     "label_reward",
     "label_rows",
     "label_values",
@@ -116,22 +117,13 @@ def label_reward(
     "bounds": [0.3, 0.6]}}`` keeps off-topic answers low whatever else they do well.
     """
     graders = function_graders(functions, registry=registry)
-    gate_specs, gate_bounds = {}, {}
-    for name, options in (gates or {}).items():
-        if not isinstance(options, Mapping):
-            raise ConfigError(
-                f"gates[{name!r}] must be a dict {{mode: cap|multiply|floor, floor: x, bounds: "
-                f"[low, high]}}, got {options!r}"
-            )
-        opts = dict(options)
-        if "bounds" in opts:
-            gate_bounds[name] = tuple(opts.pop("bounds"))
-        gate_specs[name] = opts
+    gate_members, gate_specs, gate_bounds = gate_graders(gates, registry=registry)
+    for name in gate_members:
         if name in graders:
             raise ConfigError(
                 f"gates[{name!r}]: {name!r} is also a weighted function; a gate is not weighed"
             )
-        graders.update(function_graders([name], registry=registry))
+    graders.update(gate_members)
     for name, g in graders.items():
         if name in gate_specs:
             continue
@@ -152,6 +144,32 @@ def label_reward(
         bounds=gate_bounds or None,
     )
     return Reward(graders, aggregator, max_concurrency=LABEL_CONCURRENCY)
+
+
+def gate_graders(
+    gates: Mapping[str, Mapping[str, Any]] | None,
+    *,
+    registry: RewardRegistry | None = None,
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, tuple[float, ...]]]:
+    """(graders, gate options, bounds) of ``{rule function name: {"mode": ..., "floor":
+    x, "bounds": [low, high]}}``: what a ``WeightedSumAggregator`` takes as the gate
+    members, its ``gates=`` and its ``bounds=`` (the label reward and the RL trainer's
+    reward read a gate the same way)."""
+    members: dict[str, Any] = {}
+    specs: dict[str, dict[str, Any]] = {}
+    bounds: dict[str, tuple[float, ...]] = {}
+    for name, options in (gates or {}).items():
+        if not isinstance(options, Mapping):
+            raise ConfigError(
+                f"gates[{name!r}] must be a dict {{mode: cap|multiply|floor, floor: x, bounds: "
+                f"[low, high]}}, got {options!r}"
+            )
+        opts = dict(options)
+        if "bounds" in opts:
+            bounds[name] = tuple(opts.pop("bounds"))
+        specs[name] = opts
+        members.update(function_graders([name], registry=registry))
+    return members, specs, bounds
 
 
 def label_rows(

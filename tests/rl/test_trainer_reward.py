@@ -427,3 +427,58 @@ def test_grpo_option_typos_are_refused_before_any_model_loads() -> None:
         create_rl_trainer("embedded", reward_functions=["length"], ppo_options={"kl_coeff": 1})
     # a PPOConfig field that PPOSettings does not name is accepted (it goes to ``extra``)
     create_rl_trainer("embedded", reward_functions=["length"], ppo_options={"whiten_rewards": True})
+
+
+def test_gates_are_graded_at_rl_time_and_the_model_learns_the_ungated_sum(
+    minilm_reward_dir: Path, tmp_path: Path
+) -> None:
+    """``reward_function_gates`` with a model trained here: the model learns the ungated
+    weighted sum, and the trainer's reward applies the gate to its score exactly (a
+    learned gate is one more thing a policy can game)."""
+    import shutil
+
+    rm_dir = tmp_path / "rm"
+    shutil.copytree(minilm_reward_dir, rm_dir)  # stands for the model stage 1 writes
+    gates = {"semantic_relevance": {"mode": "cap", "bounds": [0.3, 0.6]}}
+    trainer = create_rl_trainer(
+        "embedded",
+        algorithm="grpo",
+        train_custom_reward_model=True,
+        reward_training_texts=[f"answer number {i} is clear" for i in range(12)],
+        reward_functions=["length", "coherence"],
+        reward_function_weights=[1.0, 1.0],
+        reward_function_gates=gates,
+        reward_training_output_dir=str(rm_dir),
+    )
+    # the true composite is gated; what the model learns is not
+    assert trainer.label_reward is not None and trainer.model_label_reward is not None
+    assert trainer.label_reward.weighted_sum().gates is not None
+    assert trainer.model_label_reward.weighted_sum().gates is None
+    assert list(trainer.model_label_reward.graders) == ["length", "coherence"]
+    prompts = ["How do I boil an egg?", "How do I boil an egg?"]
+    texts = ["Boil the egg for nine minutes, then cool it.", "The stock market rose today."]
+    gated = trainer.label_texts(texts, prompts)
+    ungated = trainer.label_texts(texts, prompts, reward=trainer.model_label_reward)
+    assert gated[0] == pytest.approx(ungated[0])  # on topic: not capped
+    assert gated[1] < ungated[1]  # off topic: capped by its relevance
+
+    # the RL reward: the model's score (on the label range) capped by the gate, graded here
+    reward = trainer.reward
+    assert list(reward.graders) == ["semantic_relevance", "reward_model"]
+    agg = reward.weighted_sum()
+    assert dict(agg.grader_weights) == {"reward_model": 1.0}  # a gate is never weighed
+    assert agg.score_ranges["reward_model"] == (0.0, 1.0)
+    expected = _expected(reward, prompts, texts)
+    for e in expected:
+        assert isinstance(e, GraderScore)
+        rm = min(1.0, max(0.0, e.metadata["graders"]["reward_model"]))
+        rel = e.metadata["gates"]["semantic_relevance"]["value"]
+        assert rel == pytest.approx(
+            min(1.0, max(0.0, (e.metadata["graders"]["semantic_relevance"] - 0.3) / 0.3))
+        )
+        assert e.score == pytest.approx(min(rm, rel))
+    # a gate that is also a weighted member is refused
+    from rlreward.rl.reward import build_reward
+
+    with pytest.raises(ConfigError, match="gate 'length' is also a member"):
+        build_reward(functions=["length"], gates={"length": {"mode": "cap"}})
