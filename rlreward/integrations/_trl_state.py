@@ -142,10 +142,25 @@ def _column_metrics(key: str, column: list[GraderResult], *, scores: bool) -> di
     return out
 
 
+def _nested_metrics(key: str, inner: Reward, column: list[GraderResult]) -> dict[str, float]:
+    """``<key>/<inner grader>/mean|std`` for a member that is itself a ``Reward`` (e.g. a
+    spec nested beside rule functions): each inner grader's raw score, from the row's
+    metadata (``Reward.row_result``). The keys come from the reward, not the batch (NaN
+    where no row has a score), so every process logs the same ones."""
+    out: dict[str, float] = {}
+    for sub in inner.graders:
+        values = [r.metadata.get("graders", {}).get(sub) for r in column]
+        out[f"{key}/{sub}/mean"], out[f"{key}/{sub}/std"] = mean_std(
+            float(v) for v in values if v is not None
+        )
+    return out
+
+
 def batch_metrics(reward: Reward, results: GradingResults, *, aligned: bool) -> dict[str, float]:
     """What one batch adds to TRL's logs, beside the curves TRL draws from the functions.
 
-    ``rewards/<grader>/mean|std`` raw scores (and ``abstain_rate|error_rate``),
+    ``rewards/<grader>/mean|std`` raw scores (and ``abstain_rate|error_rate``; for a
+    member that is a nested ``Reward``, also ``rewards/<member>/<inner grader>/mean|std``),
     ``rewards/<grader>__aligned/mean|std`` what the reward weighed (``aligned``: only
     when no function of ours already returns it, i.e. combined mode),
     ``monitors/<monitor>/mean|std|abstain_rate|error_rate``, the reward's own
@@ -154,8 +169,10 @@ def batch_metrics(reward: Reward, results: GradingResults, *, aligned: bool) -> 
     the aggregators reported beside the reward.
     """
     out: dict[str, float] = {}
-    for name in reward.graders:
+    for name, cfg in reward.graders.items():
         out.update(_column_metrics(f"rewards/{name}", results[name], scores=True))
+        if isinstance(cfg.grader, Reward):
+            out.update(_nested_metrics(f"rewards/{name}", cfg.grader, results[name]))
     if aligned and isinstance(reward.aggregator, WeightedSumAggregator):
         columns: dict[str, list[float]] = {n: [] for n in reward.aggregator.grader_weights}
         for components in weighed_components(results[reward.name]):

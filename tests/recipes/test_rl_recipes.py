@@ -158,6 +158,8 @@ def test_grpo_trl_quick_run_with_llm_judges(
     last = metrics["history"][-1]
     # the judge spec's reward joins the rule functions as one member, "spec"
     assert {"rewards/spec/mean", "rewards/safety/mean"} <= set(last)
+    # and each judge inside it keeps its own curve
+    assert {"rewards/spec/relevance/mean", "rewards/spec/harmfulness/mean"} <= set(last)
     assert last["rlreward/spec/error_rate"] == 0.0
     # 2 steps x 4 completions, two judges each (the result cache may answer repeats)
     assert 0 < openai_server.n_requests <= 16
