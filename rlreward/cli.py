@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 from rlreward.dataset import iter_jsonl, json_line
 from rlreward.errors import ConfigError, DatasetError, MissingFieldsError, RLRewardError
+from rlreward.graders.group import group_key, is_group_grader
 from rlreward.schema import GraderAbstention
 
 __all__ = [
@@ -289,8 +290,6 @@ class _GroupBounds:
 
     @classmethod
     def of(cls, reward: Any) -> _GroupBounds | None:
-        from rlreward.graders.group import is_group_grader
-
         runner = reward.runner
         configs = {**runner.grader_configs, **runner.monitor_configs}
         names = [n for n, c in configs.items() if is_group_grader(c.grader)]
@@ -304,7 +303,7 @@ class _GroupBounds:
             fields = calls[name][0]
             if isinstance(fields, dict):
                 key = getattr(grader, "group_key", None)
-                out[name] = _hashable(fields.get(key if key is not None else "query"))
+                out[name] = group_key(fields.get(key if key is not None else "query"))
         return out
 
     def starts_new_chunk(self, row: dict[str, Any], chunk_rows: int) -> bool:
@@ -336,14 +335,6 @@ class _GroupBounds:
         counts = self.counts[name]
         whole = all(c >= grader.group_size for c in counts.values())
         return whole and (name not in values or values[name] not in counts)
-
-
-def _hashable(value: Any) -> Any:
-    try:
-        hash(value)
-    except TypeError:
-        return repr(value)
-    return value
 
 
 async def _grade_stream(

@@ -24,7 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from rlreward.schema import GraderResult, ScoreRange
 
-__all__ = ["Group", "GroupGrader", "form_groups", "is_group_grader"]
+__all__ = ["Group", "GroupGrader", "form_groups", "group_key", "is_group_grader"]
 
 _SPLIT_HINT = (
     "the host split the group (give every process / worker whole groups: a batch size that "
@@ -107,7 +107,7 @@ def _by_key(entries: Sequence[Any], size: int, key: str, query_field: str) -> li
     members: dict[Any, list[int]] = {}
     for i, fields in enumerate(entries):
         if isinstance(fields, Mapping):
-            members.setdefault(_hashable(fields.get(key)), []).append(i)
+            members.setdefault(group_key(fields.get(key)), []).append(i)
     groups: list[Group] = []
     for gid, idx in members.items():
         error = None
@@ -122,7 +122,9 @@ def _by_key(entries: Sequence[Any], size: int, key: str, query_field: str) -> li
     return groups
 
 
-def _hashable(value: Any) -> Any:
+def group_key(value: Any) -> Any:
+    """A row's group-key value as a dict key: itself when hashable, else its repr (a chat
+    message list groups by its text)."""
     try:
         hash(value)
     except TypeError:
