@@ -14,7 +14,16 @@ from typing import Any
 
 from rlreward.errors import ConfigError
 
-__all__ = ["check_option_names", "check_ppo_options", "split_ppo_options", "trl_fields"]
+__all__ = [
+    "VALUE_TRAINABLE",
+    "check_option_names",
+    "check_ppo_options",
+    "split_ppo_options",
+    "trl_fields",
+]
+
+#: ``ppo_options['value_trainable']``: which weights of PPO's value model learn
+VALUE_TRAINABLE = ("head", "all")
 
 
 def trl_fields(config_class: Any) -> set[str]:
@@ -60,6 +69,12 @@ def check_ppo_options(options: Mapping[str, Any], owner: str = "create_rl_traine
     from rlreward.rl.ppo import PPOSettings, trl_ppo
 
     extra = options.get("extra")
+    value = options.get("value_trainable")
+    if value is not None and value not in VALUE_TRAINABLE:
+        raise ConfigError(
+            f"{owner}: ppo_options['value_trainable'] must be one of {list(VALUE_TRAINABLE)} "
+            f"or None (head with a LoRA policy, else all), got {value!r}"
+        )
     if extra is not None and not isinstance(extra, Mapping):
         raise ConfigError(f"{owner}: ppo_options['extra'] must be a dict, got {extra!r}")
     known = trl_fields(trl_ppo().PPOConfig) | {f.name for f in dataclasses.fields(PPOSettings)}

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -42,7 +43,9 @@ __all__ = [
     "TextRewardModel",
     "TextScorer",
     "build_value_model",
+    "expected_reward",
     "split_and_decode",
+    "train_value_weights",
 ]
 
 logger = logging.getLogger(__name__)
@@ -269,3 +272,40 @@ def build_value_model(reward_model_path: str, *, trust_remote_code: bool = False
     if getattr(model.config, "pad_token_id", None) is None:
         logger.info("value model config has no pad_token_id; PPO passes an attention mask instead")
     return model
+
+
+def train_value_weights(model: Any, which: str, start: float = 0.0) -> int:
+    """Let ``which`` of the value model's weights learn; returns how many learn.
+
+    - "head": a new linear head on the last hidden state learns, every value starting
+      at ``start`` (weight 0, bias ``start``: the expected reward, so that the first
+      advantages are signed by whether a rollout beat it). The backbone is frozen, so
+      PPO's update neither backpropagates through it nor keeps optimizer state for it.
+      The reward model's own head is not kept: read at every token it is not a value (it
+      learned finished answers only; on the main job it swings from -1.7 to 1.2 along
+      one answer whose reward is 0.3), and PPO's advantages would carry that noise.
+    - "all": every weight learns, from the reward model's head (TRL's way).
+    """
+    if which not in ("head", "all"):
+        raise ConfigError(f"value_trainable must be 'head' or 'all', got {which!r}")
+    for p in model.parameters():
+        p.requires_grad_(which == "all")
+    if which == "head":
+        head = nn.Linear(int(model.config.hidden_size), 1)
+        with torch.no_grad():
+            head.weight.zero_()
+            head.bias.fill_(float(start))
+        model.score = head.to(next(model.parameters()).dtype)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def expected_reward(reward_model_path: str | None) -> float:
+    """The mean label of a reward model trained by rlreward (its metadata), else 0: where
+    a fresh value head starts."""
+    from rlreward.models.reward_model_io import read_metadata
+
+    if not reward_model_path or not os.path.isdir(reward_model_path):
+        return 0.0
+    stats = (read_metadata(reward_model_path) or {}).get("label_stats") or {}
+    mean = stats.get("mean") if isinstance(stats, dict) else None
+    return float(mean) if isinstance(mean, (int, float)) and math.isfinite(mean) else 0.0

@@ -61,6 +61,8 @@ class RLTrainer:
         self.reward_adapter: Any = None
         self.scorer: Any = None
         self.step_logger: StepLogger | None = None
+        #: PPO: which value-model weights learn ("head" or "all"; ``ppo_options``)
+        self.value_trainable: str | None = None
         self.warmup: Any = None
         self.timings: dict[str, float] = {}
         self._trained = False
@@ -365,7 +367,13 @@ class RLTrainer:
             build_ppo_trainer,
             make_ppo_config,
         )
-        from rlreward.rl.reward_adapter import RewardScorer, TextRewardModel, build_value_model
+        from rlreward.rl.reward_adapter import (
+            RewardScorer,
+            TextRewardModel,
+            build_value_model,
+            expected_reward,
+            train_value_weights,
+        )
 
         cfg = self.config
         named, extra = split_ppo_options(cfg.ppo_options)
@@ -387,6 +395,15 @@ class RLTrainer:
         # the reward model passed the family check: its network is the value model's start
         value_source = self.reward_model_path or policy_source(cfg.model_name)
         value_model = build_value_model(value_source)
+        self.value_trainable = settings.value_trainable or ("head" if cfg.lora else "all")
+        start = expected_reward(self.reward_model_path)
+        learning = train_value_weights(value_model, self.value_trainable, start)
+        logger.info(
+            "PPO value model: %s learns (%d weights; a new head starts at %.3f)",
+            self.value_trainable,
+            learning,
+            start,
+        )
         self.step_logger = StepLogger(self.reward_adapter)
         if cfg.monitor is not None:
             self._attach_ppo_monitor(self.reward_adapter)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,6 +80,19 @@ def test_ppo_unsloth_quick_run_writes_metrics_and_plot(
     gen = model.generate(**tok("Why is the sky blue?", return_tensors="pt"), max_new_tokens=4)
     assert gen.shape[1] > len(tok("Why is the sky blue?")["input_ids"])
     assert model.generation_config.eos_token_id == tok.eos_token_id == 2
+    assert ppo["value_trainable"] == "head" and ppo["max_new_tokens"] == 8
+
+    # the run's policy re-evaluated with more samples (scripts/eval_ppo_policies.py)
+    script = Path(__file__).resolve().parents[2] / "scripts" / "eval_ppo_policies.py"
+    done = subprocess.run(
+        [sys.executable, str(script), str(out), "--samples", "2", "--no-append"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| base policy |" in done.stdout and f"| {out} |" in done.stdout
+    assert "(n=8, seed 99)" in done.stdout
 
 
 def test_split_prompts_holds_out_a_fixed_set() -> None:
@@ -92,6 +107,7 @@ def test_ppo_settings_are_per_task_and_flags_win() -> None:
     recipe = _load("ppo_unsloth")
     gated = recipe.parse_args([])
     assert (gated.task, gated.episodes, gated.lr, gated.kl_coef) == ("concise", 80, 5e-4, 0.1)
+    assert (gated.eval_samples, gated.check_samples) == (16, 8)  # 12 x 16 answers, 96 read
     # the ungated variant keeps the settings of the run whose reward was gamed
     old = recipe.parse_args(["--task", "concise-ungated"])
     assert (old.episodes, old.lr, old.kl_coef) == (64, 1e-3, 0.02)

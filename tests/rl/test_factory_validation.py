@@ -158,6 +158,14 @@ def test_ppo_options_are_checked() -> None:
     )
 
 
+def test_ppo_value_trainable_is_checked() -> None:
+    _raises(
+        "ppo_options\\['value_trainable'\\] must be one of \\['head', 'all'\\]",
+        ppo_options={"value_trainable": "lora"},
+        **CUSTOM,
+    )
+
+
 def test_unsloth_4bit_needs_lora() -> None:
     _raises(
         "load_in_4bit=True and use_lora=False cannot train",

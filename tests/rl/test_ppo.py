@@ -127,9 +127,12 @@ def test_ppo_with_a_gpt2_family_policy_and_reward_model_without_pad(tmp_path: Pa
         max_new_tokens=5,
         max_prompt_length=8,
         output_dir=str(tmp_path / "out"),
-        ppo_options=FAST_PPO,
+        ppo_options={**FAST_PPO, "value_trainable": "all"},
         show_progress=False,
     )
+    value = trainer.prepare().model.value_model
+    assert trainer.value_trainable == "all"
+    assert all(p.requires_grad for p in value.parameters())  # TRL's way, asked for
     trainer.train()
     assert trainer.tokenizer.pad_token == trainer.tokenizer.eos_token  # pads with eos
     assert len(trainer.history) == 2
@@ -156,7 +159,18 @@ def test_ppo_on_rule_functions_through_the_runner(
     trl_trainer = trainer.prepare()
     assert type(trl_trainer.model.value_model).__name__ == "LlamaForSequenceClassification"
     assert trl_trainer.is_peft_model and trl_trainer.ref_model is None  # LoRA: no second copy
+    # a LoRA policy: only the value head learns (one learning rate, sized for adapters)
+    value = trl_trainer.model.value_model
+    assert trainer.value_trainable == "head"
+    learning = {n for n, p in value.named_parameters() if p.requires_grad}
+    assert learning == {"score.weight", "score.bias"}
+    before = {n: p.detach().clone() for n, p in value.named_parameters()}
+    # a new head: every value starts at the expected reward (0 without a reward model)
+    assert not before["score.weight"].any() and not before["score.bias"].any()
     trainer.train()
+    after = dict(value.named_parameters())
+    assert all(torch.equal(before[n], after[n]) for n in before if n not in learning)
+    assert any(not torch.equal(before[n], after[n]) for n in learning)
     assert "===training policy===" not in capsys.readouterr().out  # TRL's banner is dropped
     assert len(trainer.history) == 2
     results = trainer.scorer.last_results  # the runner's results for the last rollouts

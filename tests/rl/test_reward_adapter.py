@@ -113,6 +113,46 @@ def test_value_model_is_causal_and_scores_every_token(minilm_reward_dir: Path) -
     assert not torch.allclose(full[:, -1], full2[:, -1])
 
 
+def test_a_value_head_of_its_own_starts_at_the_expected_reward(
+    minilm_reward_dir: Path, tmp_path: Path
+) -> None:
+    """With "head", a new head on the frozen backbone: every value at the expected reward (the
+    mean label recorded by rlreward's reward-model training)."""
+    import json
+    import shutil
+
+    from trl.experimental.utils import get_reward
+
+    from rlreward.errors import ConfigError
+    from rlreward.rl.reward_adapter import build_value_model, expected_reward, train_value_weights
+
+    model_dir = Path(shutil.copytree(minilm_reward_dir, tmp_path / "rm"))
+    meta_file = model_dir / "rlreward_reward_model.json"
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    meta["label_stats"] = {"min": 0.1, "max": 0.9, "mean": 0.625, "std": 0.2}
+    meta_file.write_text(json.dumps(meta))
+    start = expected_reward(str(model_dir))
+    assert start == 0.625
+    assert expected_reward(None) == 0.0 and expected_reward("org/hub-model") == 0.0
+    value = build_value_model(str(minilm_reward_dir))
+    assert train_value_weights(value, "head", start) == value.config.hidden_size + 1
+    assert {n for n, p in value.named_parameters() if p.requires_grad} == {
+        "score.weight",
+        "score.bias",
+    }
+    tok = _policy_tokenizer()
+    ids, _ = _query_responses(tok, PROMPTS[:2], RESPONSES[:2], 16)
+    with torch.no_grad():
+        values, _, _ = get_reward(value.eval(), ids, tok.pad_token_id, 16)
+    assert torch.allclose(values, torch.full_like(values, start))
+    full = build_value_model(str(minilm_reward_dir))
+    head = [p.detach().clone() for p in full.score.parameters()]
+    assert train_value_weights(full, "all") == sum(p.numel() for p in full.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(head, full.score.parameters(), strict=True))
+    with pytest.raises(ConfigError, match="value_trainable must be 'head' or 'all'"):
+        train_value_weights(full, "lora")
+
+
 def test_trl_get_reward_equals_the_reward_for_functions_and_a_reward_model(
     minilm_reward_dir: Path,
 ) -> None:
