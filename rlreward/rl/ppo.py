@@ -5,11 +5,11 @@ What this module wires, and why:
   one ``Reward`` (``rl/reward_adapter.py``): it decodes the policy's ids and grades the
   texts, so the reward TRL reads for a (prompt, response) is that ``Reward``'s value for
   it (a reward model, rule functions, judges, or any mix);
-- the value model is the reward model's network, causal and with its head on every
-  token (``build_value_model``); with a LoRA policy only its head learns
-  (``value_trainable``): TRL trains policy and value with one optimizer at one learning
-  rate, and a rate sized for adapters (1e-4 to 1e-3) is far too high for every weight of
-  a full network;
+- the value model is the reward model's network, causal and with a head on every
+  token (``build_value_model``); with a LoRA policy its backbone is frozen and only a
+  new head of its own learns, from the expected reward (``value_trainable``): TRL
+  trains policy and value with one optimizer at one learning rate, and a rate sized for
+  adapters (1e-4 to 1e-3) is far too high for every weight of a full network;
 - queries are left-padded to one fixed ``context_length`` (the text adapter splits
   prompt from response there);
 - CPU needs ``use_cpu=True, bf16=False, fp16=False, gradient_checkpointing=False``
@@ -73,9 +73,9 @@ class PPOSettings:
     vf_coef: float = 0.1
     missing_eos_penalty: float | None = None
     include_prompt_in_reward: bool | None = None
-    #: which value-model weights learn: "head" (its score head; the backbone stays the
-    #: reward model's network) or "all" (TRL's way); None: "head" when the policy trains
-    #: LoRA adapters, else "all"
+    #: which value-model weights learn: "head" (a new head from the expected reward; the
+    #: backbone stays the reward model's frozen network) or "all" (TRL's way, from the
+    #: reward model's head); None: "head" when the policy trains LoRA adapters, else "all"
     value_trainable: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -35,6 +35,7 @@ range now and loads the network on its first row (after stage 1 has trained it),
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -52,6 +53,7 @@ __all__ = [
     "SPEC_NAME",
     "DeferredRewardModel",
     "build_reward",
+    "expected_reward",
     "measured_bounds",
 ]
 
@@ -143,17 +145,24 @@ class DeferredRewardModel(BaseGrader):
         return f"DeferredRewardModel({self.model!r}, normalize={self.normalize!r})"
 
 
+def _trained_metadata(model_dir: str | None) -> dict[str, Any]:
+    """The rlreward metadata of a local reward model; {} for a hub id or none recorded."""
+    from rlreward.models.reward_model_io import read_metadata
+
+    if not model_dir or not os.path.isdir(model_dir):
+        return {}
+    return read_metadata(model_dir) or {}
+
+
 def measured_bounds(model_dir: str) -> tuple[float, float] | None:
     """The label range a model trained by rlreward learned (from its metadata), or None.
 
     ``label_range`` (the label reward's declared range) when recorded, else the measured
     ``label_stats`` min/max; None for a hub id or a model without rlreward metadata.
     """
-    from rlreward.models.reward_model_io import read_metadata
-
-    if not os.path.isdir(model_dir):
+    meta = _trained_metadata(model_dir)
+    if not meta:
         return None
-    meta = read_metadata(model_dir) or {}
     rng = meta.get("label_range")
     if rng is None and isinstance(meta.get("label_stats"), Mapping):
         rng = (meta["label_stats"].get("min"), meta["label_stats"].get("max"))
@@ -162,6 +171,14 @@ def measured_bounds(model_dir: str) -> tuple[float, float] | None:
     except (TypeError, ValueError):
         return None
     return (low, high) if low < high else None
+
+
+def expected_reward(model_dir: str | None) -> float:
+    """The mean label of a reward model trained by rlreward (its metadata), else 0: where
+    a fresh PPO value head starts."""
+    stats = _trained_metadata(model_dir).get("label_stats")
+    mean = stats.get("mean") if isinstance(stats, Mapping) else None
+    return float(mean) if isinstance(mean, (int, float)) and math.isfinite(mean) else 0.0
 
 
 def _without_monitors(reward: Reward) -> Reward:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -43,7 +42,6 @@ __all__ = [
     "TextRewardModel",
     "TextScorer",
     "build_value_model",
-    "expected_reward",
     "split_and_decode",
     "train_value_weights",
 ]
@@ -286,7 +284,9 @@ def train_value_weights(model: Any, which: str, start: float = 0.0) -> int:
       one answer whose reward is 0.3), and PPO's advantages would carry that noise.
     - "all": every weight learns, from the reward model's head (TRL's way).
     """
-    if which not in ("head", "all"):
+    from rlreward.rl.options import VALUE_TRAINABLE
+
+    if which not in VALUE_TRAINABLE:
         raise ConfigError(f"value_trainable must be 'head' or 'all', got {which!r}")
     for p in model.parameters():
         p.requires_grad_(which == "all")
@@ -297,15 +297,3 @@ def train_value_weights(model: Any, which: str, start: float = 0.0) -> int:
             head.bias.fill_(float(start))
         model.score = head.to(next(model.parameters()).dtype)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def expected_reward(reward_model_path: str | None) -> float:
-    """The mean label of a reward model trained by rlreward (its metadata), else 0: where
-    a fresh value head starts."""
-    from rlreward.models.reward_model_io import read_metadata
-
-    if not reward_model_path or not os.path.isdir(reward_model_path):
-        return 0.0
-    stats = (read_metadata(reward_model_path) or {}).get("label_stats") or {}
-    mean = stats.get("mean") if isinstance(stats, dict) else None
-    return float(mean) if isinstance(mean, (int, float)) and math.isfinite(mean) else 0.0

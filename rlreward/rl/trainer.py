@@ -371,7 +371,6 @@ class RLTrainer:
             RewardScorer,
             TextRewardModel,
             build_value_model,
-            expected_reward,
             train_value_weights,
         )
 
@@ -396,6 +395,8 @@ class RLTrainer:
         value_source = self.reward_model_path or policy_source(cfg.model_name)
         value_model = build_value_model(value_source)
         self.value_trainable = settings.value_trainable or ("head" if cfg.lora else "all")
+        from rlreward.rl.reward import expected_reward
+
         start = expected_reward(self.reward_model_path)
         learning = train_value_weights(value_model, self.value_trainable, start)
         logger.info(

@@ -124,7 +124,8 @@ def test_a_value_head_of_its_own_starts_at_the_expected_reward(
     from trl.experimental.utils import get_reward
 
     from rlreward.errors import ConfigError
-    from rlreward.rl.reward_adapter import build_value_model, expected_reward, train_value_weights
+    from rlreward.rl.reward import expected_reward
+    from rlreward.rl.reward_adapter import build_value_model, train_value_weights
 
     model_dir = Path(shutil.copytree(minilm_reward_dir, tmp_path / "rm"))
     meta_file = model_dir / "rlreward_reward_model.json"
