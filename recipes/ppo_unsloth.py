@@ -235,40 +235,58 @@ def spearman(a: list[float], b: list[float]) -> float:
 
 
 def response_nll(
-    model: Any, tokenizer: Any, prompts: list[str], responses: list[str], batch_size: int = 16
+    model: Any, tokenizer: Any, prompts: list[str], responses: list[str], batch_size: int = 32
 ) -> list[float]:
     """Mean token NLL of each response under ``model`` given its chat-templated prompt.
 
-    Rows go in batches of ``batch_size``, sorted by length (little padding), right-padded
-    (a row's own tokens see no padding); the output layer reads only the answers'
-    positions (the 49k-word vocabulary over every prompt token was most of the cost)."""
+    Rows are grouped by prompt: a prompt's key/value cache is computed once (the chat
+    template and the question are most of a row's tokens), then its answers go through in
+    batches of ``batch_size``, right-padded (a row's own tokens see no padding). The output
+    layer reads only the answers' positions (the 49k-word vocabulary over every prompt
+    token was most of the cost before)."""
     import torch
 
     from rlreward.rl.policy import encode_prompt
 
-    rows = []
-    for p, r in zip(prompts, responses, strict=True):
-        q = encode_prompt(tokenizer, p, max_length=1 << 20)
-        rows.append((q, tokenizer(r, add_special_tokens=False)["input_ids"]))
-    out = [float("nan")] * len(rows)
-    todo = sorted((i for i, (_, a) in enumerate(rows) if a), key=lambda i: sum(map(len, rows[i])))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     body, head = model.get_decoder(), model.get_output_embeddings()
+    groups: dict[str, list[int]] = {}
+    for i, prompt in enumerate(prompts):
+        groups.setdefault(prompt, []).append(i)
+    out = [float("nan")] * len(responses)
     with torch.inference_mode():
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
-            width = max(len(rows[i][0]) + len(rows[i][1]) for i in chunk)
-            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for k, i in enumerate(chunk):
-                seq = rows[i][0] + rows[i][1]
-                ids[k, : len(seq)] = torch.tensor(seq)
-                mask[k, : len(seq)] = 1
-            hidden = body(input_ids=ids, attention_mask=mask).last_hidden_state
-            for k, i in enumerate(chunk):
-                q, a = rows[i]
-                pred = head(hidden[k, len(q) - 1 : len(q) + len(a) - 1])
-                out[i] = float(torch.nn.functional.cross_entropy(pred, torch.tensor(a)))
+        for prompt, members in groups.items():
+            q = encode_prompt(tokenizer, prompt, max_length=1 << 20)
+            answers = {
+                i: tokenizer(responses[i], add_special_tokens=False)["input_ids"] for i in members
+            }
+            todo = sorted((i for i in members if answers[i]), key=lambda i: len(answers[i]))
+            for start in range(0, len(todo), batch_size):
+                chunk = todo[start : start + batch_size]
+                n = len(chunk)
+                cache = None
+                if len(q) > 1:  # the prompt but its last token, once, copied to every row
+                    cache = body(input_ids=torch.tensor([q[:-1]]), use_cache=True).past_key_values
+                    cache.batch_repeat_interleave(n)
+                width = max(len(answers[i]) for i in chunk)  # the last prompt token + a[:-1]
+                ids = torch.full((n, width), pad, dtype=torch.long)
+                mask = torch.ones((n, len(q) - 1 + width), dtype=torch.long)
+                for k, i in enumerate(chunk):
+                    seq = [q[-1], *answers[i][:-1]]
+                    ids[k, : len(seq)] = torch.tensor(seq)
+                    mask[k, len(q) - 1 + len(seq) :] = 0
+                positions = torch.arange(len(q) - 1, len(q) - 1 + width).expand(n, -1)
+                hidden = body(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    past_key_values=cache,
+                    use_cache=cache is not None,
+                ).last_hidden_state
+                for k, i in enumerate(chunk):
+                    a = answers[i]
+                    pred = head(hidden[k, : len(a)])
+                    out[i] = float(torch.nn.functional.cross_entropy(pred, torch.tensor(a)))
     return out
 
 

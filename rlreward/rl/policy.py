@@ -24,6 +24,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from inspect import signature
 from typing import Any
 
 from rlreward.embedded import EMBEDDED_ALIASES, SMOLLM2_ALIASES, embedded_policy_path
@@ -284,7 +285,9 @@ def generate_responses(
 
     ``desc``: show a progress bar with this label (None: no bar). ``batch_size`` 64: on 2
     CPU cores SmolLM2 answered 96 prompts (32 new tokens) 1.3x faster than in batches of 16
-    (41 s vs 54 s, load 1).
+    (41 s vs 54 s, load 1). A prompt asked several times in one batch (k samples per
+    prompt) is read once: its key/value cache is computed for the distinct prompts and
+    copied to their rows (``_shared_prompt_cache``), so only the answers cost per row.
     """
     import torch
     from tqdm.auto import tqdm
@@ -309,9 +312,11 @@ def generate_responses(
             )
             sample = temperature > 0
             with torch.inference_mode():
+                cache = _shared_prompt_cache(model, ids, mask)
                 gen = model.generate(
                     input_ids=ids,
                     attention_mask=mask,
+                    **({} if cache is None else {"past_key_values": cache}),
                     max_new_tokens=max_new_tokens,
                     do_sample=sample,
                     temperature=temperature if sample else None,
@@ -326,3 +331,30 @@ def generate_responses(
     finally:
         model.train(was_training)
     return out
+
+
+def _shared_prompt_cache(model: Any, ids: Any, mask: Any) -> Any:
+    """The key/value cache of a batch's prompts but their last token, computed once per
+    distinct row and copied to the rows that repeat it (None when no row repeats or the
+    prompts are one token long). ``generate`` then reads only the last prompt token and
+    the answer per row. Positions follow the attention mask, as ``generate``'s own are."""
+    import torch
+
+    rows = [tuple(r) for r in ids.tolist()]
+    first: dict[tuple[int, ...], int] = {}
+    index = [first.setdefault(r, len(first)) for r in rows]
+    if len(first) == len(rows) or ids.shape[1] < 2:
+        return None
+    keep = [index.index(k) for k in range(len(first))]  # each distinct row's first place
+    u_ids, u_mask = ids[keep, :-1], mask[keep, :-1]
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft
+    accepts = signature(inner.forward).parameters
+    extra: dict[str, Any] = {"logits_to_keep": 1} if "logits_to_keep" in accepts else {}
+    if "position_ids" in accepts:  # as generate makes them: from the mask, pads at 0
+        extra["position_ids"] = (u_mask.long().cumsum(-1) - 1).masked_fill(u_mask == 0, 0)
+    out = model(input_ids=u_ids, attention_mask=u_mask, use_cache=True, **extra)
+    cache: Any = getattr(out, "past_key_values", None)
+    if not hasattr(cache, "batch_select_indices"):  # a model without a Cache object
+        return None
+    cache.batch_select_indices(torch.tensor(index, device=ids.device))
+    return cache

@@ -9,7 +9,9 @@ What this module wires, and why:
   token (``build_value_model``); with a LoRA policy its backbone is frozen and only a
   new head of its own learns, from the expected reward (``value_trainable``): TRL
   trains policy and value with one optimizer at one learning rate, and a rate sized for
-  adapters (1e-4 to 1e-3) is far too high for every weight of a full network;
+  adapters (1e-4 to 1e-3) is far too high for every weight of a full network; the frozen
+  backbone reads each rollout row once per PPO step, not once per epoch
+  (``FrozenFeatures``);
 - queries are left-padded to one fixed ``context_length`` (the text adapter splits
   prompt from response there);
 - CPU needs ``use_cpu=True, bf16=False, fp16=False, gradient_checkpointing=False``

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -38,6 +39,7 @@ from rlreward.checks import RunningStats, number_rule, short_repr
 from rlreward.errors import ConfigError
 
 __all__ = [
+    "FrozenFeatures",
     "RewardScorer",
     "TextRewardModel",
     "TextScorer",
@@ -272,6 +274,60 @@ def build_value_model(reward_model_path: str, *, trust_remote_code: bool = False
     return model
 
 
+class FrozenFeatures(nn.Module):
+    """A frozen backbone that reads each row once.
+
+    TRL's PPO runs the value model's backbone on a rollout batch to collect values, then
+    again in every PPO epoch and mini-batch. When no weight of the backbone learns
+    (``value_trainable="head"``), a row's hidden states are the same every time, so they
+    are kept, keyed by the row's ids, mask and positions, for the ``keep`` most recent rows
+    (a few batches). Only rows not seen yet go through the backbone. It returns what
+    TRL reads: ``last_hidden_state`` and ``hidden_states[-1]``, both the last layer's.
+    """
+
+    def __init__(self, backbone: nn.Module, keep: int = 256) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.keep = keep
+        self._rows: OrderedDict[tuple[bytes, ...], torch.Tensor] = OrderedDict()
+        #: rows read through the backbone, rows answered from what was kept
+        self.computed = 0
+        self.reused = 0
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        **_: Any,
+    ) -> BaseModelOutput:
+        parts = [input_ids, attention_mask, position_ids]
+        keys = [
+            tuple(t[i].detach().cpu().numpy().tobytes() for t in parts if t is not None)
+            for i in range(input_ids.shape[0])
+        ]
+        new = [i for i, k in enumerate(keys) if k not in self._rows]
+        if new:
+            with torch.no_grad():
+                hidden = self.backbone(
+                    input_ids=input_ids[new],
+                    attention_mask=None if attention_mask is None else attention_mask[new],
+                    position_ids=None if position_ids is None else position_ids[new],
+                    use_cache=False,
+                ).last_hidden_state
+            for j, i in enumerate(new):
+                self._rows[keys[i]] = hidden[j].detach()
+        self.computed += len(new)
+        self.reused += len(keys) - len(new)
+        for k in keys:
+            self._rows.move_to_end(k)
+        out = torch.stack([self._rows[k] for k in keys])
+        while len(self._rows) > max(self.keep, len(keys)):
+            self._rows.popitem(last=False)
+        hidden_f = cast(torch.FloatTensor, out)
+        return BaseModelOutput(last_hidden_state=hidden_f, hidden_states=(hidden_f,))
+
+
 def train_value_weights(model: Any, which: str, start: float = 0.0) -> int:
     """Let ``which`` of the value model's weights learn; returns how many learn.
 
@@ -282,6 +338,8 @@ def train_value_weights(model: Any, which: str, start: float = 0.0) -> int:
       The reward model's own head is not kept: read at every token it is not a value (it
       learned finished answers only; on the main job it swings from -1.7 to 1.2 along
       one answer whose reward is 0.3), and PPO's advantages would carry that noise.
+      The backbone becomes a ``FrozenFeatures``: each rollout row is read once per PPO
+      step, not once per epoch.
     - "all": every weight learns, from the reward model's head (TRL's way).
     """
     from rlreward.rl.options import VALUE_TRAINABLE
@@ -296,4 +354,6 @@ def train_value_weights(model: Any, which: str, start: float = 0.0) -> int:
             head.weight.zero_()
             head.bias.fill_(float(start))
         model.score = head.to(next(model.parameters()).dtype)
+        prefix = model.base_model_prefix  # the module TRL calls for the features
+        setattr(model, prefix, FrozenFeatures(getattr(model, prefix)))
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

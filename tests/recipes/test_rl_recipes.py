@@ -125,8 +125,16 @@ def test_response_nll_in_batches_equals_one_row_at_a_time() -> None:
     recipe = _load("ppo_unsloth")
     bundle = load_policy("embedded")
     model, tok = bundle.model.eval(), bundle.tokenizer
-    prompts = ["What is photosynthesis?", "How do I boil an egg?", "Why?"]
-    answers = ["Plants make food from light.", "Boil it for nine minutes, then cool it.", ""]
+    # a prompt asked three times (its cache is shared, across two batches) and answers
+    # of different lengths in one batch
+    prompts = ["What is photosynthesis?"] * 3 + ["How do I boil an egg?", "Why?"]
+    answers = [
+        "Plants make food from light.",
+        "Light, water and air become sugar in a leaf, with oxygen left over.",
+        "Sugar.",
+        "Boil it for nine minutes, then cool it.",
+        "",
+    ]
     batched = recipe.response_nll(model, tok, prompts, answers, batch_size=2)
     with torch.inference_mode():
         for p, r, got in zip(prompts, answers, batched, strict=True):

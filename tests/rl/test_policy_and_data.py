@@ -90,6 +90,52 @@ def test_generate_responses_is_seeded() -> None:
     assert a == b and len(a) == 3
 
 
+def test_a_prompt_asked_several_times_is_read_once_with_the_same_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """k samples per prompt: the prompts' cache is computed once per distinct prompt and
+    copied; the answers are those of reading every row (greedy and seeded sampling)."""
+    import rlreward.rl.policy as policy
+    from tests.rl.conftest import build_tiny_policy
+
+    tok = _tokenizer()
+    model = build_tiny_policy(tok, hidden_size=32, num_layers=2, num_heads=2)
+    asked = ["why is the sky blue?"] * 3 + ["a"] * 2 + ["how do bees make honey?"]
+    calls = []
+    real = policy._shared_prompt_cache
+
+    def counted(m, ids, mask):
+        cache = real(m, ids, mask)
+        calls.append(None if cache is None else cache.get_seq_length())
+        return cache
+
+    monkeypatch.setattr(policy, "_shared_prompt_cache", counted)
+    shared = [
+        policy.generate_responses(model, tok, asked, max_new_tokens=6, temperature=t, seed=5)
+        for t in (0, 0.7)
+    ]
+    width = max(len(policy.encode_prompt(tok, p, max_length=64)) for p in asked)
+    assert calls == [width - 1, width - 1]  # every prompt token but the last, once per prompt
+    monkeypatch.setattr(policy, "_shared_prompt_cache", lambda m, ids, mask: None)
+    each = [
+        policy.generate_responses(model, tok, asked, max_new_tokens=6, temperature=t, seed=5)
+        for t in (0, 0.7)
+    ]
+    assert shared == each
+    assert real(model, *_ids_and_mask(tok, ["x", "y"])) is None  # no prompt repeats
+
+
+def _ids_and_mask(tok, prompts):
+    import torch
+
+    from rlreward.rl.policy import encode_prompt
+
+    rows = [encode_prompt(tok, p, max_length=64) for p in prompts]
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in rows])
+    return ids, (ids != tok.pad_token_id).long()
+
+
 def test_prompt_dataset_sources(tmp_path: Path) -> None:
     import datasets
 

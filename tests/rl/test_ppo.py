@@ -171,6 +171,9 @@ def test_ppo_on_rule_functions_through_the_runner(
     after = dict(value.named_parameters())
     assert all(torch.equal(before[n], after[n]) for n in before if n not in learning)
     assert any(not torch.equal(before[n], after[n]) for n in learning)
+    # the frozen backbone read each rollout row once: the PPO epochs reused its features
+    feats = value.model
+    assert feats.computed == 4 and feats.reused == 4 * FAST_PPO["num_ppo_epochs"]
     assert "===training policy===" not in capsys.readouterr().out  # TRL's banner is dropped
     assert len(trainer.history) == 2
     results = trainer.scorer.last_results  # the runner's results for the last rollouts

@@ -154,6 +154,39 @@ def test_a_value_head_of_its_own_starts_at_the_expected_reward(
         train_value_weights(full, "lora")
 
 
+def test_a_frozen_value_backbone_reads_each_row_once(minilm_reward_dir: Path) -> None:
+    """With "head", PPO's calls on the same rows (rollout, then every epoch, in a shuffled
+    order) run the frozen backbone once per row and give the same values as reading it."""
+    from trl.experimental.utils import get_reward
+
+    from rlreward.rl.reward_adapter import FrozenFeatures, build_value_model, train_value_weights
+
+    value = build_value_model(str(minilm_reward_dir))
+    train_value_weights(value, "head", 0.5)
+    with torch.no_grad():
+        value.score.weight.normal_()  # a head that reads the features
+    feats = getattr(value, value.base_model_prefix)
+    assert isinstance(feats, FrozenFeatures)
+    tok = _policy_tokenizer()
+    ids, _ = _query_responses(tok, PROMPTS[:3], RESPONSES[:3], 16)
+    order = [2, 0, 1]  # a PPO mini-batch: the same rows, shuffled
+    with torch.no_grad():
+        first, _, _ = get_reward(value.eval(), ids, tok.pad_token_id, 16)
+        again, _, _ = get_reward(value, ids[order], tok.pad_token_id, 16)
+        mask = ids != tok.pad_token_id
+        direct = feats.backbone(
+            input_ids=ids.masked_fill(~mask, 0),
+            attention_mask=mask,
+            position_ids=mask.cumsum(1) - mask.long(),
+        ).last_hidden_state
+    assert (feats.computed, feats.reused) == (3, 3)
+    assert torch.allclose(again, first[order], atol=1e-5)
+    assert torch.allclose(first, value.score(direct), atol=1e-5)
+    with torch.no_grad():  # a new row is read; the kept ones are not read again
+        get_reward(value, ids[:1].roll(1, dims=1), tok.pad_token_id, 16)
+    assert (feats.computed, feats.reused) == (4, 3)
+
+
 def test_trl_get_reward_equals_the_reward_for_functions_and_a_reward_model(
     minilm_reward_dir: Path,
 ) -> None:
