@@ -1,13 +1,13 @@
 """Re-evaluate the main job's trained policies with many samples per held-out prompt.
 
-A run of ``recipes/ppo_unsloth.py`` checks itself on 12 held-out prompts x 16 samples;
+A run of ``recipes/ppo_unsloth.py`` checks itself on 12 held-out prompts x 32 samples;
 when runs are compared (tuning), one check's noise can decide. This answers the same
-held-out prompts ``--samples`` times each (default 32: 384 answers) with the base policy
+held-out prompts ``--samples`` times each (default 64: 768 answers) with the base policy
 and with each run's ``policy/``, scores them with the true composite of the run's task
 and with relevance to the question, and prints the rise over the base policy in standard
 errors. Appends the table to BENCHMARKS.md unless ``--no-append``.
 
-    python scripts/eval_ppo_policies.py outputs/ppo_unsloth [RUN_DIR ...] --samples 32
+    python scripts/eval_ppo_policies.py outputs/ppo_unsloth [RUN_DIR ...] --samples 64
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _answers(model: Any, tokenizer: Any, asked: list[str], tokens: int, seed: in
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", help="run directories of recipes/ppo_unsloth.py")
-    p.add_argument("--samples", type=int, default=32, help="answers per held-out prompt")
+    p.add_argument("--samples", type=int, default=64, help="answers per held-out prompt")
     p.add_argument("--seed", type=int, default=99, help="sampling seed (the same for every policy)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--no-append", action="store_true", help="print only")

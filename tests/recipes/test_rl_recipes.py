@@ -107,7 +107,7 @@ def test_ppo_settings_are_per_task_and_flags_win() -> None:
     recipe = _load("ppo_unsloth")
     gated = recipe.parse_args([])
     assert (gated.task, gated.episodes, gated.lr, gated.kl_coef) == ("concise", 80, 5e-4, 0.1)
-    assert (gated.eval_samples, gated.check_samples) == (16, 8)  # 12 x 16 answers, 96 read
+    assert (gated.eval_samples, gated.check_samples) == (32, 8)  # 12 x 32 answers, 96 read
     # the ungated variant keeps the settings of the run whose reward was gamed
     old = recipe.parse_args(["--task", "concise-ungated"])
     assert (old.episodes, old.lr, old.kl_coef) == (64, 1e-3, 0.02)
