@@ -281,11 +281,12 @@ class FrozenFeatures(nn.Module):
     again in every PPO epoch and mini-batch. When no weight of the backbone learns
     (``value_trainable="head"``), a row's hidden states are the same every time, so they
     are kept, keyed by the row's ids, mask and positions, for the ``keep`` most recent rows
-    (a few batches). Only rows not seen yet go through the backbone. It returns what
-    TRL reads: ``last_hidden_state`` and ``hidden_states[-1]``, both the last layer's.
+    (one rollout batch: more would only hold memory, a sequence's hidden states each).
+    Only rows not seen yet go through the backbone. It returns what TRL reads:
+    ``last_hidden_state`` and ``hidden_states[-1]``, both the last layer's.
     """
 
-    def __init__(self, backbone: nn.Module, keep: int = 256) -> None:
+    def __init__(self, backbone: nn.Module, keep: int = 64) -> None:
         super().__init__()
         self.backbone = backbone
         self.keep = keep
@@ -328,7 +329,7 @@ class FrozenFeatures(nn.Module):
         return BaseModelOutput(last_hidden_state=hidden_f, hidden_states=(hidden_f,))
 
 
-def train_value_weights(model: Any, which: str, start: float = 0.0) -> int:
+def train_value_weights(model: Any, which: str, start: float = 0.0, keep: int = 64) -> int:
     """Let ``which`` of the value model's weights learn; returns how many learn.
 
     - "head": a new linear head on the last hidden state learns, every value starting
@@ -339,7 +340,8 @@ def train_value_weights(model: Any, which: str, start: float = 0.0) -> int:
       learned finished answers only; on the main job it swings from -1.7 to 1.2 along
       one answer whose reward is 0.3), and PPO's advantages would carry that noise.
       The backbone becomes a ``FrozenFeatures``: each rollout row is read once per PPO
-      step, not once per epoch.
+      step, not once per epoch; it keeps the features of the last ``keep`` rows (PPO's
+      rollout batch: per-device batch x gradient accumulation x mini-batches).
     - "all": every weight learns, from the reward model's head (TRL's way).
     """
     from rlreward.rl.options import VALUE_TRAINABLE
@@ -355,5 +357,5 @@ def train_value_weights(model: Any, which: str, start: float = 0.0) -> int:
             head.bias.fill_(float(start))
         model.score = head.to(next(model.parameters()).dtype)
         prefix = model.base_model_prefix  # the module TRL calls for the features
-        setattr(model, prefix, FrozenFeatures(getattr(model, prefix)))
+        setattr(model, prefix, FrozenFeatures(getattr(model, prefix), keep=keep))
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -398,7 +398,8 @@ class RLTrainer:
         from rlreward.rl.reward import expected_reward
 
         start = expected_reward(self.reward_model_path)
-        learning = train_value_weights(value_model, self.value_trainable, start)
+        rollout = cfg.batch_size * settings.gradient_accumulation_steps * settings.num_mini_batches
+        learning = train_value_weights(value_model, self.value_trainable, start, keep=rollout)
         logger.info(
             "PPO value model: %s learns (%d weights; a new head starts at %.3f)",
             self.value_trainable,
