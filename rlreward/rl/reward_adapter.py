@@ -302,11 +302,13 @@ class FrozenFeatures(nn.Module):
         position_ids: torch.Tensor | None = None,
         **_: Any,
     ) -> BaseModelOutput:
-        parts = [input_ids, attention_mask, position_ids]
-        keys = [
-            tuple(t[i].detach().cpu().numpy().tobytes() for t in parts if t is not None)
-            for i in range(input_ids.shape[0])
+        # one copy to the host per tensor (not per row), then each row's bytes
+        parts = [
+            t.detach().cpu().numpy()
+            for t in (input_ids, attention_mask, position_ids)
+            if t is not None
         ]
+        keys = [tuple(a[i].tobytes() for a in parts) for i in range(input_ids.shape[0])]
         new = [i for i, k in enumerate(keys) if k not in self._rows]
         if new:
             with torch.no_grad():

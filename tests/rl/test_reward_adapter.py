@@ -185,6 +185,13 @@ def test_a_frozen_value_backbone_reads_each_row_once(minilm_reward_dir: Path) ->
     with torch.no_grad():  # a new row is read; the kept ones are not read again
         get_reward(value, ids[:1].roll(1, dims=1), tok.pad_token_id, 16)
     assert (feats.computed, feats.reused) == (4, 3)
+    # it keeps one rollout batch, not every row it ever read
+    small = FrozenFeatures(feats.backbone, keep=2)
+    with torch.no_grad():
+        small(input_ids=ids, attention_mask=mask)  # a call's own rows all stay for it
+        assert len(small._rows) == 3
+        small(input_ids=ids[:1].roll(1, dims=1), attention_mask=mask[:1])
+    assert len(small._rows) == 2 and small.computed == 4
 
 
 def test_trl_get_reward_equals_the_reward_for_functions_and_a_reward_model(
